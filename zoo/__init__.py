@@ -1,0 +1,63 @@
+"""zoo: a plugin-based zoo of exact-likelihood generative models for PyTorch.
+
+    import zoo
+    model = zoo.load("realnvp-moons")      # pulls (or builds) the artifact if needed
+    x = model.sample(1000)
+    nats = model.log_prob(x)
+
+The public names are imported lazily so that ``import zoo`` (and ``zoo list``) stays fast:
+torch is imported only when a model is built or loaded.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from zoo.hookspecs import hookimpl
+
+__all__ = [
+    "hookimpl",
+    "Family",
+    "ZooModel",
+    "Dataset",
+    "Recipe",
+    "list_models",
+    "info",
+    "get_family",
+    "get_dataset",
+    "pull",
+    "load",
+    "save",
+    "train",
+    "evaluate",
+]
+
+_LAZY = {
+    "Family": "zoo.family",
+    "ZooModel": "zoo.model",
+    "Dataset": "zoo.data",
+    "Recipe": "zoo.recipe",
+    "list_models": "zoo.api",
+    "info": "zoo.api",
+    "get_family": "zoo.api",
+    "get_dataset": "zoo.api",
+    "pull": "zoo.api",
+    "load": "zoo.api",
+    "save": "zoo.api",
+    "train": "zoo.api",
+    "evaluate": "zoo.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,185 @@
+"""The catalog: named artifacts and the recipe that builds each one.
+
+Entries come from ``registry.yaml`` (shipped in the package; ``ZOO_REGISTRY`` points at
+another file) and from plugins' ``zoo_register_entries`` hooks. Each is validated on load:
+an unknown key, a missing field, a wrong type, an unknown family or dataset, or a family
+config the family refuses gives one message naming the entry and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zoo import config as _config
+from zoo.errors import CatalogError, ConfigError, NotFoundError
+from zoo.names import check_catalog_name, check_repo_id, check_revision
+from zoo.recipe import Recipe
+
+BUILTIN_REGISTRY = Path(__file__).with_name("registry.yaml")
+SHA256_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """Published weights for an entry: a Hub repository, a revision and the weights' sha256."""
+
+    repo: str
+    revision: str = "main"
+    sha256: str | None = None
+
+    def validate(self) -> None:
+        check_repo_id(self.repo)
+        check_revision(self.revision)
+        if self.sha256 is not None and (len(self.sha256) != 64 or set(self.sha256) - SHA256_HEX):
+            raise ConfigError(f"sha256: expected 64 lower-case hex digits, got {self.sha256!r}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One catalog entry."""
+
+    name: str
+    family: str
+    dataset: str
+    recipe: Recipe
+    config: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    sources: list[HubSource] = field(default_factory=list)
+    provider: str = field(default="registry.yaml", compare=False)
+
+    def validate(self) -> None:
+        check_catalog_name(self.name)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = _config.to_dict(self)
+        data.pop("provider")
+        return data
+
+
+class Catalog:
+    """All entries by name."""
+
+    def __init__(self, entries: dict[str, Entry]) -> None:
+        self.entries = entries
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def get(self, name: str) -> Entry:
+        """The entry called ``name``; an unknown name suggests close matches."""
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise NotFoundError(unknown_name_message("model", name, self.entries)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+    def __iter__(self):
+        return iter(self.entries[name] for name in self.names())
+
+
+def unknown_name_message(what: str, name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown {what} {name!r}{hint}"
+
+
+def parse_entry(raw: Any, *, where: str, provider: str) -> Entry:
+    """Validate one raw entry: its own fields, and that its family, dataset and config exist."""
+    from zoo.plugins import registry
+
+    if isinstance(raw, dict) and "provider" in raw:
+        raise ConfigError(f"{where}: unknown key 'provider'")
+    entry = _config.parse(Entry, raw, where=where)
+    reg = registry()
+    family = reg.get("families", entry.family)
+    if family is None:
+        raise ConfigError(f"{where}, field 'family': " + unknown_name_message(
+            "family", entry.family, reg.names("families")) + _install_hint(reg))
+    if reg.get("datasets", entry.dataset) is None:
+        raise ConfigError(f"{where}, field 'dataset': " + unknown_name_message(
+            "dataset", entry.dataset, reg.names("datasets")))
+    family.obj.parse_config(entry.config, where=f"{where}, field 'config'")
+    return dataclasses.replace(entry, provider=provider)
+
+
+def _install_hint(reg: Any) -> str:
+    return f" (installed families: {', '.join(reg.names('families')) or 'none'})"
+
+
+def read_registry(path: Path) -> list[Any]:
+    """The raw entries of a registry file (a YAML mapping with a list under ``entries``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"cannot read the catalog {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path.name} is not valid YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(data, dict) or set(data) - {"version", "entries"}:
+        raise CatalogError(f"{path.name}: expected a mapping with keys 'version' and 'entries'")
+    if data.get("version", 1) != 1:
+        raise CatalogError(f"{path.name}: unsupported catalog version {data.get('version')!r}")
+    entries = data.get("entries") or []
+    if not isinstance(entries, list):
+        raise CatalogError(f"{path.name}: 'entries' must be a list")
+    return entries
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Read, validate and merge the registry file and the plugins' entries."""
+    from zoo.plugins import registry
+
+    path = Path(path or os.environ.get("ZOO_REGISTRY") or BUILTIN_REGISTRY)
+    entries: dict[str, Entry] = {}
+    for i, raw in enumerate(read_registry(path)):
+        label = raw.get("name") if isinstance(raw, dict) else None
+        where = f"{path.name} entry {label!r}" if isinstance(label, str) else f"{path.name} entry #{i + 1}"
+        try:
+            entry = parse_entry(raw, where=where, provider=path.name)
+        except ConfigError as exc:
+            raise CatalogError(str(exc)) from None
+        if entry.name in entries:
+            raise CatalogError(f"{path.name}: entry {entry.name!r} is defined twice")
+        entries[entry.name] = entry
+    reg = registry()
+    for name, item in sorted(reg.items["entries"].items()):
+        info = reg.plugins[item.plugin]
+        try:
+            entry = parse_entry(item.obj, where=f"plugin {item.plugin!r} entry {name!r}",
+                                provider=item.plugin)
+            if name in entries:
+                raise ConfigError(f"entry {name!r} of plugin {item.plugin!r} is already defined "
+                                  f"by {entries[name].provider}")
+        except ConfigError as exc:  # a plugin's bad entry is its own failure, not the catalog's
+            reg._fail(info, CatalogError(str(exc)))
+            continue
+        entries[name] = entry
+    return Catalog(entries)
+
+
+_catalog: Catalog | None = None
+
+
+def catalog() -> Catalog:
+    """The process-wide catalog, loaded on first use."""
+    global _catalog
+    if _catalog is None:
+        _catalog = load_catalog()
+    return _catalog
+
+
+def reset() -> None:
+    """Forget the loaded catalog (after plugins or ``ZOO_REGISTRY`` change)."""
+    global _catalog
+    _catalog = None

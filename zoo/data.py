@@ -1,0 +1,129 @@
+"""Datasets registered by name, and the four built-in ones (DESIGN.md, "Data protocols").
+
+A ``Dataset`` describes one kind of data (continuous vectors or discrete images) and loads a
+split as one tensor. The protocols are fixed: every number zoo reports uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from zoo.errors import DataError
+from zoo.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import torch
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A named dataset.
+
+    ``loader(split, root)`` returns the whole split as a tensor: float32 ``[N, D]`` for
+    continuous data, int64 ``[N, *shape]`` in ``0..levels-1`` for discrete data. A dataset
+    whose training examples are re-drawn every epoch (binarized MNIST) returns the
+    underlying probabilities for ``"train"`` and sets ``per_epoch(x, generator)`` to draw
+    them; the trainer calls it once per pass over the data.
+    """
+
+    name: str
+    kind: Literal["continuous", "discrete"]
+    shape: tuple[int, ...]
+    loader: Callable[[str, Path], torch.Tensor]
+    levels: int | None = None
+    description: str = ""
+    per_epoch: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+
+    def load(self, split: str, root: str | Path | None = None) -> torch.Tensor:
+        """Load ``split`` ("train" or "test"); ``root`` defaults to ``$ZOO_DATA``."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        from zoo.store import data_dir
+
+        return self.loader(split, Path(root) if root is not None else data_dir())
+
+    def draw(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The examples to train on for one epoch (``x`` itself unless re-drawn per epoch)."""
+        return x if self.per_epoch is None else self.per_epoch(x, generator)
+
+
+# --- built-in loaders -------------------------------------------------------------------
+
+MOONS_SIZE = {"train": 20000, "test": 20000}
+MOONS_SEED = {"train": 0, "test": 1}
+
+
+def load_moons(split: str, root: Path) -> torch.Tensor:
+    """sklearn's two moons, noise 0.1: train n=20000 seed 0, test n=20000 seed 1."""
+    import torch
+    from sklearn.datasets import make_moons
+
+    x, _ = make_moons(MOONS_SIZE[split], noise=0.1, random_state=MOONS_SEED[split])
+    return torch.as_tensor(x, dtype=torch.float32)
+
+
+def load_digits(split: str, root: Path) -> torch.Tensor:
+    """sklearn's bundled 8x8 digits as int 0..16; a fixed permutation gives 1437 train, 360 test."""
+    import torch
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    images = torch.as_tensor(sk_load_digits().images, dtype=torch.int64).unsqueeze(1)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    return images[order[:1437]] if split == "train" else images[order[1437:]]
+
+
+def load_mnist(split: str, root: Path) -> torch.Tensor:
+    """torchvision's MNIST (official split) as int64 [N, 1, 28, 28] in 0..255."""
+    import torchvision
+
+    try:
+        ds = torchvision.datasets.MNIST(str(root), train=split == "train", download=False)
+    except RuntimeError as exc:
+        raise DataError(
+            f"MNIST not found: looked for its IDX files under {Path(root) / 'MNIST' / 'raw'} "
+            f"({exc}). Download it on a machine with internet with "
+            f"`python -c \"import torchvision; torchvision.datasets.MNIST('{root}', download=True)\"` "
+            "or set ZOO_DATA to a folder that holds MNIST/raw."
+        ) from None
+    return ds.data.long().unsqueeze(1)
+
+
+def load_binarized_mnist(split: str, root: Path) -> torch.Tensor:
+    """MNIST/255 as Bernoulli probabilities; the test split is drawn once with seed 0."""
+    import torch
+
+    probs = load_mnist(split, root).float() / 255.0
+    if split == "train":
+        return probs
+    return torch.bernoulli(probs, generator=torch.Generator().manual_seed(0)).long()
+
+
+def draw_binary(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One Bernoulli draw of every pixel: the binarized-MNIST training set of one epoch."""
+    import torch
+
+    return torch.bernoulli(probs, generator=generator).long()
+
+
+BUILTIN = (
+    Dataset("moons", "continuous", (2,), load_moons,
+            description="sklearn two moons, noise 0.1 (D=2)"),
+    Dataset("digits", "discrete", (1, 8, 8), load_digits, levels=17,
+            description="sklearn 8x8 digits, 17 levels (offline)"),
+    Dataset("mnist", "discrete", (1, 28, 28), load_mnist, levels=256,
+            description="MNIST via torchvision, 256 levels"),
+    Dataset("binarized-mnist", "discrete", (1, 28, 28), load_binarized_mnist, levels=2,
+            description="MNIST binarized by Bernoulli draws, re-drawn every epoch",
+            per_epoch=draw_binary),
+)
+
+
+@hookimpl
+def zoo_register_datasets(register):
+    for dataset in BUILTIN:
+        register(dataset)

@@ -1,0 +1,42 @@
+"""The exceptions zoo raises. Every one carries a message meant for a person.
+
+The command line prints ``str(error)`` on one line and exits non-zero; nothing else.
+"""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """Base class of every error zoo raises on purpose."""
+
+
+class ConfigError(ZooError, ValueError):
+    """A configuration (family config, recipe, catalog entry, artifact config) is invalid."""
+
+
+class CatalogError(ZooError):
+    """The catalog (registry.yaml or a plugin's entries) is malformed."""
+
+
+class NotFoundError(ZooError, LookupError):
+    """A model, family, dataset or file that was asked for does not exist."""
+
+
+class PluginError(ZooError):
+    """A plugin failed to load or registered something invalid."""
+
+
+class ArtifactError(ZooError):
+    """An artifact directory is missing, incomplete, corrupted or does not match its config."""
+
+
+class DataError(ZooError):
+    """A dataset cannot be loaded (missing files, wrong format)."""
+
+
+class TrainingError(ZooError):
+    """Training cannot go on (for example, the loss became non-finite)."""
+
+
+class HubError(ZooError):
+    """Talking to the Hugging Face Hub failed; the message says what to do."""

@@ -1,0 +1,88 @@
+"""What a model family is: a named recipe for building, scoring, sampling and training models.
+
+A plugin subclasses ``Family``, sets ``name``, ``data_kind`` and ``Config`` (a frozen
+dataclass, see ``zoo.config``) and implements ``create``. This module imports no torch so
+that registering a family stays cheap; implementations import torch inside ``create``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from zoo import config as _config
+from zoo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from zoo.model import ZooModel
+
+DataKind = Literal["continuous", "discrete"]
+
+
+class Family:
+    """Base class of a model family.
+
+    Class attributes to set:
+
+    - ``name``: unique family name, used in catalog entries and artifacts.
+    - ``data_kind``: ``"continuous"`` (float32 ``[B, D]``) or ``"discrete"`` (int64 values in
+      ``0..levels-1`` of shape ``[B, *shape]``).
+    - ``Config``: a frozen dataclass with a ``shape`` field (and ``levels`` for discrete
+      data); every other field has a default.
+    - ``description``: one line shown by ``zoo plugins``.
+    """
+
+    name: ClassVar[str]
+    data_kind: ClassVar[DataKind]
+    Config: ClassVar[type]
+    description: ClassVar[str] = ""
+
+    def parse_config(self, raw: Mapping[str, Any] | Any, *, where: str | None = None) -> Any:
+        """Validate a raw mapping (or pass through a ``Config``) before anything is allocated."""
+        return _config.parse(self.Config, raw, where=where or f"{self.name} config")
+
+    def build(self, config: Mapping[str, Any] | Any) -> ZooModel:
+        """A freshly initialised model for ``config`` (a mapping or a ``Config``)."""
+        cfg = self.parse_config(config)
+        model = self.create(cfg)
+        model.family = self.name
+        model.config = cfg
+        return model
+
+    def create(self, config: Any) -> ZooModel:
+        """Build the model from a validated config. Subclasses implement this."""
+        raise NotImplementedError(f"family {self.name!r} does not implement create()")
+
+    def log_prob(self, model: ZooModel, x: Any) -> Any:
+        """Exact log-probability of each example of ``x``, in nats, shape ``[B]``."""
+        return model.log_prob(x)
+
+    def sample(self, model: ZooModel, n: int, **kwargs: Any) -> Any:
+        """``n`` samples; see ``ZooModel.sample`` for the keyword arguments."""
+        return model.sample(n, **kwargs)
+
+    def train(self, model: ZooModel, dataset: Any, recipe: Any, **kwargs: Any) -> Any:
+        """Fit ``model`` by maximum likelihood; the default is the core's generic trainer."""
+        from zoo.training import fit
+
+        return fit(model, dataset, recipe, **kwargs)
+
+    def config_dict(self, config: Any) -> dict[str, Any]:
+        """The JSON form of a config, as stored in an artifact's ``config.json``."""
+        return _config.to_dict(config)
+
+    def __repr__(self) -> str:
+        return f"<zoo family {self.name!r} ({self.data_kind})>"
+
+
+def check_shape_field(shape: tuple[int, ...], *, max_elements: int = 1 << 22) -> None:
+    """Shared validation for a config's ``shape``: positive sizes, not absurdly large."""
+    if not shape:
+        raise ConfigError("shape: must have at least one dimension")
+    total = 1
+    for size in shape:
+        if size < 1:
+            raise ConfigError(f"shape: sizes must be positive, got {list(shape)}")
+        total *= size
+    if total > max_elements:
+        raise ConfigError(f"shape: {list(shape)} has {total} elements, more than {max_elements}")

@@ -1,0 +1,119 @@
+"""The base class of every zoo model, and the input checks all families share.
+
+A ``ZooModel`` is an ``nn.Module`` that knows its family and config and scores and samples
+data directly: ``model.log_prob(x)`` and ``model.sample(n, ...)``. Everything the model needs
+(masks, permutations) is a registered buffer, so its ``state_dict`` is the whole model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class ZooModel(nn.Module):
+    """A model of a zoo family. Subclasses implement ``log_prob`` and ``sample``."""
+
+    family: str = ""
+    config: Any = None
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact log-probability of each example, in nats: float tensor of shape ``[B]``."""
+        raise NotImplementedError
+
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        given: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """Draw ``n`` samples.
+
+        ``temperature`` scales the spread (1 is the model itself); ``generator`` makes the
+        draw reproducible. Autoregressive families also complete partly known inputs: where
+        ``mask`` is true, the sample keeps the value of ``given``.
+        """
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
+
+def check_continuous(x: Any, dim: int) -> Tensor:
+    """Validate a batch of continuous data: a finite floating tensor of shape ``[B, dim]``."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"expected a torch.Tensor of shape [B, {dim}], got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected a floating-point tensor of shape [B, {dim}], got {x.dtype}")
+    if x.dim() != 2 or x.shape[1] != dim:
+        raise ValueError(f"expected shape [B, {dim}], got {list(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("input contains NaN or infinite values")
+    return x
+
+
+def check_discrete(x: Any, shape: tuple[int, ...], levels: int) -> Tensor:
+    """Validate a batch of discrete data: an integer tensor ``[B, *shape]`` in ``0..levels-1``."""
+    want = "[B, " + ", ".join(str(s) for s in shape) + "]"
+    if not isinstance(x, Tensor):
+        raise ValueError(f"expected an integer torch.Tensor of shape {want}, got {type(x).__name__}")
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise ValueError(
+            f"expected integer values in 0..{levels - 1} (dtype int64) of shape {want}, got {x.dtype}"
+        )
+    if tuple(x.shape[1:]) != tuple(shape) or x.dim() != len(shape) + 1:
+        raise ValueError(f"expected shape {want}, got {list(x.shape)}")
+    if x.numel() and (x.min() < 0 or x.max() >= levels):
+        raise ValueError(
+            f"values must lie in 0..{levels - 1}, got range {int(x.min())}..{int(x.max())}"
+        )
+    return x.long()
+
+
+def check_sampling(n: Any, temperature: Any) -> None:
+    """Refuse a sample count that is not a positive integer and a non-positive temperature."""
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"number of samples must be a positive integer, got {n!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise ValueError(f"temperature must be a number, got {temperature!r}")
+    if not temperature > 0 or temperature == float("inf"):
+        raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
+
+
+def check_completion(
+    given: Tensor | None, mask: Tensor | None, n: int, shape: tuple[int, ...], levels: int
+) -> tuple[Tensor, Tensor] | None:
+    """Validate ``given``/``mask`` for completion sampling; returns them broadcast to ``[n, *shape]``."""
+    if given is None and mask is None:
+        return None
+    if given is None or mask is None:
+        raise ValueError("completion needs both `given` (values) and `mask` (which are known)")
+    full = (n, *shape)
+    if given.dim() == len(shape):
+        given = given.unsqueeze(0)
+    if mask.dim() == len(shape):
+        mask = mask.unsqueeze(0)
+    try:
+        given = given.expand(full)
+        mask = mask.expand(full)
+    except RuntimeError:
+        raise ValueError(
+            f"`given` and `mask` must have shape {list(shape)} or [{n}, ...], "
+            f"got {list(given.shape)} and {list(mask.shape)}"
+        ) from None
+    if mask.dtype != torch.bool:
+        raise ValueError(f"`mask` must be a bool tensor, got {mask.dtype}")
+    known = given[mask]
+    if given.is_floating_point() or (known.numel() and (known.min() < 0 or known.max() >= levels)):
+        raise ValueError(f"known values in `given` must be integers in 0..{levels - 1}")
+    return given.long(), mask

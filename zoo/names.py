@@ -1,0 +1,57 @@
+"""What a name may look like: catalog names, Hub repository ids and revisions.
+
+Names end up in paths under ``$ZOO_HOME``; validating them here is what keeps
+``zoo pull ../../etc`` from writing anywhere else.
+"""
+
+from __future__ import annotations
+
+import re
+
+from zoo.errors import ConfigError
+
+CATALOG_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
+HUB_PREFIX = "hf-hub:"
+
+
+def check_catalog_name(name: object) -> str:
+    """A catalog name: lower-case letters, digits, '.', '_' and '-', at most 64 characters."""
+    if not isinstance(name, str) or not CATALOG_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            f"invalid model name {_show(name)}: use lower-case letters, digits, '.', '_' and '-' "
+            "(at most 64 characters), like 'realnvp-moons'"
+        )
+    return name
+
+
+def check_repo_id(repo: object) -> str:
+    """A Hub repository id, ``ORG/REPO``."""
+    if not isinstance(repo, str) or not REPO_ID.fullmatch(repo) or ".." in repo:
+        raise ConfigError(f"invalid Hub repository id {_show(repo)}: expected ORG/REPO")
+    return repo
+
+
+def check_revision(revision: object) -> str:
+    """A branch, tag or commit hash."""
+    bad = not isinstance(revision, str) or not REVISION.fullmatch(revision)
+    if bad or ".." in revision or "//" in revision or revision.endswith("/"):
+        raise ConfigError(f"invalid revision {_show(revision)}: expected a branch, tag or commit")
+    return revision
+
+
+def parse_hub_name(name: str) -> tuple[str, str | None]:
+    """``hf-hub:ORG/REPO[@REV]`` -> (repo id, revision or None)."""
+    body = name[len(HUB_PREFIX):]
+    repo, _, revision = body.partition("@")
+    check_repo_id(repo)
+    if "@" in name[len(HUB_PREFIX):]:
+        check_revision(revision)
+        return repo, revision
+    return repo, None
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

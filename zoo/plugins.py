@@ -1,0 +1,235 @@
+"""Finding plugins and collecting what they register.
+
+Built-in hooks (the core's datasets) and every module of the ``zoo`` entry-point group are
+loaded one at a time: a plugin that fails to import or to register is recorded with its
+error and the rest keep working (``ZOO_STRICT_PLUGINS=1`` makes such a failure fatal).
+``ZOO_LOAD_PLUGINS`` (comma-separated allowlist) and ``ZOO_DISABLE_PLUGINS`` (blocklist)
+choose which entry-point plugins load.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from zoo import hookspecs
+from zoo.errors import PluginError
+
+KINDS = ("families", "datasets", "entries")
+HOOKS = {
+    "families": "zoo_register_families",
+    "datasets": "zoo_register_datasets",
+    "entries": "zoo_register_entries",
+}
+
+
+@dataclass
+class PluginInfo:
+    """What ``zoo plugins`` shows about one plugin."""
+
+    name: str
+    version: str | None = None
+    source: str = ""  # where it came from: a distribution, "zoo (built-in)", "in-process"
+    module: str = ""
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "module": self.module,
+            "hooks": self.hooks,
+            "registered": self.registered,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Registration:
+    """One registered family, dataset or catalog entry, and who provided it."""
+
+    name: str
+    obj: Any
+    plugin: str
+
+
+class PluginRegistry:
+    """Everything the plugins registered, by kind and name."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("zoo")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.items: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        self.conflicts: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def add(self, plugin: Any, info: PluginInfo) -> PluginInfo:
+        """Register a plugin object and run its hooks, recording any failure on ``info``."""
+        self.plugins[info.name] = info
+        try:
+            self.pm.register(plugin, name=info.name)
+        except Exception as exc:  # a malformed hookimpl, a duplicate name
+            return self._fail(info, exc)
+        info.hooks = sorted(
+            impl_name for impl_name in HOOKS.values() if hasattr(plugin, impl_name)
+        )
+        for kind, hook in HOOKS.items():
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                if impl.plugin is plugin:
+                    self._run(impl.function, kind, info)
+        return info
+
+    def _run(self, function: Any, kind: str, info: PluginInfo) -> None:
+        added: list[Registration] = []
+
+        def register(obj: Any) -> None:
+            name = _name_of(obj, kind)
+            added.append(Registration(name, obj, info.name))
+
+        try:
+            function(register=register)
+        except Exception as exc:
+            self._fail(info, exc)
+            return
+        for reg in added:  # only a hook that ran to the end contributes anything
+            other = self.items[kind].get(reg.name)
+            if other is not None and other.plugin != reg.plugin:
+                message = (
+                    f"{_singular(kind)} {reg.name!r} is provided by two plugins: "
+                    f"{other.plugin!r} and {reg.plugin!r}; uninstall one or disable it "
+                    "with ZOO_DISABLE_PLUGINS"
+                )
+                # Neither provider wins: using the name fails, everything else keeps working.
+                self.conflicts[kind][reg.name] = message
+                self._fail(info, PluginError(message))
+                continue
+            self.items[kind][reg.name] = reg
+            info.registered.setdefault(kind, []).append(reg.name)
+
+    def _fail(self, info: PluginInfo, exc: BaseException) -> PluginInfo:
+        error = f"{type(exc).__name__}: {exc}"
+        info.error = error if info.error is None else f"{info.error}; {error}"
+        info.traceback = "".join(traceback.format_exception(exc))
+        if strict():
+            raise PluginError(f"plugin {info.name!r} failed: {error}") from exc
+        return info
+
+    def load_entry_points(self) -> None:
+        allow = _env_list("ZOO_LOAD_PLUGINS")
+        deny = _env_list("ZOO_DISABLE_PLUGINS")
+        for ep in sorted(metadata.entry_points(group="zoo"), key=lambda e: e.name):
+            if (allow is not None and ep.name not in allow) or ep.name in (deny or ()):
+                continue
+            if ep.name in self.plugins:
+                continue  # the same distribution seen twice on sys.path
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(
+                name=ep.name,
+                version=dist.version if dist else None,
+                source=f"{dist.metadata['Name']} (entry point)" if dist else "entry point",
+                module=ep.value,
+            )
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self.plugins[info.name] = info
+                self._fail(info, exc)
+                continue
+            self.add(plugin, info)
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def get(self, kind: str, name: str) -> Registration | None:
+        """The registration of ``name``; a name two plugins provide is an error."""
+        if name in self.conflicts[kind]:
+            raise PluginError(self.conflicts[kind][name])
+        return self.items[kind].get(name)
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.items[kind])
+
+
+def _singular(kind: str) -> str:
+    return {"families": "family", "datasets": "dataset", "entries": "catalog entry"}[kind]
+
+
+def _name_of(obj: Any, kind: str) -> str:
+    if kind == "entries":
+        name = obj.get("name") if isinstance(obj, dict) else None
+    else:
+        name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"registered {_singular(kind)} {obj!r} has no name")
+    return name
+
+
+def _env_list(var: str) -> set[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return {item.strip() for item in value.split(",") if item.strip()}
+
+
+def strict() -> bool:
+    return os.environ.get("ZOO_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
+
+
+_registry: PluginRegistry | None = None
+_extra: list[tuple[Any, str]] = []
+
+
+def registry() -> PluginRegistry:
+    """The process-wide plugin registry, loaded on first use."""
+    global _registry
+    if _registry is None:
+        reg = PluginRegistry()
+        from zoo import data
+
+        reg.add(data, PluginInfo(name="zoo.data", version=_zoo_version(), source="zoo (built-in)",
+                                 module="zoo.data"))
+        reg.load_entry_points()
+        for plugin, name in _extra:
+            reg.add(plugin, PluginInfo(name=name, source="in-process", module=repr(plugin)))
+        _registry = reg
+    return _registry
+
+
+def register_plugin(plugin: Any, name: str | None = None) -> PluginInfo:
+    """Add a plugin object in-process (tests, notebooks): it stays registered until ``unregister_plugin``."""
+    name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+    _extra.append((plugin, name))
+    reset()
+    return registry().plugins[name]
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin added with ``register_plugin``."""
+    _extra[:] = [(p, n) for p, n in _extra if n != name]
+    reset()
+
+
+def reset() -> None:
+    """Forget what was loaded: the next lookup loads the plugins again."""
+    global _registry
+    _registry = None
+    from zoo import catalog
+
+    catalog.reset()
+
+
+def _zoo_version() -> str | None:
+    try:
+        return metadata.version("genzoo")
+    except metadata.PackageNotFoundError:
+        return None

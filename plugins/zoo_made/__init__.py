@@ -1,0 +1,1 @@
+"""Placeholder: the made family plugin is being written."""

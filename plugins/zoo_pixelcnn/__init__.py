@@ -1,0 +1,1 @@
+"""Placeholder: the pixelcnn family plugin is being written."""

@@ -1,0 +1,14 @@
+"""RealNVP: a stack of affine coupling layers over continuous vectors, with exact log p.
+
+A first-party plugin written exactly as a third party would write one: it is found through
+the ``zoo`` entry-point group and registers its family through ``zoo_register_families``.
+"""
+
+import zoo
+
+from zoo_realnvp.family import RealNVPFamily
+
+
+@zoo.hookimpl
+def zoo_register_families(register):
+    register(RealNVPFamily())

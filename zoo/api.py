@@ -1,0 +1,223 @@
+"""The Python API. The command line calls these functions and nothing else.
+
+Names: a catalog name (``realnvp-moons``), ``hf-hub:ORG/REPO[@REV]`` for a Hub repository,
+or a path to an artifact directory (anything with a path separator, or an existing folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo import store
+from zoo.catalog import Entry, catalog, unknown_name_message
+from zoo.errors import ArtifactError, NotFoundError, ZooError
+from zoo.names import HUB_PREFIX
+
+if TYPE_CHECKING:
+    from zoo.data import Dataset
+    from zoo.evaluation import Evaluation
+    from zoo.family import Family
+    from zoo.model import ZooModel
+
+
+def list_models() -> list[str]:
+    """The names of every catalog entry, sorted."""
+    return catalog().names()
+
+
+def get_entry(name: str) -> Entry:
+    """The catalog entry called ``name``."""
+    return catalog().get(name)
+
+
+def get_family(name: str) -> Family:
+    """The registered family called ``name`` (``zoo.get_family("realnvp").build({...})``)."""
+    from zoo.plugins import registry
+
+    reg = registry()
+    found = reg.get("families", name)
+    if found is None:
+        raise NotFoundError(
+            unknown_name_message("family", name, reg.names("families"))
+            + f" (installed: {', '.join(reg.names('families')) or 'none'}; is its plugin installed?)"
+        )
+    return found.obj
+
+
+def get_dataset(name: str) -> Dataset:
+    """The registered dataset called ``name``."""
+    from zoo.plugins import registry
+
+    reg = registry()
+    found = reg.get("datasets", name)
+    if found is None:
+        raise NotFoundError(unknown_name_message("dataset", name, reg.names("datasets")))
+    return found.obj
+
+
+def is_path(name: str) -> bool:
+    """Whether ``name`` names an artifact directory rather than a catalog or Hub model."""
+    if name.startswith(HUB_PREFIX):
+        return False
+    return os.sep in name or "/" in name or name.startswith((".", "~")) or Path(name).is_dir()
+
+
+def is_complete(path: Path) -> bool:
+    """Whether ``path`` holds all three files of an artifact (their contents are checked on load)."""
+    from zoo.artifacts import FILES
+
+    return all((path / f).is_file() for f in FILES)
+
+
+def pull(name: str, *, force: bool = False, offline: bool = False,
+         progress: bool | None = None) -> Path:
+    """Make the artifact of ``name`` available locally and return its directory.
+
+    A catalog entry is downloaded from its published Hub source when it has one, and built
+    from its recipe otherwise (or when the Hub cannot be reached). Once stored, a second
+    pull returns at once; ``force`` builds or downloads it again.
+    """
+    if name.startswith(HUB_PREFIX):
+        from zoo import hub
+
+        return hub.pull(name, force=force, offline=offline)
+    if is_path(name):
+        path = Path(name).expanduser()
+        if not is_complete(path):
+            raise NotFoundError(f"no artifact at {path}: expected {', '.join(_files())}")
+        return path
+    entry = get_entry(name)
+    final = store.artifact_dir(entry.name)
+    if not force and is_complete(final):
+        return final
+    with store.locked(entry.name):
+        # Another process may have finished it while we waited for the lock.
+        if not force and is_complete(final):
+            return final
+        store.clean_leftovers(final)
+        with store.staging(final) as tmp:
+            fetch_or_build(entry, tmp, offline=offline, progress=progress)
+            return store.publish(tmp, final)
+
+
+def fetch_or_build(entry: Entry, directory: Path, *, offline: bool = False,
+                   progress: bool | None = None) -> None:
+    """Fill ``directory`` with ``entry``'s artifact: its Hub source if it can, else its recipe."""
+    if entry.sources:
+        from zoo import hub
+
+        if hub.fetch_entry(entry, directory, offline=offline):
+            return
+    build_artifact(entry, directory, progress=progress)
+
+
+def build_artifact(entry: Entry, directory: Path, *, steps: int | None = None,
+                   seed: int | None = None, progress: bool | None = None,
+                   **train_options: Any) -> ZooModel:
+    """Train ``entry``'s model from its recipe, evaluate it on the test split, write it out."""
+    from zoo import artifacts
+    from zoo.config import to_dict
+    from zoo.evaluation import evaluate as score
+
+    import torch
+
+    recipe = entry.recipe if seed is None else dataclasses.replace(entry.recipe, seed=seed)
+    family = get_family(entry.family)
+    dataset = get_dataset(entry.dataset)
+    torch.manual_seed(recipe.seed)
+    model = family.build(entry.config)
+    result = family.train(model, dataset, recipe, steps=steps, progress=progress, **train_options)
+    test = score(model, dataset.load("test"), recipe.eval_batch_size)
+    metrics = {"test_nll": test.nll, "test_nll_stderr": test.stderr,
+               "bits_per_dim": test.bits_per_dim, "test_n": float(test.n)}
+    if result.val_nll is not None:
+        metrics["val_nll"] = result.val_nll
+    recipe_dict = to_dict(recipe)
+    if steps is not None:
+        recipe_dict["steps"] = steps
+    artifacts.write(directory, model, name=entry.name, description=entry.description,
+                    dataset=entry.dataset, recipe=recipe_dict, metrics=metrics,
+                    source={"kind": "recipe", "best_step": result.best_step})
+    return model
+
+
+def load(name_or_path: str | os.PathLike, *, device: Any = "cpu",
+         offline: bool = False) -> ZooModel:
+    """The model called ``name_or_path``, pulled first if needed, ready for ``sample``/``log_prob``."""
+    from zoo import artifacts
+
+    return artifacts.load(pull(os.fspath(name_or_path), offline=offline), device=device)
+
+
+def save(model: ZooModel, path: str | os.PathLike, **meta: Any) -> Path:
+    """Save a model as an artifact directory (atomically)."""
+    from zoo import artifacts
+
+    return artifacts.save(model, Path(path), **meta)
+
+
+def train(name: str, *, output: str | os.PathLike | None = None, steps: int | None = None,
+          seed: int | None = None, progress: bool | None = None, **train_options: Any) -> Path:
+    """Train the catalog entry ``name`` from its recipe and save the artifact at ``output``.
+
+    ``output`` defaults to the store (replacing the stored artifact of ``name``).
+    """
+    entry = get_entry(name)
+    final = Path(output) if output is not None else store.artifact_dir(entry.name)
+    with store.staging(final) as tmp:
+        build_artifact(entry, tmp, steps=steps, seed=seed, progress=progress, **train_options)
+        return store.publish(tmp, final)
+
+
+def evaluate(name_or_model: Any, *, split: str = "test", dataset: str | None = None,
+             batch_size: int = 4096) -> Evaluation:
+    """Test NLL in nats per example (with standard error) and bits/dim of a model."""
+    from zoo.evaluation import evaluate as score
+    from zoo.model import ZooModel
+
+    model = name_or_model if isinstance(name_or_model, ZooModel) else load(name_or_model)
+    artifact = getattr(model, "artifact", None)
+    dataset = dataset or (artifact.dataset if artifact is not None else None)
+    if dataset is None:
+        raise ZooError("this model does not record its dataset; pass dataset=NAME")
+    return score(model, get_dataset(dataset).load(split), batch_size)
+
+
+def info(name: str) -> dict[str, Any]:
+    """What is known about ``name``: its catalog entry and, if pulled, its stored artifact."""
+    from zoo import artifacts
+
+    result: dict[str, Any] = {"name": name}
+    path: Path | None = None
+    if name.startswith(HUB_PREFIX):
+        from zoo import hub
+
+        path = hub.cached_path(name)
+    elif is_path(name):
+        path = Path(name).expanduser()
+    else:
+        entry = get_entry(name)
+        result.update(entry.as_dict())
+        result["provider"] = entry.provider
+        path = store.artifact_dir(name)
+    result["pulled"] = path is not None and is_complete(path)
+    if result["pulled"]:
+        try:
+            cfg = artifacts.read_config(path)
+        except ArtifactError as exc:
+            result["artifact_error"] = str(exc)
+        else:
+            result["path"] = str(path)
+            result["artifact"] = dataclasses.asdict(cfg)
+    elif path is not None and is_path(name):
+        raise NotFoundError(f"no artifact at {path}")
+    return result
+
+
+def _files() -> tuple[str, ...]:
+    from zoo.artifacts import FILES
+
+    return FILES

@@ -118,11 +118,11 @@ def build_artifact(entry: Entry, directory: Path, *, steps: int | None = None,
                    seed: int | None = None, progress: bool | None = None,
                    **train_options: Any) -> ZooModel:
     """Train ``entry``'s model from its recipe, evaluate it on the test split, write it out."""
+    import torch
+
     from zoo import artifacts
     from zoo.config import to_dict
     from zoo.evaluation import evaluate as score
-
-    import torch
 
     recipe = entry.recipe if seed is None else dataclasses.replace(entry.recipe, seed=seed)
     family = get_family(entry.family)

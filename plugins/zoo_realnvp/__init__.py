@@ -5,7 +5,6 @@ the ``zoo`` entry-point group and registers its family through ``zoo_register_fa
 """
 
 import zoo
-
 from zoo_realnvp.family import RealNVPFamily
 
 

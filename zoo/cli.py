@@ -1,0 +1,241 @@
+"""The ``zoo`` command: thin click commands over ``zoo.api``.
+
+Every error a user can cause prints one line on stderr and exits non-zero; ``--debug``
+shows the traceback instead. Nothing here imports torch until a command needs a model, so
+``zoo list`` and ``zoo --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zoo.errors import ZooError
+
+
+class ZooGroup(click.Group):
+    """A group that turns exceptions into one-line errors (unless ``--debug``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as exc:
+            if ctx.params.get("debug") or os.environ.get("ZOO_DEBUG"):
+                raise
+            raise click.ClickException(one_line(exc)) from None
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line; unexpected errors say how to see more."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (ZooError, ValueError, OSError, LookupError)):
+        return text
+    return f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="genzoo", prog_name="zoo")
+def cli(debug: bool) -> None:
+    """A zoo of exact-likelihood generative models: pull, sample, score, train, publish."""
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(as_json: bool) -> None:
+    """List the models of the catalog."""
+    from zoo import api, store
+    from zoo.catalog import catalog
+
+    rows = []
+    for entry in catalog():
+        rows.append({
+            "name": entry.name,
+            "family": entry.family,
+            "dataset": entry.dataset,
+            "pulled": api.is_complete(store.artifact_dir(entry.name)),
+            "description": entry.description,
+            "provider": entry.provider,
+        })
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("The catalog is empty.")
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        mark = "*" if r["pulled"] else " "
+        click.echo(f"{mark} {r['name']:<{width}}  {r['family']:<10} {r['dataset']:<16} "
+                   f"{r['description']}")
+    click.echo("\n* = pulled into the local store")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(name: str, as_json: bool) -> None:
+    """Show a model's catalog entry and, if pulled, its artifact."""
+    from zoo import api
+
+    data = api.info(name)
+    if as_json:
+        emit_json(data)
+        return
+    artifact = data.get("artifact") or {}
+    lines = [("name", name)]
+    for key in ("family", "dataset", "description", "provider"):
+        value = data.get(key) or artifact.get(key)
+        if value:
+            lines.append((key, value))
+    config = data.get("config") or artifact.get("config")
+    if config:
+        lines.append(("config", json.dumps(config)))
+    if data.get("recipe"):
+        lines.append(("recipe", json.dumps(data["recipe"])))
+    for source in data.get("sources") or []:
+        lines.append(("published", f"{source['repo']}@{source['revision']}"))
+    lines.append(("pulled", "yes" if data["pulled"] else "no"))
+    if data.get("path"):
+        lines.append(("path", data["path"]))
+    if data.get("source") or artifact.get("source"):
+        lines.append(("came from", json.dumps(data.get("source") or artifact.get("source"))))
+    metrics = artifact.get("metrics") or data.get("metrics") or {}
+    for key, value in metrics.items():
+        lines.append((key, f"{value:.4f}" if isinstance(value, float) else value))
+    if data.get("artifact_error"):
+        lines.append(("error", data["artifact_error"]))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins, what each registered, and load errors."""
+    from zoo.plugins import registry
+
+    infos = [p.as_dict() for p in registry().plugins.values()]
+    if as_json:
+        emit_json(infos)
+        return
+    for p in infos:
+        version = f" {p['version']}" if p["version"] else ""
+        click.echo(f"{p['name']}{version}  ({p['source']}: {p['module']})")
+        if p["hooks"]:
+            click.echo(f"  hooks: {', '.join(p['hooks'])}")
+        for kind, names in sorted(p["registered"].items()):
+            click.echo(f"  {kind}: {', '.join(names)}")
+        if p["error"]:
+            click.echo(f"  ERROR: {p['error']}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Download or build again even if stored.")
+@click.option("--offline", is_flag=True, help="Use only what is cached; never the network.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def pull(name: str, force: bool, offline: bool, quiet: bool) -> None:
+    """Download (or build from its recipe) a model and store it; print its path."""
+    from zoo import api
+
+    path = api.pull(name, force=force, offline=offline, progress=False if quiet else None)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--steps", type=click.IntRange(min=1), help="Override the recipe's step count.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override the recipe's seed.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Artifact directory to write (default: the store entry of NAME).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(name: str, steps: int | None, seed: int | None, output: Path | None,
+          quiet: bool) -> None:
+    """Train a catalog model from its recipe and save the artifact."""
+    from zoo import api
+
+    path = api.train(name, output=output, steps=steps, seed=seed,
+                     progress=False if quiet else None)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Where to write: .png (plot or image grid), .pt, .npy, .csv, .safetensors.")
+@click.option("--temperature", "-t", type=float, default=1.0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), help="Seed for reproducible samples.")
+@click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Complete this image (PNG, or .pt/.npy of levels) instead of sampling freely.")
+@click.option("--keep", default="top-half", show_default=True,
+              type=click.Choice(["top-half", "left-half", "bottom-half", "right-half"]),
+              help="With --complete: which part of the image is known.")
+def sample(name: str, count: int, output: Path | None, temperature: float, seed: int | None,
+           complete: Path | None, keep: str) -> None:
+    """Draw samples from a model and save them."""
+    from zoo import api
+    from zoo.sampling import draw, write_samples
+
+    model = api.load(name)
+    samples = draw(model, count, temperature=temperature, seed=seed, complete=complete, keep=keep)
+    output = output or Path(f"{Path(name).name.replace(':', '_')}-samples.png")
+    write_samples(model, samples, output)
+    click.echo(f"wrote {len(samples)} samples to {output}")
+
+
+@cli.command("eval")
+@click.argument("name")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--dataset", help="Dataset to score on (default: the one the model was trained on).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_cmd(name: str, split: str, dataset: str | None, as_json: bool) -> None:
+    """Score a model: NLL in nats per example (with standard error) and bits/dim."""
+    from zoo import api
+
+    result = api.evaluate(name, split=split, dataset=dataset)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    click.echo(f"{split} NLL    {result.nll:.4f} ± {result.stderr:.4f} nats per example")
+    click.echo(f"bits/dim    {result.bits_per_dim:.4f}")
+    click.echo(f"n           {result.n}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--repo", required=True, help="Hub repository, ORG/REPO.")
+@click.option("--revision", help="Branch to push to (default: main).")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--message", "-m", help="Commit message.")
+def push(name: str, repo: str, revision: str | None, private: bool, message: str | None) -> None:
+    """Publish an artifact (catalog name or directory) to the Hugging Face Hub."""
+    from zoo import hub
+
+    result = hub.push(name, repo=repo, revision=revision, private=private, message=message)
+    click.echo(f"pushed to {result.commit_url}")
+    click.echo(f"sha256 of the weights (for registry.yaml): {result.sha256}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="zoo")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

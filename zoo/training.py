@@ -57,7 +57,11 @@ def split_train(dataset: Dataset, x: Tensor, recipe: Recipe) -> Splits:
 
 def make_optimizer(model: ZooModel, recipe: Recipe) -> torch.optim.Optimizer:
     cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    params = list(model.parameters())
+    # The fused kernel updates every tensor in one call: on small models the per-tensor
+    # loop of the default implementation costs more than the model itself.
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused or None)
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, steps: int):

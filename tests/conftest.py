@@ -1,0 +1,54 @@
+"""Shared fixtures: every test gets its own empty store and a freshly loaded plugin registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zoo import plugins
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """An empty ``$ZOO_HOME`` per test; the user's real store is never touched."""
+    home = tmp_path_factory.mktemp("zoo-home")
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    for var in ("ZOO_REGISTRY", "ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_STRICT_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    plugins.reset()
+    yield home
+    plugins.reset()
+
+
+@pytest.fixture
+def registry_file(tmp_path, monkeypatch):
+    """Write a registry.yaml and point ``ZOO_REGISTRY`` at it: ``registry_file(text)``."""
+
+    def write(text: str):
+        path = tmp_path / "registry.yaml"
+        path.write_text(text)
+        monkeypatch.setenv("ZOO_REGISTRY", str(path))
+        plugins.reset()
+        return path
+
+    return write
+
+
+TINY_MOONS = """
+version: 1
+entries:
+  - name: realnvp-tiny
+    family: realnvp
+    dataset: moons
+    description: a tiny flow for tests
+    config: {shape: [2], couplings: 2, hidden: 8}
+    recipe: {steps: 30, batch_size: 64, eval_every: 10, val_fraction: 0.05}
+"""
+
+
+@pytest.fixture
+def tiny_catalog(registry_file):
+    """A catalog with one cheap entry, ``realnvp-tiny`` (trains in well under a second)."""
+    return registry_file(TINY_MOONS)

@@ -83,7 +83,7 @@ def pull(name: str, *, force: bool = False, offline: bool = False,
     if name.startswith(HUB_PREFIX):
         from zoo import hub
 
-        return hub.pull(name, force=force, offline=offline)
+        return hub.pull(name, force=force, offline=offline, progress=progress)
     if is_path(name):
         path = Path(name).expanduser()
         if not is_complete(path):
@@ -109,7 +109,7 @@ def fetch_or_build(entry: Entry, directory: Path, *, offline: bool = False,
     if entry.sources:
         from zoo import hub
 
-        if hub.fetch_entry(entry, directory, offline=offline):
+        if hub.fetch_entry(entry, directory, offline=offline, progress=progress):
             return
     build_artifact(entry, directory, progress=progress)
 
@@ -212,6 +212,11 @@ def info(name: str) -> dict[str, Any]:
         else:
             result["path"] = str(path)
             result["artifact"] = dataclasses.asdict(cfg)
+            # Where it came from: the Hub (source.json, or an hf-hub: snapshot's commit) or
+            # the recipe that built it (recorded inside config.json).
+            from zoo import hub
+
+            result["source"] = hub.source_of(name, path) or dict(cfg.source)
     elif path is not None and is_path(name):
         raise NotFoundError(f"no artifact at {path}")
     return result

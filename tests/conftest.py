@@ -52,3 +52,10 @@ entries:
 def tiny_catalog(registry_file):
     """A catalog with one cheap entry, ``realnvp-tiny`` (trains in well under a second)."""
     return registry_file(TINY_MOONS)
+
+
+@pytest.fixture
+def cli_runner():
+    from click.testing import CliRunner
+
+    return CliRunner()

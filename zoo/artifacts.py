@@ -9,15 +9,18 @@ and JSON only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import config as _config
+from zoo import faults
 from zoo.config import bounds
 from zoo.errors import ArtifactError, ConfigError, NotFoundError
 
@@ -30,6 +33,8 @@ WEIGHTS = "model.safetensors"
 CARD = "README.md"
 FILES = (CONFIG, WEIGHTS, CARD)
 MAX_CONFIG_BYTES = 1 << 20
+MAX_DEPTH = 32  # config.json nests 3 levels; deeper is not ours (and would recurse badly)
+MAX_HEADER_BYTES = 100_000_000  # the largest safetensors header the safetensors library reads
 
 
 @dataclass(frozen=True)
@@ -68,17 +73,23 @@ def read_config(path: str | Path) -> ArtifactConfig:
     file = path / CONFIG
     if not path.is_dir():
         raise NotFoundError(f"no artifact at {path}: not a directory")
+    if not file.is_file():  # missing, or a FIFO that would block the read forever
+        raise ArtifactError(f"{path} is not a zoo artifact: {CONFIG} is missing or not a file")
     try:
         with open(file, "rb") as f:
             raw_bytes = f.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is not a zoo artifact: {CONFIG} is missing") from None
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {file}: {exc.strerror or exc}") from None
     if len(raw_bytes) > MAX_CONFIG_BYTES:
         raise ArtifactError(f"{file}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
         raw = json.loads(raw_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{file} is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and integers too long to convert;
+        # RecursionError a nesting too deep for the parser.
+        raise ArtifactError(f"{file} is not valid JSON: {_short(exc)}") from None
+    if _depth(raw) > MAX_DEPTH:
+        raise ArtifactError(f"{file}: nested more than {MAX_DEPTH} levels deep")
     if isinstance(raw, dict) and isinstance(raw.get("format"), int) and raw["format"] > FORMAT:
         raise ArtifactError(f"{file}: format {raw['format']} is newer than this zoo reads "
                             f"({FORMAT}); upgrade genzoo")
@@ -119,7 +130,10 @@ def write(
     family = registry().get("families", model.family).obj
     weights = directory / WEIGHTS
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"format": "pt", "zoo_family": model.family})
+    # One metadata key only: safetensors writes its metadata map in hash order, and more than
+    # one key would make the bytes (and so the pinned sha256) differ from run to run.
+    save_file(state, str(weights), metadata={"format": "pt"})
+    faults.point("weights-written")
     cfg = ArtifactConfig(
         family=model.family,
         config=family.config_dict(model.config),
@@ -150,7 +164,13 @@ def save(model: ZooModel, path: str | Path, **meta: Any) -> Path:
 
 
 def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooModel:
-    """Load the model of an artifact directory, checking its weights against the config."""
+    """Load the model of an artifact directory, checking its weights against the config.
+
+    Nothing is allocated for the model until the weights file is known to hold exactly the
+    tensors its config describes: the expected tensors come from a model built on the
+    ``meta`` device (no memory), the file's size is checked before it is read, its sha256
+    against ``config.json``, and its tensors' names, shapes and dtypes before the real build.
+    """
     from zoo.api import get_family
 
     path = Path(path)
@@ -158,10 +178,20 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     family = get_family(cfg.family)
     model_config = family.parse_config(cfg.config, where=f"{path / CONFIG} config")
     weights = path / WEIGHTS
-    try:
-        blob = weights.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is incomplete: {WEIGHTS} is missing") from None
+    where = str(weights)
+    expected = expected_tensors(family, model_config)
+    if not weights.is_file():  # missing, or a folder, FIFO or device that would never end
+        raise ArtifactError(f"{path} is incomplete: {WEIGHTS} is missing or not a file")
+    size = weights.stat().st_size
+    if expected is not None:
+        need = sum(_nbytes(dtype, shape) for dtype, shape in expected.values())
+        if size < 8 + need:
+            raise ArtifactError(f"{where} is truncated: {size} bytes, but the model's tensors "
+                                f"alone take {need} bytes")
+        if size > 8 + MAX_HEADER_BYTES + need:
+            raise ArtifactError(f"{where} is {size} bytes, far more than the {need} bytes of "
+                                "tensors its config describes")
+    blob = weights.read_bytes()
     if verify:
         actual = hashlib.sha256(blob).hexdigest()
         if actual != cfg.weights_sha256:
@@ -169,24 +199,69 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
                 f"{weights} is corrupted: sha256 {actual} does not match the "
                 f"{cfg.weights_sha256} recorded in {CONFIG} (run `zoo pull --force` to repair)"
             )
+    tensors = read_tensors(blob, where=where)
+    if expected is not None:
+        check_tensors({k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()}, expected,
+                      where=where)
     model = family.build(model_config)
-    load_state(model, blob, where=str(weights))
+    assign(model, tensors, where=where)
     model.artifact = cfg
     return model.to(device).eval()
 
 
-def load_state(model: ZooModel, blob: bytes, *, where: str) -> None:
-    """Strictly load safetensors bytes into ``model``: same keys, shapes and dtypes, or an error."""
+def expected_tensors(family: Any, config: Any) -> dict[str, tuple[Any, tuple[int, ...]]] | None:
+    """``{name: (dtype, shape)}`` of the model ``config`` describes, found without allocating
+    it (built on the ``meta`` device); None if the family cannot be built there."""
+    import torch
+
+    for empty in (_parameters_on_meta(), torch.device("meta")):
+        try:
+            with empty:
+                state = family.create(config).state_dict()
+        except Exception:  # this family cannot be built that way; try the next
+            continue
+        return {k: (v.dtype, tuple(v.shape)) for k, v in state.items()}
+    return None
+
+
+@contextlib.contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """Build modules with their parameters on the ``meta`` device and buffers real: for
+    families whose construction computes buffers from data (``torch.nonzero`` of a mask),
+    which the meta device cannot do. Parameters, the bulk of a model, never get memory."""
+    from torch import nn
+
+    original = nn.Module.register_parameter
+
+    def register(module: nn.Module, name: str, param: Any) -> None:
+        if param is not None and param.device.type != "meta":
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        original(module, name, param)
+
+    nn.Module.register_parameter = register
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original
+
+
+def read_tensors(blob: bytes, *, where: str) -> dict[str, Any]:
+    """The tensors of safetensors bytes; a malformed file (a header that lies about shapes,
+    dtypes or offsets, truncated data) is an ArtifactError."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
 
     try:
-        tensors = load_bytes(blob)
-    except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
-        raise ArtifactError(f"{where} is not a valid safetensors file: {exc}") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
+        return load_bytes(blob)
+    except (SafetensorError, ValueError, RuntimeError, OSError, OverflowError) as exc:
+        raise ArtifactError(f"{where} is not a valid safetensors file: {_short(exc)}") from None
+
+
+def check_tensors(got: dict[str, tuple[Any, tuple[int, ...]]],
+                  want: dict[str, tuple[Any, tuple[int, ...]]], *, where: str) -> None:
+    """The same tensor names, dtypes and shapes, or an ArtifactError that says what differs."""
+    missing = sorted(set(want) - set(got))
+    unexpected = sorted(set(got) - set(want))
     if missing or unexpected:
         parts = []
         if missing:
@@ -194,19 +269,68 @@ def load_state(model: ZooModel, blob: bytes, *, where: str) -> None:
         if unexpected:
             parts.append(f"unexpected tensors {_few(unexpected)}")
         raise ArtifactError(f"{where} does not match the model: {'; '.join(parts)}")
-    for key, want in expected.items():
-        got = tensors[key]
-        if got.shape != want.shape or got.dtype != want.dtype:
+    for key, (dtype, shape) in want.items():
+        if got[key] != (dtype, shape):
             raise ArtifactError(
-                f"{where}: tensor {key!r} is {got.dtype} {list(got.shape)}, "
-                f"the model needs {want.dtype} {list(want.shape)}"
+                f"{where}: tensor {key!r} is {got[key][0]} {list(got[key][1])}, "
+                f"the model needs {dtype} {list(shape)}"
             )
+
+
+def load_state(model: ZooModel, blob: bytes, *, where: str) -> None:
+    """Strictly load safetensors bytes into ``model``: same keys, shapes and dtypes, or an error."""
+    assign(model, read_tensors(blob, where=where), where=where)
+
+
+def assign(model: ZooModel, tensors: dict[str, Any], *, where: str) -> None:
+    """Strictly load ``tensors`` into ``model``: same keys, shapes and dtypes, finite
+    parameters (a NaN weight would make every log_prob a silent NaN), or an ArtifactError."""
+    import torch
+
+    expected = model.state_dict()
+    check_tensors({k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()},
+                  {k: (v.dtype, tuple(v.shape)) for k, v in expected.items()}, where=where)
+    for key, _ in model.named_parameters():
+        value = tensors[key]
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ArtifactError(f"{where}: parameter {key!r} holds NaN or infinite values")
     model.load_state_dict(tensors, strict=True)
 
 
 def _few(keys: list[str]) -> str:
     shown = ", ".join(repr(k) for k in keys[:5])
     return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
+def _nbytes(dtype: Any, shape: tuple[int, ...]) -> int:
+    import math
+
+    import torch
+
+    return math.prod(shape) * torch.empty((), dtype=dtype, device="meta").element_size()
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and mappings nest in ``value`` (iteratively: no recursion to blow)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _write_text(path: Path, text: str) -> None:

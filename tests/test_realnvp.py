@@ -1,0 +1,138 @@
+import json
+import math
+
+import pytest
+import torch
+
+import zoo
+from zoo.artifacts import sha256_file
+from zoo.errors import ArtifactError, ConfigError
+
+
+def perturbed(config=None, seed=0):
+    """A RealNVP whose couplings are far from the identity (the zero init is too easy)."""
+    torch.manual_seed(seed)
+    model = zoo.get_family("realnvp").build(config or {"shape": [2], "couplings": 4, "hidden": 16})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.4)
+    return model.double()
+
+
+@pytest.mark.parametrize("config", [
+    {"shape": [2], "couplings": 4, "hidden": 16},
+    {"shape": [5], "couplings": 3, "hidden": 8, "masks": "random", "activation": "tanh"},
+])
+def test_invertible(config):
+    model = perturbed(config)
+    x = torch.randn(64, config["shape"][0], dtype=torch.float64)
+    z, _ = model(x)
+    assert torch.allclose(model.invert(z), x, atol=1e-5)
+    assert not torch.allclose(z, x, atol=1e-2)  # the flow really transforms
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_logdet_matches_autograd_jacobian(dim):
+    model = perturbed({"shape": [dim], "couplings": 4, "hidden": 16})
+    x = torch.randn(5, dim, dtype=torch.float64)
+    _, logdet = model(x)
+    for i in range(len(x)):
+        jac = torch.autograd.functional.jacobian(lambda v: model(v.unsqueeze(0))[0][0], x[i])
+        sign, expected = torch.linalg.slogdet(jac)
+        assert sign > 0
+        assert torch.allclose(logdet[i], expected, atol=1e-9)
+
+
+def test_density_integrates_to_one():
+    model = perturbed()
+    samples = model.sample(4000, generator=torch.Generator().manual_seed(0)).double()
+    lo = samples.min(0).values - 3
+    hi = samples.max(0).values + 3
+    n = 600
+    xs = torch.linspace(lo[0].item(), hi[0].item(), n, dtype=torch.float64)
+    ys = torch.linspace(lo[1].item(), hi[1].item(), n, dtype=torch.float64)
+    grid = torch.cartesian_prod(xs, ys)
+    with torch.no_grad():
+        density = model.log_prob(grid).exp()
+    cell = (xs[1] - xs[0]) * (ys[1] - ys[0])
+    total = (density.sum() * cell).item()
+    assert abs(total - 1.0) < 0.01, total
+
+
+def test_sample_matches_log_prob_and_temperature():
+    model = perturbed().float()
+    g = torch.Generator().manual_seed(3)
+    a = model.sample(100, generator=g)
+    b = model.sample(100, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (100, 2) and a.dtype == torch.float32 and torch.equal(a, b)
+    cold = model.sample(2000, temperature=0.1, generator=torch.Generator().manual_seed(1))
+    warm = model.sample(2000, temperature=1.0, generator=torch.Generator().manual_seed(1))
+    assert cold.std(0).sum() < warm.std(0).sum()
+
+
+def test_save_load_identical(tmp_path):
+    model = perturbed({"shape": [3], "couplings": 3, "hidden": 8, "masks": "random"}).float()
+    path = zoo.save(model, tmp_path / "flow")
+    loaded = zoo.load(path)
+    x = torch.randn(32, 3)
+    assert torch.equal(model.log_prob(x), loaded.log_prob(x))
+    assert torch.equal(loaded.layers[0].mask, model.layers[0].mask)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.randn(4, 3), r"expected shape \[B, 2\]"),
+    (torch.randn(4), r"expected shape \[B, 2\]"),
+    (torch.ones(4, 2, dtype=torch.long), "floating-point"),
+    (torch.tensor([[0.0, float("nan")]]), "NaN or infinite"),
+    (torch.tensor([[0.0, float("inf")]]), "NaN or infinite"),
+    ([[0.0, 1.0]], "torch.Tensor"),
+])
+def test_bad_input(bad, message):
+    model = zoo.get_family("realnvp").build({"shape": [2]})
+    with pytest.raises(ValueError, match=message):
+        model.log_prob(bad)
+
+
+@pytest.mark.parametrize("n, temperature", [(0, 1.0), (-3, 1.0), (2.5, 1.0), (4, 0.0), (4, -1.0)])
+def test_bad_sampling_arguments(n, temperature):
+    model = zoo.get_family("realnvp").build({"shape": [2]})
+    with pytest.raises(ValueError):
+        model.sample(n, temperature=temperature)
+
+
+@pytest.mark.parametrize("config", [{"shape": [1]}, {"shape": [2], "hidden": 10**9},
+                                    {"shape": [2], "couplings": 0}, {"shape": [2], "depth": 3}])
+def test_config_rejected_before_allocation(config):
+    with pytest.raises(ConfigError):
+        zoo.get_family("realnvp").build(config)
+
+
+def test_pulled_artifact_has_no_pickle_and_passes_its_hash(tiny_catalog):
+    path = zoo.pull("realnvp-tiny", progress=False)
+    assert sorted(p.name for p in path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["weights_sha256"] == sha256_file(path / "model.safetensors")
+    raw = (path / "model.safetensors").read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + header_len])
+    assert "layers.0.mask" in header  # masks travel with the weights
+    assert not raw.startswith(b"PK") and b"\x80\x02" not in raw[:16]  # not a torch.save zip/pickle
+    card = (path / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: zoo" in card
+    assert math.isfinite(cfg["metrics"]["test_nll"])
+    # A flipped byte is detected on load.
+    flipped = bytearray(raw)
+    flipped[-1] ^= 0xFF
+    (path / "model.safetensors").write_bytes(bytes(flipped))
+    with pytest.raises(ArtifactError, match="sha256"):
+        zoo.load("realnvp-tiny")
+
+
+def test_pull_is_deterministic_and_second_pull_is_cached(tiny_catalog, tmp_path):
+    first = zoo.pull("realnvp-tiny", progress=False)
+    digest = sha256_file(first / "model.safetensors")
+    mtime = (first / "model.safetensors").stat().st_mtime_ns
+    assert zoo.pull("realnvp-tiny") == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == mtime  # nothing rebuilt
+    other = zoo.train("realnvp-tiny", output=tmp_path / "again", progress=False)
+    assert sha256_file(other / "model.safetensors") == digest

@@ -81,6 +81,7 @@ Protocols the kit relies on
 applicable; a continuous family may opt in with ``autoregressive = True`` for ``completion``):
 
 ``model.logits(x) -> Tensor[B, C, *shape]``
+    (sizes of 1 may be left out: ``[B, C, H, W]`` for images of shape ``[1, H, W]``.)
     Unnormalised log-probabilities of the ``C`` levels of every position, each computed only
     from the positions before it in the model's order. ``x`` is either int64 levels
     ``[B, *shape]`` or a float one-hot tensor ``[B, C, *shape]`` (levels on dim 1). The kit
@@ -932,10 +933,13 @@ def _order(s: Subject, model: ZooModel, k: int) -> Tensor:
 def _logits(s: Subject, model: ZooModel, x: Tensor, k: int) -> Tensor:
     logits = model.logits(x, k) if _ensemble_size(model) > 1 else model.logits(x)
     want = [len(x), s.levels, *s.shape]
-    if not isinstance(logits, Tensor) or list(logits.shape) != want:
+    # Sizes of 1 may be dropped ([B, C, H, W] for images of shape [1, H, W]): the positions
+    # keep their raster order either way.
+    if not (isinstance(logits, Tensor) and list(logits.shape[:2]) == want[:2]
+            and [d for d in logits.shape[2:] if d != 1] == [d for d in s.shape if d != 1]):
         got = list(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         fail(f"logits(x) must have shape [B, C, *shape] = {want}, got {got}")
-    return logits
+    return logits.reshape(want)
 
 
 def _gathered(logits: Tensor, x: Tensor) -> Tensor:
@@ -1014,10 +1018,13 @@ def _check_conditional(s: Subject, model: ZooModel) -> str | None:
     known_positions = order[: s.dims // 2]
     if s.levels ** (s.dims - len(known_positions)) > MAX_ENUMERATION:
         return "known values kept (config too large for the exact conditional)"
-    inputs = _all_inputs(s).reshape(-1, s.dims)
+    # Every completion of the known prefix: the unknown positions take all level combinations.
     x0 = s.data[0].reshape(-1)
-    match = (inputs[:, known_positions] == x0[known_positions]).all(1)
-    candidates = inputs[match]
+    unknown_positions = order[len(known_positions):]
+    count = s.levels ** len(unknown_positions)
+    digits = (torch.arange(count)[:, None] // s.levels ** torch.arange(len(unknown_positions)))
+    candidates = x0.expand(count, s.dims).clone()
+    candidates[:, unknown_positions] = digits % s.levels
     with torch.no_grad():
         lp = model.log_prob(candidates.reshape(-1, *s.shape)).double()
     mask = torch.zeros(s.dims, dtype=torch.bool)

@@ -88,9 +88,10 @@ class Catalog:
 
 
 def unknown_name_message(what: str, name: str, known: Any) -> str:
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5) if len(name) < 200 else []
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown {what} {name!r}{hint}"
+    shown = repr(name) if len(name) <= 80 else repr(name[:77]) + "..."
+    return f"unknown {what} {shown}{hint}"
 
 
 def parse_entry(raw: Any, *, where: str, provider: str) -> Entry:
@@ -122,10 +123,14 @@ def read_registry(path: Path) -> list[Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError(f"cannot read the catalog {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path.name} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path.name} is not valid YAML: {exc}".replace("\n", " ")) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # ValueError: an integer too long to convert; RecursionError: nesting too deep.
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise CatalogError(f"{path.name} is not valid YAML: {message[:300]}") from None
     if not isinstance(data, dict) or set(data) - {"version", "entries"}:
         raise CatalogError(f"{path.name}: expected a mapping with keys 'version' and 'entries'")
     if data.get("version", 1) != 1:
@@ -144,7 +149,8 @@ def load_catalog(path: Path | None = None) -> Catalog:
     entries: dict[str, Entry] = {}
     for i, raw in enumerate(read_registry(path)):
         label = raw.get("name") if isinstance(raw, dict) else None
-        where = f"{path.name} entry {label!r}" if isinstance(label, str) else f"{path.name} entry #{i + 1}"
+        shown = label if isinstance(label, str) and len(label) <= 80 else None
+        where = f"{path.name} entry {shown!r}" if shown is not None else f"{path.name} entry #{i + 1}"
         try:
             entry = parse_entry(raw, where=where, provider=path.name)
         except ConfigError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from zoo.errors import ConfigError
 
 T = TypeVar("T")
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 40
 
 
 def bounds(low: float | None = None, high: float | None = None) -> dict[str, Any]:
@@ -133,9 +136,13 @@ def _coerce(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {_kind(value)}")
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the range of a float
+            raise ConfigError(f"{path}: must be finite, got {_kind(value)}") from None
+        if not math.isfinite(number):
             raise ConfigError(f"{path}: must be finite, got {value!r}")
-        return _check_range(float(value), path, meta)
+        return _check_range(number, path, meta)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {_kind(value)}")
@@ -146,16 +153,29 @@ def _coerce(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
 def _check_range(value: float, path: str, meta: Mapping[str, Any]) -> Any:
     low, high = meta.get("low"), meta.get("high")
     if low is not None and value < low:
-        raise ConfigError(f"{path}: must be at least {low}, got {value}")
+        raise ConfigError(f"{path}: must be at least {low}, got {_number(value)}")
     if high is not None and value > high:
-        raise ConfigError(f"{path}: must be at most {high}, got {value}")
+        raise ConfigError(f"{path}: must be at most {high}, got {_number(value)}")
     return value
+
+
+def _number(value: float) -> str:
+    """``value`` for a message; Python refuses to print integers of more than 4300 digits."""
+    if isinstance(value, int) and value.bit_length() > 100:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    return str(value)
 
 
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    text = repr(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"int {_number(value)}"
+    # reprlib: bounded in length and depth, whatever nests inside ``value``.
+    try:
+        text = _repr.repr(value)
+    except ValueError:  # an integer too long to print, somewhere inside
+        text = "..."
     if len(text) > 40:
         text = text[:37] + "..."
     return f"{type(value).__name__} {text}"

@@ -11,7 +11,9 @@ import re
 from zoo.errors import ConfigError
 
 CATALOG_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
-REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+# The Hub's own rule (huggingface_hub's validate_repo_id), without importing it here.
+_REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
+REPO_ID = re.compile(f"{_REPO_PART}/{_REPO_PART}")
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 HUB_PREFIX = "hf-hub:"
 
@@ -28,7 +30,8 @@ def check_catalog_name(name: object) -> str:
 
 def check_repo_id(repo: object) -> str:
     """A Hub repository id, ``ORG/REPO``."""
-    if not isinstance(repo, str) or not REPO_ID.fullmatch(repo) or ".." in repo:
+    if (not isinstance(repo, str) or not REPO_ID.fullmatch(repo) or ".." in repo
+            or "--" in repo or repo.endswith(".git")):
         raise ConfigError(f"invalid Hub repository id {_show(repo)}: expected ORG/REPO")
     return repo
 
@@ -36,7 +39,10 @@ def check_repo_id(repo: object) -> str:
 def check_revision(revision: object) -> str:
     """A branch, tag or commit hash."""
     bad = not isinstance(revision, str) or not REVISION.fullmatch(revision)
-    if bad or ".." in revision or "//" in revision or revision.endswith("/"):
+    # git's rules for ref names, as far as a path is concerned: no empty, '.'-led or
+    # '.lock' component (huggingface_hub keeps refs as files named after the revision).
+    if bad or ".." in revision or any(not part or part.startswith(".") or part.endswith(".lock")
+                  for part in revision.split("/")):
         raise ConfigError(f"invalid revision {_show(revision)}: expected a branch, tag or commit")
     return revision
 

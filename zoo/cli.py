@@ -190,11 +190,12 @@ def sample(name: str, count: int, output: Path | None, temperature: float, seed:
            complete: Path | None, keep: str) -> None:
     """Draw samples from a model and save them."""
     from zoo import api
-    from zoo.sampling import draw, write_samples
+    from zoo.sampling import check_format, draw, write_samples
 
+    output = output or Path(f"{Path(name).name.replace(':', '_').replace('@', '_')}-samples.png")
+    check_format(output)
     model = api.load(name)
     samples = draw(model, count, temperature=temperature, seed=seed, complete=complete, keep=keep)
-    output = output or Path(f"{Path(name).name.replace(':', '_')}-samples.png")
     write_samples(model, samples, output)
     click.echo(f"wrote {len(samples)} samples to {output}")
 

@@ -92,11 +92,17 @@ def read_image(path: Path, shape: tuple[int, ...], levels: int) -> Tensor:
     return x.reshape(shape).long()
 
 
-def write_samples(model: ZooModel, samples: Tensor, path: Path) -> Path:
-    """Save ``samples`` in the format named by ``path``'s suffix (atomically)."""
+def check_format(path: Path) -> str:
+    """The output format named by ``path``'s suffix, or a ValueError listing the known ones."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"unknown output format {path.suffix!r}: use one of {', '.join(FORMATS)}")
+    return suffix
+
+
+def write_samples(model: ZooModel, samples: Tensor, path: Path) -> Path:
+    """Save ``samples`` in the format named by ``path``'s suffix (atomically)."""
+    suffix = check_format(path)
     samples = samples.detach().cpu()
     with atomic_path(path) as tmp:
         if suffix == ".png":

@@ -23,7 +23,7 @@ class RealNVPConfig:
     couplings: int = field(default=8, metadata=bounds(1, 256))
     hidden: int = field(default=64, metadata=bounds(1, 8192))
     layers: int = field(default=2, metadata=bounds(1, 16))
-    activation: Literal["relu", "silu", "tanh", "elu"] = "silu"
+    activation: Literal["relu", "silu", "tanh", "elu"] = "relu"
     scale_bound: float = field(default=3.0, metadata=bounds(0.01, 20.0))
     masks: Literal["alternate", "random"] = "alternate"
     mask_seed: int = field(default=0, metadata=bounds(0, 2**31 - 1))

@@ -31,7 +31,8 @@ def test_custom_registry(registry_file):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("couplings: 2}", "couplings: 2, colour: red}"), "entry 'realnvp-a', field 'config': unknown key 'colour'"),
+        (("couplings: 2}", "couplings: 2, colour: red}"),
+         "entry 'realnvp-a', field 'config': unknown key 'colour'"),
         (("    recipe: {steps: 10}\n", "    recipe: {steps: 10}\n    extra: 1\n"), "unknown key 'extra'"),
         (("    dataset: moons\n", ""), "realnvp-a'.dataset: required field is missing"),
         (("family: realnvp", "family: realnvq"), "did you mean 'realnvp'"),

@@ -244,9 +244,21 @@ def _snapshot(repo: str, revision: str, *, force: bool, offline: bool,
                 f"{name} is not in the Hugging Face cache ({cache_dir()}) and zoo is offline "
                 f"({why}): pull it once with network access")
         return found
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, snapshot_download
 
+    pinned = COMMIT_HASH.fullmatch(revision) is not None
+    if pinned and not force:
+        # A commit never changes: once cached there is nothing to ask the Hub.
+        found = _cached_snapshot(repo, revision)
+        if found is not None:
+            return found
     with _translated(name, repo=repo, revision=revision), _progress_bars(progress):
+        if pinned:
+            # For a commit, huggingface_hub lists the files with retries and backoff (about
+            # 25 s when the network is down); one plain request first fails fast instead,
+            # and names a missing commit properly.
+            HfApi(endpoint=endpoint(), library_name="zoo", library_version=_version()).repo_info(
+                repo, revision=revision, files_metadata=False)
         folder = snapshot_download(
             repo, revision=revision, cache_dir=cache_dir(), endpoint=endpoint(),
             allow_patterns=list(FILES), force_download=force,

@@ -65,11 +65,7 @@ def is_path(name: str) -> bool:
     return os.sep in name or "/" in name or name.startswith((".", "~")) or Path(name).is_dir()
 
 
-def is_complete(path: Path) -> bool:
-    """Whether ``path`` holds all three files of an artifact (their contents are checked on load)."""
-    from zoo.artifacts import FILES
-
-    return all((path / f).is_file() for f in FILES)
+is_complete = store.is_complete
 
 
 def pull(name: str, *, force: bool = False, offline: bool = False,

@@ -23,15 +23,12 @@ from zoo import config as _config
 from zoo import faults
 from zoo.config import bounds
 from zoo.errors import ArtifactError, ConfigError, NotFoundError
+from zoo.store import CARD, CONFIG, FILES, WEIGHTS  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from zoo.model import ZooModel
 
 FORMAT = 1
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-CARD = "README.md"
-FILES = (CONFIG, WEIGHTS, CARD)
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 32  # config.json nests 3 levels; deeper is not ours (and would recurse badly)
 MAX_HEADER_BYTES = 100_000_000  # the largest safetensors header the safetensors library reads

@@ -57,7 +57,7 @@ def cli(debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(as_json: bool) -> None:
     """List the models of the catalog."""
-    from zoo import api, store
+    from zoo import store
     from zoo.catalog import catalog
 
     rows = []
@@ -66,7 +66,7 @@ def list_cmd(as_json: bool) -> None:
             "name": entry.name,
             "family": entry.family,
             "dataset": entry.dataset,
-            "pulled": api.is_complete(store.artifact_dir(entry.name)),
+            "pulled": store.is_complete(store.artifact_dir(entry.name)),
             "description": entry.description,
             "provider": entry.provider,
         })

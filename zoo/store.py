@@ -19,6 +19,12 @@ from pathlib import Path
 from zoo import faults
 from zoo.names import check_catalog_name
 
+# The files of an artifact, the layout Hugging Face tooling uses.
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CARD = "README.md"
+FILES = (CONFIG, WEIGHTS, CARD)
+
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
 SUFFIX_LEN = 12  # hex digits that make a staging or trash folder's name unique
@@ -44,6 +50,11 @@ def data_dir() -> Path:
 
 def models_dir() -> Path:
     return home() / "models"
+
+
+def is_complete(path: Path) -> bool:
+    """Whether ``path`` holds all three files of an artifact (their contents are checked on load)."""
+    return all((path / f).is_file() for f in FILES)
 
 
 def artifact_dir(name: str) -> Path:

@@ -7,10 +7,13 @@ data directly: ``model.log_prob(x)`` and ``model.sample(n, ...)``. Everything th
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+FLOAT32_MAX = torch.finfo(torch.float32).max
 
 
 class ZooModel(nn.Module):
@@ -18,6 +21,11 @@ class ZooModel(nn.Module):
 
     family: str = ""
     config: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "log_prob" in cls.__dict__ and not getattr(cls.log_prob, "_zoo_no_silent_nan", False):
+            cls.log_prob = _no_silent_nan(cls.__dict__["log_prob"])
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-probability of each example, in nats: float tensor of shape ``[B]``."""
@@ -49,6 +57,32 @@ class ZooModel(nn.Module):
         return torch.device("cpu")
 
 
+def _no_silent_nan(log_prob: Any) -> Any:
+    """Wrap a family's ``log_prob`` so that, outside training, a NaN result is a ValueError.
+
+    Input checks catch NaN, inf and values outside the data's range; this catches inputs
+    that pass them but overflow inside the model (a coordinate of 3e38 in a flow). A training
+    step (train mode with autograd on) skips it: the trainer checks the loss itself.
+    """
+
+    @functools.wraps(log_prob)
+    def checked(self: ZooModel, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        out = log_prob(self, x, *args, **kwargs)
+        training = self.training and torch.is_grad_enabled()
+        if not training and isinstance(out, Tensor) and out.is_floating_point():
+            bad = int(torch.isnan(out).sum())
+            if bad:
+                largest = float(x.abs().max()) if isinstance(x, Tensor) and x.numel() else 0.0
+                raise ValueError(
+                    f"log_prob is NaN for {bad} of {out.numel()} examples: the input is outside "
+                    f"what this model can score (largest |value| {largest:.3g})"
+                )
+        return out
+
+    checked._zoo_no_silent_nan = True  # type: ignore[attr-defined]
+    return checked
+
+
 def check_continuous(x: Any, dim: int) -> Tensor:
     """Validate a batch of continuous data: a finite floating tensor of shape ``[B, dim]``."""
     if not isinstance(x, Tensor):
@@ -59,6 +93,9 @@ def check_continuous(x: Any, dim: int) -> Tensor:
         raise ValueError(f"expected shape [B, {dim}], got {list(x.shape)}")
     if not torch.isfinite(x).all():
         raise ValueError("input contains NaN or infinite values")
+    if x.dtype.itemsize > 4 and bool((x.abs() > FLOAT32_MAX).any()):
+        # Models compute in float32: such a value would become inf there, then NaN.
+        raise ValueError(f"input values must lie within the float32 range (|x| <= {FLOAT32_MAX:.4g})")
     return x
 
 

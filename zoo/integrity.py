@@ -1,0 +1,87 @@
+"""``zoo verify``: check stored artifacts the way a package manager checks its cache.
+
+Each artifact is checked completely: its three files are there, ``config.json`` parses and
+validates, the weights' sha256 is the one the config records, and the model loads strictly
+(every tensor present with the right name, shape and dtype, no extra ones, finite weights).
+A bad artifact is reported with its path and what is wrong; ``zoo pull --force NAME``
+replaces it. Nothing here writes to the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The verdict on one artifact: ``ok``, or the ``problems`` found at ``path``."""
+
+    name: str
+    path: Path | None
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": None if self.path is None else str(self.path),
+                "ok": self.ok, "problems": list(self.problems)}
+
+
+def check(path: Path) -> tuple[str, ...]:
+    """What is wrong with the artifact directory ``path`` (empty when nothing is)."""
+    from zoo import artifacts
+
+    if not path.is_dir():
+        return (f"{path} is not a directory",)
+    problems = [f"{path / f} is missing" for f in artifacts.FILES if not (path / f).is_file()]
+    if (path / artifacts.CONFIG).is_file() and (path / artifacts.WEIGHTS).is_file():
+        try:
+            # The strict load reads and validates the config, checks the sha256 of the
+            # weights and every tensor; it allocates nothing before the file is known good.
+            artifacts.load(path)
+        except (ZooError, ValueError) as exc:
+            problems.append(" ".join(str(exc).split()))
+    return tuple(problems)
+
+
+def stored_names() -> list[str]:
+    """The names of the artifacts in the store (hidden staging and trash folders excluded)."""
+    from zoo import store
+
+    folder = store.models_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def verify(names: list[str] | None = None) -> list[VerifyResult]:
+    """Check the artifacts called ``names`` (catalog names, ``hf-hub:`` names or paths), or
+    every artifact in the store when ``names`` is None."""
+    from zoo import api, store
+    from zoo.names import HUB_PREFIX
+
+    results = []
+    for name in stored_names() if names is None else names:
+        if name.startswith(HUB_PREFIX):
+            from zoo import hub
+
+            path = hub.cached_path(name)
+            if path is None:
+                results.append(VerifyResult(name, None, ("not in the Hugging Face cache",)))
+                continue
+        elif api.is_path(name):
+            path = Path(name).expanduser()
+        else:
+            path = store.artifact_dir(name)  # validates the name: no way out of the store
+            if not path.exists():
+                api.get_entry(name)  # an unknown name is an error, not a verdict
+                results.append(VerifyResult(name, path, ("not pulled",)))
+                continue
+        results.append(VerifyResult(name, path, check(path)))
+    return results

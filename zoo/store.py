@@ -125,12 +125,10 @@ def clean_leftovers(final: Path) -> None:
     """
     if not final.parent.is_dir():
         return
-    from zoo.artifacts import FILES
-
     trash = _leftovers_of(final, TRASH_PREFIX)
     # Only a complete one goes back (an interrupted removal leaves an incomplete one), and
     # the newest: files are never written into a trash folder, so its time is its own.
-    whole = sorted((p for p in trash if all((p / f).is_file() for f in FILES)),
+    whole = sorted((p for p in trash if is_complete(p)),
                    key=lambda p: p.stat().st_mtime)
     if whole and not (final.exists() or final.is_symlink()):
         os.replace(whole[-1], final)

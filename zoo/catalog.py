@@ -141,6 +141,19 @@ def read_registry(path: Path) -> list[Any]:
     return entries
 
 
+def _left_out(raw: Any) -> bool:
+    """Whether ``raw`` needs a family or dataset that is missing because ``ZOO_LOAD_PLUGINS``
+    or ``ZOO_DISABLE_PLUGINS`` kept plugins out: then the entry is hidden, not an error."""
+    from zoo.plugins import registry
+
+    reg = registry()
+    if not reg.disabled or not isinstance(raw, dict):
+        return False
+    family, dataset = raw.get("family"), raw.get("dataset")
+    return ((isinstance(family, str) and family not in reg.items["families"])
+            or (isinstance(dataset, str) and dataset not in reg.items["datasets"]))
+
+
 def load_catalog(path: Path | None = None) -> Catalog:
     """Read, validate and merge the registry file and the plugins' entries."""
     from zoo.plugins import registry
@@ -154,6 +167,8 @@ def load_catalog(path: Path | None = None) -> Catalog:
         try:
             entry = parse_entry(raw, where=where, provider=path.name)
         except ConfigError as exc:
+            if _left_out(raw):
+                continue  # its plugin was kept out on purpose (ZOO_LOAD/DISABLE_PLUGINS)
             raise CatalogError(str(exc)) from None
         if entry.name in entries:
             raise CatalogError(f"{path.name}: entry {entry.name!r} is defined twice")

@@ -129,19 +129,26 @@ def plugins(as_json: bool) -> None:
     """List installed plugins, what each registered, and load errors."""
     from zoo.plugins import registry
 
-    infos = [p.as_dict() for p in registry().plugins.values()]
+    reg = registry()
+    infos = [p.as_dict() for p in [*reg.plugins.values(), *reg.disabled.values()]]
     if as_json:
         emit_json(infos)
         return
     for p in infos:
         version = f" {p['version']}" if p["version"] else ""
         click.echo(f"{p['name']}{version}  ({p['source']}: {p['module']})")
+        if p["disabled"]:
+            click.echo(f"  not loaded: {p['disabled']}")
+        if p["path"]:
+            click.echo(f"  from: {p['path']}")
         if p["hooks"]:
             click.echo(f"  hooks: {', '.join(p['hooks'])}")
         for kind, names in sorted(p["registered"].items()):
             click.echo(f"  {kind}: {', '.join(names)}")
         if p["error"]:
             click.echo(f"  ERROR: {p['error']}")
+    for var, names in sorted(reg.unmatched.items()):
+        click.echo(f"note: {var} names {', '.join(names)}, which no installed plugin is called")
 
 
 @cli.command()

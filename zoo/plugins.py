@@ -4,7 +4,10 @@ Built-in hooks (the core's datasets) and every module of the ``zoo`` entry-point
 loaded one at a time: a plugin that fails to import or to register is recorded with its
 error and the rest keep working (``ZOO_STRICT_PLUGINS=1`` makes such a failure fatal).
 ``ZOO_LOAD_PLUGINS`` (comma-separated allowlist) and ``ZOO_DISABLE_PLUGINS`` (blocklist)
-choose which entry-point plugins load.
+choose which entry-point plugins load, by the entry-point name ``zoo plugins`` shows. An
+empty ``ZOO_LOAD_PLUGINS`` loads none; the blocklist wins over the allowlist; the core's own
+datasets always load. A plugin kept out is never imported, but ``zoo plugins`` lists it and
+says why, and catalog entries that need it are hidden rather than errors.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ class PluginInfo:
     version: str | None = None
     source: str = ""  # where it came from: a distribution, "zoo (built-in)", "in-process"
     module: str = ""
+    path: str | None = None  # the file the plugin was imported from
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    disabled: str | None = None  # why it was not loaded (ZOO_LOAD_PLUGINS / ZOO_DISABLE_PLUGINS)
     traceback: str | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -47,9 +52,11 @@ class PluginInfo:
             "version": self.version,
             "source": self.source,
             "module": self.module,
+            "path": self.path,
             "hooks": self.hooks,
             "registered": self.registered,
             "error": self.error,
+            "disabled": self.disabled,
         }
 
 
@@ -71,6 +78,10 @@ class PluginRegistry:
         self.plugins: dict[str, PluginInfo] = {}
         self.items: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
         self.conflicts: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+        #: Entry-point plugins that ZOO_LOAD_PLUGINS / ZOO_DISABLE_PLUGINS kept out (not imported).
+        self.disabled: dict[str, PluginInfo] = {}
+        #: Names in those variables that match no installed plugin (a typo, most likely).
+        self.unmatched: dict[str, list[str]] = {}
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -128,10 +139,13 @@ class PluginRegistry:
     def load_entry_points(self) -> None:
         allow = _env_list("ZOO_LOAD_PLUGINS")
         deny = _env_list("ZOO_DISABLE_PLUGINS")
-        for ep in sorted(metadata.entry_points(group="zoo"), key=lambda e: e.name):
-            if (allow is not None and ep.name not in allow) or ep.name in (deny or ()):
-                continue
-            if ep.name in self.plugins:
+        eps = sorted(metadata.entry_points(group="zoo"), key=lambda e: e.name)
+        installed = {ep.name for ep in eps}
+        for var, names in (("ZOO_LOAD_PLUGINS", allow), ("ZOO_DISABLE_PLUGINS", deny)):
+            if names and names - installed:
+                self.unmatched[var] = sorted(names - installed)
+        for ep in eps:
+            if ep.name in self.plugins or ep.name in self.disabled:
                 continue  # the same distribution seen twice on sys.path
             dist = getattr(ep, "dist", None)
             info = PluginInfo(
@@ -140,12 +154,20 @@ class PluginRegistry:
                 source=f"{dist.metadata['Name']} (entry point)" if dist else "entry point",
                 module=ep.value,
             )
+            if deny is not None and ep.name in deny:
+                info.disabled = "disabled by ZOO_DISABLE_PLUGINS"
+            elif allow is not None and ep.name not in allow:
+                info.disabled = "not in ZOO_LOAD_PLUGINS"
+            if info.disabled:
+                self.disabled[ep.name] = info  # recorded for `zoo plugins`, never imported
+                continue
             try:
                 plugin = ep.load()
             except Exception as exc:
                 self.plugins[info.name] = info
                 self._fail(info, exc)
                 continue
+            info.path = getattr(plugin, "__file__", None)
             self.add(plugin, info)
 
     # -- lookup ----------------------------------------------------------------------------
@@ -197,10 +219,11 @@ def registry() -> PluginRegistry:
         from zoo import data
 
         reg.add(data, PluginInfo(name="zoo.data", version=_zoo_version(), source="zoo (built-in)",
-                                 module="zoo.data"))
+                                 module="zoo.data", path=data.__file__))
         reg.load_entry_points()
         for plugin, name in _extra:
-            reg.add(plugin, PluginInfo(name=name, source="in-process", module=repr(plugin)))
+            reg.add(plugin, PluginInfo(name=name, source="in-process", module=repr(plugin),
+                                       path=getattr(plugin, "__file__", None)))
         _registry = reg
     return _registry
 

@@ -110,13 +110,19 @@ def fetch_or_build(entry: Entry, directory: Path, *, offline: bool = False,
     build_artifact(entry, directory, progress=progress)
 
 
-def build_artifact(entry: Entry, directory: Path, *, steps: int | None = None,
+def build_artifact(entry: Entry, directory: Path | None, *, steps: int | None = None,
                    seed: int | None = None, progress: bool | None = None,
                    **train_options: Any) -> ZooModel:
-    """Train ``entry``'s model from its recipe, evaluate it on the test split, write it out."""
+    """Train ``entry``'s model from its recipe, evaluate it on the test split, write it out.
+
+    ``train_options`` go to the family's ``train`` (the generic trainer takes ``device``,
+    ``bf16``, ``compile``, ``checkpoint_dir``, ``checkpoint_every``, ``resume``). In a run of
+    several processes only rank 0 evaluates and writes; the others (and ``directory=None``)
+    train and return the model.
+    """
     import torch
 
-    from zoo import artifacts
+    from zoo import artifacts, distributed
     from zoo.config import to_dict
     from zoo.evaluation import evaluate as score
 
@@ -126,6 +132,8 @@ def build_artifact(entry: Entry, directory: Path, *, steps: int | None = None,
     torch.manual_seed(recipe.seed)
     model = family.build(entry.config)
     result = family.train(model, dataset, recipe, steps=steps, progress=progress, **train_options)
+    if directory is None or not distributed.is_main_process():
+        return model
     test = score(model, dataset.load("test"), recipe.eval_batch_size)
     metrics = {"test_nll": test.nll, "test_nll_stderr": test.stderr,
                "bits_per_dim": test.bits_per_dim, "test_n": float(test.n)}
@@ -156,16 +164,82 @@ def save(model: ZooModel, path: str | os.PathLike, **meta: Any) -> Path:
 
 
 def train(name: str, *, output: str | os.PathLike | None = None, steps: int | None = None,
-          seed: int | None = None, progress: bool | None = None, **train_options: Any) -> Path:
+          seed: int | None = None, progress: bool | None = None, nproc: int = 1,
+          device: str | None = "auto", bf16: bool = False, compile: bool = False,
+          resume: bool = False, checkpoint_every: int | None = None,
+          checkpoint_dir: str | os.PathLike | None = None, **train_options: Any) -> Path:
     """Train the catalog entry ``name`` from its recipe and save the artifact at ``output``.
 
     ``output`` defaults to the store (replacing the stored artifact of ``name``).
+    ``nproc`` > 1 starts that many local processes through torchrun's launcher (DDP; the
+    global batch stays the recipe's). ``device`` is ``auto`` (CUDA when present), ``cpu`` or
+    ``cuda``; ``bf16`` and ``compile`` turn on bfloat16 autocast and ``torch.compile``.
+    ``checkpoint_every`` N steps the training state is saved to ``checkpoint_dir`` (default:
+    ``$ZOO_HOME/runs/NAME``, or ``OUTPUT.checkpoints`` beside an explicit output); ``resume``
+    continues from the newest checkpoint there. A finished run removes its checkpoints.
     """
+    import shutil
+
+    from zoo import distributed
+    from zoo.checkpoint import default_directory
+
     entry = get_entry(name)
     final = Path(output) if output is not None else store.artifact_dir(entry.name)
+    if checkpoint_dir is None and (resume or checkpoint_every):
+        checkpoint_dir = default_directory(entry.name, output)
+    options = {"device": device, "bf16": bf16, "compile": compile, "resume": resume,
+               "checkpoint_every": checkpoint_every, "checkpoint_dir": checkpoint_dir}
+    # Only what differs from the trainer's defaults: a family with its own train() need not
+    # know options it is not asked to use.
+    options = {k: v for k, v in options.items() if v not in (None, False)}
+    if nproc > 1:
+        if distributed.context().is_distributed:
+            raise ZooError("this process already belongs to a process group started by torchrun; "
+                           "drop nproc (torchrun's --nproc-per-node decides the process count)")
+        if train_options:
+            raise ZooError(f"options {', '.join(sorted(train_options))} cannot be passed to "
+                           "worker processes; use nproc=1 or torchrun")
+        distributed.check_batch(entry.recipe.batch_size, nproc)
+        distributed.launch(nproc, ["-m", "zoo", *train_command(
+            name, output=final if output is not None else None, steps=steps, seed=seed,
+            progress=progress, **options)])
+        return final
+    if not distributed.is_main_process():
+        build_artifact(entry, None, steps=steps, seed=seed, progress=progress,
+                       **options, **train_options)
+        return final
     with store.staging(final) as tmp:
-        build_artifact(entry, tmp, steps=steps, seed=seed, progress=progress, **train_options)
-        return store.publish(tmp, final)
+        build_artifact(entry, tmp, steps=steps, seed=seed, progress=progress,
+                       **options, **train_options)
+        path = store.publish(tmp, final)
+    if checkpoint_dir is not None:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return path
+
+
+def train_command(name: str, *, output: str | os.PathLike | None = None,
+                  steps: int | None = None, seed: int | None = None,
+                  progress: bool | None = None, device: str | None = None, bf16: bool = False,
+                  compile: bool = False, resume: bool = False,
+                  checkpoint_every: int | None = None,
+                  checkpoint_dir: str | os.PathLike | None = None) -> list[str]:
+    """The ``zoo train`` arguments that make the same run (what ``nproc`` workers execute)."""
+    args = ["train", name]
+    if output is not None:
+        args += ["--output", str(Path(output).expanduser().resolve())]
+    if steps is not None:
+        args += ["--steps", str(steps)]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    if device is not None:
+        args += ["--device", str(device)]
+    if checkpoint_every is not None:
+        args += ["--checkpoint-every", str(checkpoint_every)]
+    if checkpoint_dir is not None:
+        args += ["--checkpoint-dir", str(Path(checkpoint_dir).expanduser().resolve())]
+    args += [flag for flag, on in (("--bf16", bf16), ("--compile", compile), ("--resume", resume),
+                                   ("--quiet", progress is False)) if on]
+    return args
 
 
 def evaluate(name_or_model: Any, *, split: str = "test", dataset: str | None = None,

@@ -171,14 +171,35 @@ def pull(name: str, force: bool, offline: bool, quiet: bool) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Artifact directory to write (default: the store entry of NAME).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes to train on (DDP through torchrun; the global batch stays the recipe's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="auto: CUDA when present (each process its own GPU).")
+@click.option("--bf16", is_flag=True, help="bfloat16 autocast for the forward pass (GPUs).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the model (falls back to eager with a warning if it fails).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), metavar="N",
+              help="Save the training state every N steps.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where checkpoints go (default: $ZOO_HOME/runs/NAME, or OUTPUT.checkpoints).")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint of this run.")
 def train(name: str, steps: int | None, seed: int | None, output: Path | None,
-          quiet: bool) -> None:
-    """Train a catalog model from its recipe and save the artifact."""
-    from zoo import api
+          quiet: bool, nproc: int, device: str, bf16: bool, compile_: bool,
+          checkpoint_every: int | None, checkpoint_dir: Path | None, resume: bool) -> None:
+    """Train a catalog model from its recipe and save the artifact.
+
+    Several processes: `--nproc N`, or `torchrun --nproc-per-node N -m zoo train NAME`.
+    A killed run continues with `--resume` when it was saved with `--checkpoint-every`.
+    """
+    from zoo import api, distributed
 
     path = api.train(name, output=output, steps=steps, seed=seed,
-                     progress=False if quiet else None)
-    click.echo(str(path))
+                     progress=False if quiet else None, nproc=nproc, device=device, bf16=bf16,
+                     compile=compile_, resume=resume, checkpoint_every=checkpoint_every,
+                     checkpoint_dir=checkpoint_dir)
+    # One line of output per run: from rank 0, or from the launcher that started the workers.
+    if distributed.is_main_process() and not os.environ.get(distributed.LAUNCHED_BY_ZOO):
+        click.echo(str(path))
 
 
 @cli.command()

@@ -2,37 +2,63 @@
 
 It minimises the mean negative log-likelihood in nats with Adam(W), an optional warm-up and
 cosine schedule and gradient clipping; holds out ``recipe.val_fraction`` of the training
-split, evaluates it every ``recipe.eval_every`` steps and keeps the best checkpoint. The
-same recipe and seed give the same weights.
+split, evaluates it every ``recipe.eval_every`` steps and keeps the best weights. The same
+recipe and seed give the same weights.
+
+The same loop runs in one process or in several (``zoo.distributed``: DDP over torchrun's
+process group, each rank training on its slice of the recipe's global batch), on the CPU or
+a GPU (``zoo.devices``), optionally under bf16 autocast and ``torch.compile``. Every
+``checkpoint_every`` steps rank 0 writes a checkpoint (``zoo.checkpoint``) holding the whole
+training state, so that ``resume=True`` continues a killed run to the very weights an
+uninterrupted run reaches (bit for bit on one CPU process).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from zoo import checkpoint as ckpt
+from zoo import distributed
 from zoo.data import Dataset
-from zoo.errors import TrainingError
-from zoo.evaluation import mean_nll
+from zoo.devices import autocast, maybe_compile, resolve_device
+from zoo.errors import ConfigError, TrainingError
+from zoo.evaluation import mean_nll, nll_per_example
 from zoo.model import ZooModel
 from zoo.recipe import Recipe
 
 
 @dataclass
 class FitResult:
-    """What training produced: the model holds the best weights when ``fit`` returns."""
+    """What training produced: the model holds the best weights when ``fit`` returns.
+
+    ``seconds`` is the time spent in optimisation steps (not in validation or checkpoints)
+    by this call; ``start_step`` is the step a resumed run continued from (0 otherwise).
+    """
 
     steps: int
     best_step: int
     val_nll: float | None
     train_nll: float
     history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    start_step: int = 0
+    world_size: int = 1
+
+    @property
+    def steps_per_second(self) -> float:
+        done = self.steps - self.start_step
+        return done / self.seconds if self.seconds > 0 else float("nan")
 
 
 @dataclass
@@ -79,26 +105,121 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, steps: int):
 
 
 class Batches:
-    """An endless stream of shuffled mini-batches, one fresh permutation (and draw) per epoch."""
+    """An endless stream of shuffled global mini-batches, one fresh permutation (and draw) per epoch.
 
-    def __init__(self, dataset: Dataset, x: Tensor, batch_size: int, generator: torch.Generator):
+    Every rank holds the same stream (same generator seed) and returns its own slice of each
+    global batch (``distributed.shard``), which is what a ``DistributedSampler`` over one
+    shuffled epoch gives, with the global batch fixed whatever the number of processes.
+    ``state``/``restore`` save and replay the stream exactly: the generator's state at the
+    start of the current epoch, the epoch and the position in it.
+    """
+
+    def __init__(self, dataset: Dataset, x: Tensor, batch_size: int, generator: torch.Generator,
+                 *, ctx: distributed.Context | None = None, device: torch.device | None = None):
+        self.ctx = ctx or distributed.Context()
+        world = self.ctx.world_size
         if len(x) < batch_size:
-            batch_size = len(x)
+            # A split smaller than one batch: use all of it (rounded down to split evenly).
+            batch_size = max(world, len(x) - len(x) % world)
+            if len(x) < world:
+                raise ConfigError(f"{len(x)} training examples cannot be split over {world} processes")
+        distributed.check_batch(batch_size, world)
         self.dataset, self.x, self.batch_size, self.generator = dataset, x, batch_size, generator
+        self.device = device
         self.epoch_data: Tensor | None = None
         self.order: Tensor | None = None
         self.position = 0
         self.epoch = 0
+        self.epoch_start_state: Tensor | None = None
+
+    def _new_epoch(self) -> None:
+        self.epoch_start_state = self.generator.get_state()
+        data = self.dataset.draw(self.x, self.generator)
+        self.order = torch.randperm(len(self.x), generator=self.generator)
+        self.position = 0
+        self.epoch += 1
+        # One copy per epoch to the training device; batches are then gathered there.
+        self.epoch_data = data if self.device is None else data.to(self.device)
 
     def next(self) -> Tensor:
         if self.order is None or self.position + self.batch_size > len(self.order):
-            self.epoch_data = self.dataset.draw(self.x, self.generator)
-            self.order = torch.randperm(len(self.x), generator=self.generator)
-            self.position = 0
-            self.epoch += 1
+            self._new_epoch()
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
-        return self.epoch_data[index]
+        index = distributed.shard(index, self.ctx)
+        return self.epoch_data[index.to(self.epoch_data.device)]
+
+    def state(self) -> dict[str, Any]:
+        """JSON data from which ``restore`` rebuilds this stream at this very position."""
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "batch_size": self.batch_size,
+            "epoch_start": (None if self.epoch_start_state is None
+                            else ckpt.encode_bytes(self.epoch_start_state)),
+            "generator": ckpt.encode_bytes(self.generator.get_state()),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replay the current epoch's draw from its starting generator state, then seek."""
+        if state["batch_size"] != self.batch_size:
+            raise ckpt.CheckpointError(
+                f"checkpoint batch size {state['batch_size']} differs from this run's {self.batch_size}")
+        expected = ckpt.decode_bytes(state["generator"])
+        if state["epoch_start"] is None:
+            self.generator.set_state(expected)
+            return
+        self.generator.set_state(ckpt.decode_bytes(state["epoch_start"]))
+        self._new_epoch()
+        self.epoch, self.position = state["epoch"], state["position"]
+        if not torch.equal(self.generator.get_state(), expected):
+            raise ckpt.CheckpointError(
+                "the checkpoint's data stream cannot be replayed: re-drawing the epoch gave a "
+                "different generator state (is the dataset's per-epoch draw deterministic?)")
+
+
+def _val_nll(model: ZooModel, val: Tensor, batch_size: int, ctx: distributed.Context) -> float:
+    """Mean NLL of the hold-out; with several ranks each scores a slice and the sums are added."""
+    if not ctx.is_distributed:
+        return mean_nll(model, val, batch_size)
+    part = val.tensor_split(ctx.world_size)[ctx.rank]
+    nll = nll_per_example(model, part, batch_size) if len(part) else torch.zeros(0, dtype=torch.float64)
+    totals = torch.tensor([nll.sum().item(), float(len(nll))], dtype=torch.float64)
+    if distributed.backend_for(model.device) == "nccl":
+        totals = totals.to(model.device)
+    totals = distributed.all_reduce_sum(totals).cpu()
+    return (totals[0] / totals[1]).item()
+
+
+def _fingerprint(model: ZooModel, recipe: Recipe, steps: int, n_train: int) -> dict[str, Any]:
+    """What must match for a checkpoint to belong to this run."""
+    from zoo.config import to_dict
+
+    config = model.config
+    return {
+        "family": model.family or type(model).__name__,
+        "config": to_dict(config) if dataclasses.is_dataclass(config) else None,
+        "recipe": to_dict(recipe),
+        "steps": steps,
+        "train_examples": n_train,
+    }
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": ckpt.encode_bytes(torch.get_rng_state())}
+    if device.type == "cuda":
+        state["cuda"] = ckpt.encode_bytes(torch.cuda.get_rng_state(device))
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(ckpt.decode_bytes(state["torch"]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(ckpt.decode_bytes(state["cuda"]), device)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def fit(
@@ -111,43 +232,152 @@ def fit(
     device: str | torch.device | None = None,
     train_data: Tensor | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    bf16: bool = False,
+    compile: bool | str | Callable[..., Any] = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> FitResult:
     """Train ``model`` on ``dataset``'s training split following ``recipe``.
 
     ``steps`` overrides the recipe's step count; ``progress`` shows a tqdm bar (default: when
-    stderr is a terminal); ``train_data`` replaces the loaded training split (tests, custom
-    data). On return the model holds the weights with the best validation NLL.
+    stderr is a terminal; rank 0 only); ``train_data`` replaces the loaded training split
+    (tests, custom data); ``callback(step, record)`` is called on every rank at each
+    evaluation step. On return the model holds the weights with the best validation NLL.
+
+    Devices: ``device`` is ``None`` (stay where the model is), ``"auto"``, ``"cpu"``,
+    ``"cuda"`` (this process's GPU) or a ``torch.device``; ``bf16`` runs the forward pass
+    under bfloat16 autocast; ``compile`` (``True`` or a backend) uses ``torch.compile`` and
+    falls back to eager execution with a warning if compiling fails.
+
+    Processes: started by torchrun (its environment names the process group), every rank
+    calls ``fit`` with the same arguments; the model is wrapped in DDP and each rank takes
+    ``batch_size / world_size`` examples of every global batch.
+
+    Checkpoints: every ``checkpoint_every`` steps rank 0 writes the training state to
+    ``checkpoint_dir``; ``resume=True`` continues from the newest checkpoint there (and from
+    step 0 when there is none). A checkpoint from a different run (recipe, config, steps) or
+    a damaged one is refused with ``zoo.checkpoint.CheckpointError``.
     """
     steps = recipe.steps if steps is None else steps
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
-    device = torch.device(device) if device is not None else model.device
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be positive, got {checkpoint_every}")
+    if (checkpoint_every or resume) and checkpoint_dir is None:
+        raise ValueError("checkpoint_every and resume need a checkpoint_dir")
+    ctx0 = distributed.context()
+    distributed.check_batch(recipe.batch_size, ctx0.world_size)
+    dev = model.device if device is None else resolve_device(device, local_rank=ctx0.local_rank)
+    if ctx0.is_distributed and dev.type == "cuda" and device is None:
+        dev = resolve_device("cuda", local_rank=ctx0.local_rank)
+    with distributed.process_group(dev) as ctx:
+        return _fit(model, dataset, recipe, steps=steps, progress=progress, device=dev,
+                    train_data=train_data, callback=callback, bf16=bf16, compile=compile,
+                    checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
+                    checkpoint_every=checkpoint_every, resume=resume, ctx=ctx)
+
+
+def _fit(model: ZooModel, dataset: Dataset, recipe: Recipe, *, steps: int, progress: bool | None,
+         device: torch.device, train_data: Tensor | None,
+         callback: Callable[[int, dict[str, float]], None] | None, bf16: bool,
+         compile: bool | str | Callable[..., Any], checkpoint_dir: Path | None,
+         checkpoint_every: int | None, resume: bool, ctx: distributed.Context) -> FitResult:
     model.to(device)
     torch.manual_seed(recipe.seed)
     x = dataset.load("train") if train_data is None else train_data
     splits = split_train(dataset, x, recipe)
     batches = Batches(dataset, splits.train, recipe.batch_size,
-                      torch.Generator().manual_seed(recipe.seed + 2))
+                      torch.Generator().manual_seed(recipe.seed + 2), ctx=ctx,
+                      device=device if device.type != "cpu" else None)
     optimizer = make_optimizer(model, recipe)
     schedule = make_schedule(optimizer, recipe, steps)
     val = splits.val.to(device) if splits.val is not None else None
+    fingerprint = _fingerprint(model, recipe, steps, len(splits.train))
 
-    show = sys.stderr.isatty() if progress is None else progress
+    history: list[dict[str, float]] = []
+    best_nll, best_step = math.inf, 0
+    best_state: dict[str, Tensor] | None = None
+    running = 0.0
+    start = 0
+    if resume and checkpoint_dir is not None:
+        sidecar = ckpt.latest(checkpoint_dir)
+        if sidecar is None:
+            if ctx.is_main:
+                print(f"zoo: no checkpoint in {checkpoint_dir}; training from step 0", file=sys.stderr)
+        else:
+            tensors, meta = ckpt.load(sidecar)
+            _check_fingerprint(meta.get("run"), fingerprint, sidecar)
+            try:
+                model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
+                                       if k.startswith("model.")})
+                optimizer.load_state_dict(ckpt.join_optimizer_state(tensors, meta["optimizer"]))
+                schedule.load_state_dict(meta["scheduler"])
+            except (RuntimeError, KeyError, ValueError) as exc:
+                raise ckpt.CheckpointError(
+                    f"checkpoint {sidecar} does not fit this model: {' '.join(str(exc).split())[:400]}"
+                ) from None
+            batches.restore(meta["batches"])
+            _set_rng_state(meta["rng"], device)
+            start = meta["step"]
+            running = meta["running"]
+            history = meta["history"]
+            best_step = meta["best_step"]
+            best_nll = math.inf if meta["best_nll"] is None else meta["best_nll"]
+            best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+            best_state = best or None
+            if checkpoint_every is None:
+                checkpoint_every = meta.get("checkpoint_every")
+            if ctx.is_main:
+                print(f"zoo: resuming from {sidecar} (step {start} of {steps})", file=sys.stderr)
+        distributed.barrier()
+
+    objective = distributed.wrap(maybe_compile(distributed.NegLogLikelihood(model), compile),
+                                 device, ctx)
+
+    def save_checkpoint(step: int) -> None:
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        opt_tensors, opt_meta = ckpt.split_optimizer_state(optimizer.state_dict())
+        tensors.update(opt_tensors)
+        if best_state is not None:
+            tensors.update({f"best.{k}": v for k, v in best_state.items()})
+        meta = {
+            "run": fingerprint,
+            "world_size": ctx.world_size,
+            "checkpoint_every": checkpoint_every,
+            "optimizer": opt_meta,
+            "scheduler": ckpt.json_value(schedule.state_dict(), "scheduler state"),
+            "batches": batches.state(),
+            "rng": _rng_state(device),
+            "running": running,
+            "best_step": best_step,
+            "best_nll": _finite_or_none(best_nll),
+            "history": history,
+        }
+        ckpt.save(checkpoint_dir, step, tensors, meta)
+
+    show = ctx.is_main and (sys.stderr.isatty() if progress is None else progress)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=steps, disable=not show, desc=f"training {model.family}", unit="step",
-               dynamic_ncols=True, leave=False)
-    history: list[dict[str, float]] = []
-    best_nll, best_step, best_state = math.inf, 0, None
-    running = 0.0
+    bar = tqdm(total=steps, initial=start, disable=not show, desc=f"training {model.family}",
+               unit="step", dynamic_ncols=True, leave=False)
+    seconds = 0.0
     model.train()
     try:
-        for step in range(1, steps + 1):
+        for step in range(start + 1, steps + 1):
+            tic = time.perf_counter()
             batch = batches.next().to(device, non_blocking=True)
-            loss = -model.log_prob(batch).mean()
-            if not torch.isfinite(loss):
+            with autocast(device, bf16):
+                loss = objective(batch)
+            # The global mean loss, the same on every rank, so that all ranks agree on
+            # stopping (a rank that raised alone would leave the others waiting forever).
+            value = loss.detach().float()
+            if ctx.is_distributed:
+                value = distributed.all_reduce_sum(value) / ctx.world_size
+            value = value.item()
+            if not math.isfinite(value):
                 raise TrainingError(
-                    f"the loss became {loss.item()} at step {step}; training stopped. "
+                    f"the loss became {value} at step {step}; training stopped. "
                     "Lower the learning rate or set grad_clip in the recipe."
                 )
             optimizer.zero_grad(set_to_none=True)
@@ -156,12 +386,15 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             optimizer.step()
             schedule.step()
-            running = loss.item() if step == 1 else 0.98 * running + 0.02 * loss.item()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds += time.perf_counter() - tic
+            running = value if step == 1 else 0.98 * running + 0.02 * value
             bar.update(1)
             if step % recipe.eval_every == 0 or step == steps:
-                record = {"step": step, "train_nll": running}
+                record: dict[str, float] = {"step": step, "train_nll": running}
                 if val is not None:
-                    record["val_nll"] = mean_nll(model, val, recipe.eval_batch_size)
+                    record["val_nll"] = _val_nll(model, val, recipe.eval_batch_size, ctx)
                     model.train()
                     if record["val_nll"] < best_nll:
                         best_nll, best_step = record["val_nll"], step
@@ -170,6 +403,8 @@ def fit(
                 bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "step"})
                 if callback is not None:
                     callback(step, record)
+            if checkpoint_every and step % checkpoint_every == 0 and ctx.is_main:
+                save_checkpoint(step)
     finally:
         bar.close()
     if best_state is not None:
@@ -179,7 +414,29 @@ def fit(
     model.eval()
     return FitResult(steps=steps, best_step=best_step,
                      val_nll=None if val is None else best_nll, train_nll=running,
-                     history=history)
+                     history=history, seconds=seconds, start_step=start,
+                     world_size=ctx.world_size)
+
+
+def _check_fingerprint(saved: Any, current: dict[str, Any], sidecar: Path) -> None:
+    if saved == current:
+        return
+    if not isinstance(saved, dict):
+        raise ckpt.CheckpointError(f"checkpoint {sidecar} does not record which run wrote it")
+    diffs = []
+    for key in current:
+        if saved.get(key) != current[key]:
+            if isinstance(current[key], dict) and isinstance(saved.get(key), dict):
+                inner = [f"{key}.{k}: {saved[key].get(k)!r} vs {current[key].get(k)!r}"
+                         for k in sorted(set(saved[key]) | set(current[key]))
+                         if saved[key].get(k) != current[key].get(k)]
+                diffs.extend(inner)
+            else:
+                diffs.append(f"{key}: {saved.get(key)!r} vs {current[key]!r}")
+    raise ckpt.CheckpointError(
+        f"checkpoint {sidecar} was written by a different run ({'; '.join(diffs[:4])}, "
+        "checkpoint vs now); resume with the same recipe, config and steps, or train without --resume"
+    )
 
 
 def describe(result: FitResult) -> dict[str, Any]:

@@ -244,14 +244,14 @@ def _snapshot(repo: str, revision: str, *, force: bool, offline: bool,
                 f"{name} is not in the Hugging Face cache ({cache_dir()}) and zoo is offline "
                 f"({why}): pull it once with network access")
         return found
-    from huggingface_hub import HfApi, snapshot_download
-
     pinned = COMMIT_HASH.fullmatch(revision) is not None
     if pinned and not force:
         # A commit never changes: once cached there is nothing to ask the Hub.
         found = _cached_snapshot(repo, revision)
         if found is not None:
             return found
+    from huggingface_hub import HfApi, snapshot_download
+
     with _translated(name, repo=repo, revision=revision), _progress_bars(progress):
         if pinned:
             # For a commit, huggingface_hub lists the files with retries and backoff (about
@@ -272,22 +272,31 @@ def _snapshot(repo: str, revision: str, *, force: bool, offline: bool,
 
 
 def _cached_snapshot(repo: str, revision: str) -> Path | None:
-    from huggingface_hub import try_to_load_from_cache
+    """Look ``repo@revision`` up in huggingface_hub's cache layout (``models--ORG--REPO/
+    refs/REVISION`` holds a commit, ``snapshots/COMMIT/`` its files) without importing the
+    download machinery, which alone costs more than a cached pull should take."""
+    from zoo.artifacts import FILES
 
-    from zoo.artifacts import CONFIG, FILES
-
-    cache = cache_dir()
-    found = try_to_load_from_cache(repo, CONFIG, cache_dir=cache, revision=revision)
-    snapshot = Path(found).parent if isinstance(found, str) else None
-    if snapshot is None and SHORT_HASH.fullmatch(revision):
+    folder = cache_dir() / f"models--{repo.replace('/', '--')}"
+    commit = revision if COMMIT_HASH.fullmatch(revision) else _read_ref(folder, revision)
+    snapshot = folder / "snapshots" / commit if commit else None
+    if (snapshot is None or not snapshot.is_dir()) and SHORT_HASH.fullmatch(revision):
         # A short commit hash is resolved only by the Hub, which offline we cannot ask: a
         # unique prefix among the cached commits is the commit that was meant.
-        folder = cache / f"models--{repo.replace('/', '--')}" / "snapshots"
-        matches = sorted(folder.glob(f"{revision}*")) if folder.is_dir() else []
+        snapshots = folder / "snapshots"
+        matches = sorted(snapshots.glob(f"{revision}*")) if snapshots.is_dir() else []
         snapshot = matches[0] if len(matches) == 1 else None
     if snapshot is None or not all((snapshot / f).is_file() for f in FILES):
         return None
     return snapshot
+
+
+def _read_ref(folder: Path, revision: str) -> str | None:
+    try:
+        commit = (folder / "refs" / revision).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return commit if COMMIT_HASH.fullmatch(commit) else None
 
 
 # -- pushing --------------------------------------------------------------------------------

@@ -211,9 +211,9 @@ def expected_tensors(family: Any, config: Any) -> dict[str, tuple[Any, tuple[int
     it (built on the ``meta`` device); None if the family cannot be built there."""
     import torch
 
-    for empty in (_parameters_on_meta(), torch.device("meta")):
+    for empty in (_parameters_on_meta, lambda: torch.device("meta")):
         try:
-            with empty:
+            with _no_init(), empty():
                 state = family.create(config).state_dict()
         except Exception:  # this family cannot be built that way; try the next
             continue
@@ -240,6 +240,24 @@ def _parameters_on_meta() -> Iterator[None]:
         yield
     finally:
         nn.Module.register_parameter = original
+
+
+@contextlib.contextmanager
+def _no_init() -> Iterator[None]:
+    """``torch.nn.init``'s initialisers as no-ops: only shapes are wanted, and random
+    initialisation of a meta tensor imports torch's compiler stack (seconds, once)."""
+    from torch.nn import init
+
+    names = [n for n in dir(init) if n.endswith("_") and not n.startswith("_")
+             and callable(getattr(init, n))]
+    saved = {n: getattr(init, n) for n in names}
+    for n in names:
+        setattr(init, n, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for n, fn in saved.items():
+            setattr(init, n, fn)
 
 
 def read_tensors(blob: bytes, *, where: str) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""Helpers for the fault, concurrency and hostile-input tests: real ``zoo`` subprocesses,
+tiny catalogs, and snapshots of what a store holds.
+
+The subprocesses run ``python -m zoo`` with their own ``ZOO_HOME`` and ``ZOO_REGISTRY``, one
+thread each (the test machines have two cores shared by several runs). ``ZOO_FAULT_PAUSE``
+(see ``zoo/faults.py``) stops one at a named point so that a test can SIGKILL it there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo.faults import ENV_POINT, ENV_SECONDS
+
+# A tiny RealNVP on moons: 2 couplings of width 8, a few hundred steps (about a second).
+TINY_ENTRY = """\
+  - name: {name}
+    family: realnvp
+    dataset: moons
+    description: a tiny flow for the fault tests
+    config: {{shape: [2], couplings: 2, hidden: 8}}
+    recipe: {{steps: {steps}, batch_size: 64, eval_every: {eval_every}, val_fraction: 0.05,
+              eval_batch_size: 20000}}
+"""
+
+
+def tiny_registry(path: Path, names: tuple[str, ...] = ("tiny",), *, steps: int = 300,
+                  extra: str = "") -> Path:
+    """Write a catalog of tiny entries at ``path`` and return it."""
+    entries = "".join(TINY_ENTRY.format(name=n, steps=steps, eval_every=max(1, steps // 2))
+                      for n in names)
+    path.write_text(f"version: 1\nentries:\n{entries}{extra}")
+    return path
+
+
+def zoo_env(home: Path, registry: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a ``zoo`` subprocess: its own store and catalog, one thread."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ZOO_", "HF_")) and k != "PYTEST_CURRENT_TEST"}
+    env.update(ZOO_HOME=str(home), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
+    if registry is not None:
+        env["ZOO_REGISTRY"] = str(registry)
+    env.update(extra)
+    return env
+
+
+def run_zoo(args: list[str], env: dict[str, str], *, timeout: float = 120,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``zoo ARGS`` to the end; stdout and stderr are captured as text."""
+    return subprocess.run([sys.executable, "-m", "zoo", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass
+class Proc:
+    """A running ``zoo`` subprocess whose stderr is collected line by line."""
+
+    popen: subprocess.Popen
+    lines: list[str] = field(default_factory=list)
+    stdout: str = ""
+
+    def __post_init__(self) -> None:
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.popen.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        """Block until a line of stderr contains ``text`` (or fail, saying what it printed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if self.popen.poll() is not None:
+                self._reader.join(timeout=5)
+                if any(text in line for line in self.lines):
+                    return
+                raise AssertionError(f"process exited ({self.popen.returncode}) before "
+                                     f"{text!r}: {''.join(self.lines)[-3000:]}")
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError(f"no {text!r} within {timeout} s: {''.join(self.lines)[-3000:]}")
+
+    def kill(self) -> int:
+        """SIGKILL it (no cleanup runs) and reap it."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=30)
+        self._reader.join(timeout=5)
+        return self.popen.returncode
+
+    def finish(self, timeout: float = 180) -> int:
+        """Wait for a normal exit; returns the exit status."""
+        out, _ = self.popen.communicate(timeout=timeout) if self.popen.stdout else ("", None)
+        self.stdout = out or ""
+        self._reader.join(timeout=5)
+        return self.popen.returncode
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+
+def start_zoo(args: list[str], env: dict[str, str], *, pause: str | None = None,
+              seconds: float = 120, argv: list[str] | None = None) -> Proc:
+    """Start ``zoo ARGS`` (or ``python ARGV``); with ``pause`` it stops at that fault point."""
+    env = dict(env)
+    if pause is not None:
+        env[ENV_POINT] = pause
+        env[ENV_SECONDS] = str(seconds)
+    cmd = [sys.executable, *(argv if argv is not None else ["-m", "zoo", *args])]
+    popen = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    return Proc(popen)
+
+
+def fault_line(point: str) -> str:
+    """What a process prints when it reaches fault point ``point``."""
+    return f"zoo-fault-point {point} "
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative path -> sha256, or "dir" for empty folders)."""
+    out: dict[str, str] = {}
+    if not root.exists():
+        return out
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            out[rel] = "link:" + os.readlink(path)
+        elif path.is_file():
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        elif path.is_dir() and not any(path.iterdir()):
+            out[rel] = "dir"
+    return out
+
+
+def store_artifacts(home: Path) -> list[str]:
+    """The folders under ``$ZOO_HOME/models`` that carry a final (not hidden) name."""
+    models = home / "models"
+    if not models.is_dir():
+        return []
+    return sorted(p.name for p in models.iterdir() if not p.name.startswith("."))
+
+
+def written_artifacts(home: Path) -> list[str]:
+    """Artifacts in the store, staging and trash folders included: what a refused input
+    must not leave behind (locks and the data folder are not artifacts)."""
+    models = home / "models"
+    return sorted(p.name for p in models.iterdir()) if models.is_dir() else []

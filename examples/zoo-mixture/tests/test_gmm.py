@@ -9,13 +9,13 @@ import math
 
 import pytest
 import torch
-
-torch.set_num_threads(1)  # tiny models: threads only add overhead
-
-from zoo.testing import check_family, family_checks
 from zoo_mixture import zoo_register_datasets, zoo_register_entries
 from zoo_mixture.data import load_eight_gaussians
 from zoo_mixture.family import GMMFamily
+
+from zoo.testing import check_family, family_checks
+
+torch.set_num_threads(1)  # tiny models: threads only add overhead
 
 CONFIGS = {
     "2d-full": {"shape": [2], "components": 4},
@@ -70,9 +70,10 @@ def test_hooks_register_the_dataset_and_valid_entries():
 
 
 def test_training_approaches_the_entropy_of_eight_gaussians():
+    from zoo_mixture.data import EIGHT_GAUSSIANS
+
     from zoo.recipe import Recipe
     from zoo.training import fit
-    from zoo_mixture.data import EIGHT_GAUSSIANS
 
     torch.manual_seed(0)
     model = GMMFamily().build({"shape": [2], "components": 16, "init_spread": 2.0})

@@ -6,7 +6,6 @@ only when they are used.
 """
 
 import zoo
-
 from zoo_mixture.data import EIGHT_GAUSSIANS
 from zoo_mixture.family import GMMFamily
 

@@ -6,12 +6,13 @@ or a path to an artifact directory (anything with a path separator, or an existi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import store
+from zoo import faults, store
 from zoo.catalog import Entry, catalog, unknown_name_message
 from zoo.errors import ArtifactError, NotFoundError, ZooError
 from zoo.names import HUB_PREFIX
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from zoo.data import Dataset
     from zoo.evaluation import Evaluation
     from zoo.family import Family
+    from zoo.integrity import VerifyResult
     from zoo.model import ZooModel
 
 
@@ -62,7 +64,12 @@ def is_path(name: str) -> bool:
     """Whether ``name`` names an artifact directory rather than a catalog or Hub model."""
     if name.startswith(HUB_PREFIX):
         return False
-    return os.sep in name or "/" in name or name.startswith((".", "~")) or Path(name).is_dir()
+    if os.sep in name or "/" in name or name.startswith((".", "~")):
+        return True
+    try:
+        return Path(name).is_dir()
+    except (OSError, ValueError):  # a name too long for a path, or with a NUL in it
+        return False
 
 
 is_complete = store.is_complete
@@ -94,9 +101,29 @@ def pull(name: str, *, force: bool = False, offline: bool = False,
         if not force and is_complete(final):
             return final
         store.clean_leftovers(final)
+        if not force and is_complete(final):  # an interrupted replacement, rolled back
+            return final
         with store.staging(final) as tmp:
             fetch_or_build(entry, tmp, offline=offline, progress=progress)
+            check_staged(tmp, entry)
             return store.publish(tmp, final)
+
+
+def check_staged(directory: Path, entry: Entry | None = None) -> None:
+    """Refuse to publish an artifact that does not load, or is not the model ``entry`` names:
+    whatever a recipe or a download produced, nothing unverified gets a final name."""
+    from zoo import artifacts
+
+    cfg = artifacts.read_config(directory)
+    if entry is not None:
+        family = get_family(entry.family)
+        if cfg.family != entry.family or (family.parse_config(cfg.config)
+                                          != family.parse_config(entry.config)):
+            raise ArtifactError(
+                f"{entry.name}: the artifact obtained is a {cfg.family!r} model with config "
+                f"{cfg.config}, but the catalog entry is a {entry.family!r} model with config "
+                f"{entry.config}; nothing was stored")
+    artifacts.load(directory)
 
 
 def fetch_or_build(entry: Entry, directory: Path, *, offline: bool = False,
@@ -131,6 +158,7 @@ def build_artifact(entry: Entry, directory: Path | None, *, steps: int | None = 
     dataset = get_dataset(entry.dataset)
     torch.manual_seed(recipe.seed)
     model = family.build(entry.config)
+    faults.point("train-start")
     result = family.train(model, dataset, recipe, steps=steps, progress=progress, **train_options)
     if directory is None or not distributed.is_main_process():
         return model
@@ -208,10 +236,17 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
         build_artifact(entry, None, steps=steps, seed=seed, progress=progress,
                        **options, **train_options)
         return final
-    with store.staging(final) as tmp:
-        build_artifact(entry, tmp, steps=steps, seed=seed, progress=progress,
-                       **options, **train_options)
-        path = store.publish(tmp, final)
+    # Writing into the store takes the name's lock, as a pull does: a pull waiting for it
+    # then returns this artifact, and none removes this staging folder as a leftover.
+    in_store = final.expanduser().resolve() == store.artifact_dir(entry.name).resolve()
+    with store.locked(entry.name) if in_store else contextlib.nullcontext():
+        if in_store:
+            store.clean_leftovers(final)
+        with store.staging(final) as tmp:
+            build_artifact(entry, tmp, steps=steps, seed=seed, progress=progress,
+                           **options, **train_options)
+            check_staged(tmp, entry)
+            path = store.publish(tmp, final)
     if checkpoint_dir is not None:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return path
@@ -290,6 +325,16 @@ def info(name: str) -> dict[str, Any]:
     elif path is not None and is_path(name):
         raise NotFoundError(f"no artifact at {path}")
     return result
+
+
+def verify(names: list[str] | None = None) -> list[VerifyResult]:
+    """Check artifacts completely (files, config, sha256 of the weights, strict load): those
+    called ``names`` (catalog names, ``hf-hub:`` names, paths), or every one in the store.
+    Each result says ``ok`` or lists its problems with the path; ``zoo pull --force NAME``
+    replaces a bad catalog artifact."""
+    from zoo.integrity import verify as check_all
+
+    return check_all(names)
 
 
 def _files() -> tuple[str, ...]:

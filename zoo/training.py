@@ -178,11 +178,16 @@ class Batches:
                 "different generator state (is the dataset's per-epoch draw deterministic?)")
 
 
-def _val_nll(model: ZooModel, val: Tensor, batch_size: int, ctx: distributed.Context) -> float:
-    """Mean NLL of the hold-out; with several ranks each scores a slice and the sums are added."""
+def mean_nll_across_ranks(model: ZooModel, x: Tensor, batch_size: int,
+                          ctx: distributed.Context | None = None) -> float:
+    """Mean NLL of ``x``; with several ranks each scores a slice and the sums are added.
+
+    Every rank gets the same number, so decisions taken on it (best weights, stopping) agree.
+    """
+    ctx = ctx or distributed.context()
     if not ctx.is_distributed:
-        return mean_nll(model, val, batch_size)
-    part = val.tensor_split(ctx.world_size)[ctx.rank]
+        return mean_nll(model, x, batch_size)
+    part = x.tensor_split(ctx.world_size)[ctx.rank]
     nll = nll_per_example(model, part, batch_size) if len(part) else torch.zeros(0, dtype=torch.float64)
     totals = torch.tensor([nll.sum().item(), float(len(nll))], dtype=torch.float64)
     if distributed.backend_for(model.device) == "nccl":
@@ -394,7 +399,8 @@ def _fit(model: ZooModel, dataset: Dataset, recipe: Recipe, *, steps: int, progr
             if step % recipe.eval_every == 0 or step == steps:
                 record: dict[str, float] = {"step": step, "train_nll": running}
                 if val is not None:
-                    record["val_nll"] = _val_nll(model, val, recipe.eval_batch_size, ctx)
+                    record["val_nll"] = mean_nll_across_ranks(model, val, recipe.eval_batch_size,
+                                                              ctx)
                     model.train()
                     if record["val_nll"] < best_nll:
                         best_nll, best_step = record["val_nll"], step

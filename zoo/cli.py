@@ -165,6 +165,34 @@ def pull(name: str, force: bool, offline: bool, quiet: bool) -> None:
 
 
 @cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def verify(names: tuple[str, ...], as_json: bool) -> None:
+    """Check stored artifacts (all, or NAMES): files, config, sha256 of the weights, strict
+    load. Exits non-zero if any is bad; `zoo pull --force NAME` repairs a catalog model."""
+    from zoo import api, store
+
+    results = api.verify(list(names) or None)
+    bad = [r for r in results if not r.ok]
+    if as_json:
+        emit_json([r.as_dict() for r in results])
+    else:
+        for r in results:
+            shown = r.name if len(r.name) <= 80 else r.name[:77] + "..."
+            click.echo(f"{'ok ' if r.ok else 'BAD'}  {shown}  {r.path or ''}")
+            for problem in r.problems:
+                click.echo(f"     {problem}")
+        if not results:
+            click.echo("The store holds no artifacts.")
+        leftovers = store.leftovers() if not names else []
+        if leftovers:
+            click.echo(f"({len(leftovers)} unfinished write(s) left by killed processes, hidden "
+                       "under staging names; the next write of the name removes them)")
+    if bad:
+        raise click.ClickException(f"{len(bad)} of {len(results)} artifacts failed verification")
+
+
+@cli.command()
 @click.argument("name")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the recipe's step count.")
 @click.option("--seed", type=click.IntRange(min=0), help="Override the recipe's seed.")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import ConfigError, NotFoundError, ZooError
 
 
 @dataclass(frozen=True)
@@ -63,25 +63,33 @@ def stored_names() -> list[str]:
 def verify(names: list[str] | None = None) -> list[VerifyResult]:
     """Check the artifacts called ``names`` (catalog names, ``hf-hub:`` names or paths), or
     every artifact in the store when ``names`` is None."""
+    results = []
+    for name in stored_names() if names is None else names:
+        try:
+            path = _locate(name)
+        except (ConfigError, NotFoundError) as exc:  # an invalid, unknown or unpulled name
+            results.append(VerifyResult(name, None, (str(exc),)))
+            continue
+        results.append(VerifyResult(name, path, check(path)))
+    return results
+
+
+def _locate(name: str) -> Path:
+    """The folder ``name`` is stored in (validated: no name leads out of the store)."""
     from zoo import api, store
     from zoo.names import HUB_PREFIX
 
-    results = []
-    for name in stored_names() if names is None else names:
-        if name.startswith(HUB_PREFIX):
-            from zoo import hub
+    if name.startswith(HUB_PREFIX):
+        from zoo import hub
 
-            path = hub.cached_path(name)
-            if path is None:
-                results.append(VerifyResult(name, None, ("not in the Hugging Face cache",)))
-                continue
-        elif api.is_path(name):
-            path = Path(name).expanduser()
-        else:
-            path = store.artifact_dir(name)  # validates the name: no way out of the store
-            if not path.exists():
-                api.get_entry(name)  # an unknown name is an error, not a verdict
-                results.append(VerifyResult(name, path, ("not pulled",)))
-                continue
-        results.append(VerifyResult(name, path, check(path)))
-    return results
+        path = hub.cached_path(name)
+        if path is None:
+            raise NotFoundError(f"{name} is not in the Hugging Face cache")
+        return path
+    if api.is_path(name):
+        return Path(name).expanduser()
+    path = store.artifact_dir(name)
+    if not path.exists():
+        api.get_entry(name)  # unknown: says so
+        raise NotFoundError(f"{name} is not pulled")
+    return path

@@ -75,7 +75,7 @@ class TinyAR(ZooModel):
     def order(self, k: int = 0) -> Tensor:
         return self.orders[k]
 
-    def logits(self, x: Tensor, k: int = 0) -> Tensor:
+    def conditional_logits(self, x: Tensor, k: int = 0) -> Tensor:
         h = x if x.is_floating_point() else F.one_hot(x, self.levels).movedim(-1, 1).float()
         h = h.reshape(len(h), self.levels, self.dims)  # [B, C, D]
         weight = self.weight[k] * self.mask[k][:, None, :, None]  # [D, C, D', C']
@@ -83,10 +83,8 @@ class TinyAR(ZooModel):
         return out.reshape(len(h), self.levels, *self.shape)
 
     def member_log_probs(self, x: Tensor) -> Tensor:
-        return torch.stack([
-            F.log_softmax(self.logits(x, k), 1).gather(1, x.unsqueeze(1)).reshape(len(x), -1).sum(1)
-            for k in range(self.ensemble_size)
-        ])
+        logp = [F.log_softmax(self.conditional_logits(x, k), 1) for k in range(self.ensemble_size)]
+        return torch.stack([lp.gather(1, x.unsqueeze(1)).reshape(len(x), -1).sum(1) for lp in logp])
 
     def log_prob(self, x: Tensor) -> Tensor:
         x = check_discrete(x, self.shape, self.levels)
@@ -107,7 +105,7 @@ class TinyAR(ZooModel):
             for k in range(self.ensemble_size):
                 rows = member == k
                 d = int(self.orders[k][t])
-                logits = self.logits(x[rows].reshape(-1, *self.shape), k).reshape(
+                logits = self.conditional_logits(x[rows].reshape(-1, *self.shape), k).reshape(
                     -1, self.levels, self.dims)[:, :, d]
                 drawn = self.draw(logits / temperature, generator)
                 x[rows, d] = torch.where(known[rows, d], x[rows, d], drawn)
@@ -208,10 +206,8 @@ class Unnormalised(TinyAR):
     """Treats the C levels as independent Bernoulli logits: not a distribution over levels."""
 
     def member_log_probs(self, x):
-        return torch.stack([
-            F.logsigmoid(self.logits(x, k)).gather(1, x.unsqueeze(1)).reshape(len(x), -1).sum(1)
-            for k in range(self.ensemble_size)
-        ])
+        logp = [F.logsigmoid(self.conditional_logits(x, k)) for k in range(self.ensemble_size)]
+        return torch.stack([lp.gather(1, x.unsqueeze(1)).reshape(len(x), -1).sum(1) for lp in logp])
 
 
 class DropsBuffer(TinyAR):
@@ -398,7 +394,7 @@ def test_a_wrong_inverse_fails_invertibility():
 
 def test_a_discrete_family_without_logits_must_declare_itself():
     class NoLogits(TinyAR):
-        logits = None
+        conditional_logits = None
 
         def member_log_probs(self, x):
             return super().member_log_probs(x)
@@ -408,7 +404,7 @@ def test_a_discrete_family_without_logits_must_declare_itself():
         model_class = NoLogits
 
     message = failure(family(NoLogits), "causality")
-    assert "must expose logits(x)" in message and "autoregressive = False" in message
+    assert "must expose conditional_logits(x)" in message and "autoregressive = False" in message
     # NoLogits cannot even score (its log_prob needs logits); use the real one, declared.
     report = check_family(family(TinyAR, Declared), raise_on_failure=False)
     assert report.result("causality").status == "not applicable"
@@ -416,10 +412,10 @@ def test_a_discrete_family_without_logits_must_declare_itself():
 
 def test_logits_that_ignore_the_one_hot_input_are_reported():
     class ArgmaxInput(TinyAR):
-        def logits(self, x, k=0):
+        def conditional_logits(self, x, k=0):
             if x.is_floating_point():
                 x = x.argmax(1)  # not differentiable: the kit cannot see the dependencies
-            return super().logits(x, k)
+            return super().conditional_logits(x, k)
 
     message = failure(family(ArgmaxInput), "causality")
     assert "no logit is differentiable" in message

@@ -80,24 +80,27 @@ Protocols the kit relies on
 ``autoregressive = False``, in which case ``causality`` and ``completion`` are not
 applicable; a continuous family may opt in with ``autoregressive = True`` for ``completion``):
 
-``model.logits(x) -> Tensor[B, C, *shape]``
+``model.conditional_logits(x) -> Tensor[B, C, *shape]``
     (sizes of 1 may be left out: ``[B, C, H, W]`` for images of shape ``[1, H, W]``.)
-    Unnormalised log-probabilities of the ``C`` levels of every position, each computed only
-    from the positions before it in the model's order. ``x`` is either int64 levels
-    ``[B, *shape]`` or a float one-hot tensor ``[B, C, *shape]`` (levels on dim 1). The kit
-    passes a one-hot tensor with ``requires_grad`` to check causality by gradients, so the
-    float path must be differentiable: start ``logits`` with
+    The logits of every position's conditional distribution over its ``C`` levels, each
+    computed only from the positions before it in the model's order. ``x`` is either int64
+    levels ``[B, *shape]`` or a float one-hot tensor ``[B, C, *shape]`` (levels on dim 1).
+    The kit passes a one-hot tensor with ``requires_grad`` to check causality by gradients,
+    so the float path must be differentiable: start with
     ``h = x if x.is_floating_point() else F.one_hot(x, C).movedim(-1, 1).float()`` and use
     ``h``: an embedding is then ``torch.einsum("bc...,ce->be...", h, weight)``, a scalar input
     is ``(h * torch.arange(C).view(1, C, 1, ...)).sum(1)``. ``log_prob(x)`` must equal
-    ``log_softmax(logits(x), 1)`` gathered at ``x`` and summed over positions.
+    ``log_softmax(conditional_logits(x), 1)`` gathered at ``x`` and summed over positions.
+    (The name is specific on purpose: a model's own ``logits`` helper can keep whatever
+    signature suits it.)
 ``model.order() -> LongTensor[D]`` (optional; default: raster order ``arange(D)``)
     The flat positions (indices into ``x[0].flatten()``) in generation order.
 ``model.ensemble_size: int`` (optional; default 1)
     An order- or connectivity-agnostic ensemble of ``K`` autoregressive models (MADE with
-    ``K`` masks) exposes ``logits(x, k)`` and ``order(k)`` for ``k in range(K)``; its
-    ``log_prob`` must be ``logsumexp_k(log p_k(x)) - log K``. The kit checks causality of
-    every member and, for ensembles, skips the exact-conditional part of ``completion``.
+    ``K`` masks) takes the member as a second argument, ``conditional_logits(x, k)`` and
+    ``order(k)`` for ``k in range(K)``; its ``log_prob`` must be
+    ``logsumexp_k(log p_k(x)) - log K``. The kit checks causality of every member and, for
+    ensembles, skips the exact-conditional part of ``completion``.
 
 **Flow protocol** (continuous families whose model has ``invert``): ``model(x)`` (that is,
 ``forward``) returns ``(z, logdet)`` with ``z`` of shape ``[B, D]`` and ``logdet`` ``[B]``,
@@ -683,8 +686,9 @@ def check_causality(s: Subject) -> str | None:
     if not s.autoregressive:
         raise NotApplicable(f"family {s.name!r} declares autoregressive = False")
     model = s.model
-    if not callable(getattr(model, "logits", None)):
-        fail("an autoregressive discrete model must expose logits(x) -> [B, C, *shape] "
+    if not callable(getattr(model, "conditional_logits", None)):
+        fail("an autoregressive discrete model must expose conditional_logits(x) -> "
+             "[B, C, *shape] "
              "(or its Family must set autoregressive = False); see zoo.testing's protocol")
     x = s.data[:4]
     members = _ensemble_size(model)
@@ -703,11 +707,11 @@ def check_causality(s: Subject) -> str | None:
     expected = torch.logsumexp(stacked, 0) - math.log(members)
     gap = (lp - expected).abs().max().item()
     if gap > 1e-4 * (1 + lp.abs().max().item()):
-        how = "sum over positions of log_softmax(logits(x), 1) at x"
+        how = "sum over positions of log_softmax(conditional_logits(x), 1) at x"
         if members > 1:
             how = f"logsumexp over the {members} members of that, minus log {members}"
-        fail(f"log_prob(x) differs from the {how} by {gap:.3g}: logits() is not the model "
-             "log_prob uses")
+        fail(f"log_prob(x) differs from the {how} by {gap:.3g}: conditional_logits() is not "
+             "the model log_prob uses")
     return f"{s.dims} positions" + (f", {members} ensemble members" if members > 1 else "")
 
 
@@ -931,14 +935,15 @@ def _order(s: Subject, model: ZooModel, k: int) -> Tensor:
 
 
 def _logits(s: Subject, model: ZooModel, x: Tensor, k: int) -> Tensor:
-    logits = model.logits(x, k) if _ensemble_size(model) > 1 else model.logits(x)
+    method = model.conditional_logits
+    logits = method(x, k) if _ensemble_size(model) > 1 else method(x)
     want = [len(x), s.levels, *s.shape]
     # Sizes of 1 may be dropped ([B, C, H, W] for images of shape [1, H, W]): the positions
     # keep their raster order either way.
     if not (isinstance(logits, Tensor) and list(logits.shape[:2]) == want[:2]
             and [d for d in logits.shape[2:] if d != 1] == [d for d in s.shape if d != 1]):
         got = list(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        fail(f"logits(x) must have shape [B, C, *shape] = {want}, got {got}")
+        fail(f"conditional_logits(x) must have shape [B, C, *shape] = {want}, got {got}")
     return logits.reshape(want)
 
 
@@ -965,11 +970,11 @@ def _check_gradients(s: Subject, model: ZooModel, x: Tensor, k: int, order: Tens
     except _Failure:
         raise
     except Exception as exc:
-        fail("logits() must accept a float one-hot tensor [B, C, *shape] (the kit "
+        fail("conditional_logits() must accept a float one-hot tensor [B, C, *shape] (the kit "
              f"differentiates through it to check causality); it raised {_describe(exc)}")
     plain = _logits(s, model, x, k).reshape(len(x), s.levels, s.dims)
     if not torch.allclose(logits, plain, atol=1e-5, rtol=1e-5):
-        fail("logits() of the one-hot tensor differ from logits() of the int64 levels")
+        fail("conditional_logits() of the one-hot tensor differ from those of the int64 levels")
     weights = torch.randn(len(x), s.levels, generator=s.generator(10))
     reached = False
     for pos in order.tolist():
@@ -989,7 +994,8 @@ def _check_gradients(s: Subject, model: ZooModel, x: Tensor, k: int, order: Tens
                  f"{f' (ensemble member {k})' if _ensemble_size(model) > 1 else ''}: "
                  f"|d logits / d input| = {grad[q].item():.3g}, must be exactly 0")
     if not reached and s.dims > 1:
-        fail("no logit is differentiable with respect to the one-hot input: logits() must "
+        fail("no logit is differentiable with respect to the one-hot input: "
+             "conditional_logits() must "
              "compute from the float one-hot tensor it is given (not from argmax), or the "
              "family must set autoregressive = False")
 

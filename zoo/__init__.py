@@ -31,6 +31,7 @@ __all__ = [
     "save",
     "train",
     "evaluate",
+    "verify",
 ]
 
 _LAZY = {
@@ -47,6 +48,7 @@ _LAZY = {
     "save": "zoo.api",
     "train": "zoo.api",
     "evaluate": "zoo.api",
+    "verify": "zoo.api",
 }
 
 

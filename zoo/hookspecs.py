@@ -35,8 +35,10 @@ def zoo_register_datasets(register):
 
     Call ``register(dataset)`` with a ``zoo.Dataset`` for each dataset the plugin provides.
     A dataset has a unique ``name``, its kind (``"continuous"`` or ``"discrete"``), the shape
-    of one example, the number of levels for discrete data, and a ``load(split, root)``
-    function returning the split (``"train"`` or ``"test"``) as a tensor.
+    of one example, the number of levels for discrete data, and a ``loader(split, root)``
+    function returning the whole split (``"train"`` or ``"test"``) as one tensor: float32
+    ``[N, D]`` or int64 ``[N, *shape]``. ``root`` is the data folder (``$ZOO_DATA``) for
+    datasets that read files.
     """
 
 

@@ -1,0 +1,167 @@
+"""PixelCNN: exact log-likelihood of discrete images in one pass, and two samplers.
+
+``log p(x) = sum over pixels (raster order) of log softmax(f(x))[x_ij]``: the network is
+causal, so the logits at pixel ``(i, j)`` see only the pixels before it and one forward
+pass scores every pixel at once.
+
+Sampling draws one pixel at a time with the Gumbel-max trick: ``argmax(logits / T + g)``
+with ``g = -log(-log(u))`` for ``levels`` uniforms ``u`` per sample and pixel, drawn from
+the generator in raster order. ``sample_naive`` gets the logits from a full forward pass per
+pixel (the reference); ``sample`` gets them from the incremental steppers in
+``zoo_pixelcnn.networks``, a few matrix-vector products per layer and pixel.
+
+The two computations agree only up to float rounding (different summation orders), and a
+categorical draw is a step function of the logits, so a tiny difference could in principle
+flip a draw. The fast sampler therefore checks its margin: it keeps its draw only when the
+winner's lead over the runner-up exceeds twice a conservative bound on that rounding
+difference; otherwise (rare: about once per ten thousand draws) it takes that pixel's
+logits from the reference computation itself. Either way it returns exactly the reference
+sampler's draw, so both samplers give identical samples for the same generator.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
+from zoo_pixelcnn.family import PixelCNNConfig
+from zoo_pixelcnn.networks import GatedNet, PlainNet
+
+#: Bound on |fast logits - reference logits|, relative to 1 + the largest |logit|. Float32
+#: rounding differences are about 1e-6 of that; the factor of about 100 is the safety margin.
+ROUNDING_TOLERANCE = 1e-4
+
+
+class PixelCNN(ZooModel):
+    """A PixelCNN over int64 images ``[B, 1, H, W]`` with values in ``0..levels-1``."""
+
+    def __init__(self, config: PixelCNNConfig):
+        super().__init__()
+        self.config = config
+        self.shape = tuple(config.shape)
+        self.levels = config.levels
+        if config.inputs == "embedding":
+            self.embedding: nn.Embedding | None = nn.Embedding(config.levels,
+                                                               config.embedding_dim)
+        else:
+            self.embedding = None
+        self.net = PlainNet(config) if config.variant == "plain" else GatedNet(config)
+        #: What the last call of ``sample`` did: pixels stepped and reference fall-backs.
+        self.sampling_stats: dict[str, int] = {}
+
+    # --- scoring --------------------------------------------------------------------------
+
+    def embed_values(self, values: Tensor) -> Tensor:
+        """Input features ``[..., E]`` of pixel values (a learned vector, or a scaled value)."""
+        if self.embedding is not None:
+            return self.embedding(values)
+        scale = 2.0 / (self.levels - 1)
+        return (values.to(self.net.head.out.weight.dtype) * scale - 1.0).unsqueeze(-1)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Input features ``[B, E, H, W]`` of images ``[B, 1, H, W]``."""
+        return self.embed_values(x[:, 0]).permute(0, 3, 1, 2)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Logits ``[B, levels, H, W]``; those at ``(i, j)`` depend only on earlier pixels."""
+        return self.net(self.embed(x))
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        x = check_discrete(x, self.shape, self.levels).to(self.device)
+        log_probs = F.log_softmax(self.logits(x), dim=1)
+        return log_probs.gather(1, x).sum(dim=(1, 2, 3))
+
+    # --- sampling -------------------------------------------------------------------------
+
+    def sample(self, n: int, *, temperature: float = 1.0,
+               generator: torch.Generator | None = None, given: Tensor | None = None,
+               mask: Tensor | None = None) -> Tensor:
+        """Draw ``n`` images with the incremental sampler (identical to ``sample_naive``).
+
+        Where ``mask`` is true the sample keeps the value of ``given`` (completion); the
+        other pixels are drawn conditioned on every earlier pixel, known or drawn.
+        """
+        return self._sample(n, temperature, generator, given, mask, fast=True)
+
+    def sample_naive(self, n: int, *, temperature: float = 1.0,
+                     generator: torch.Generator | None = None, given: Tensor | None = None,
+                     mask: Tensor | None = None) -> Tensor:
+        """The reference sampler: one full forward pass per pixel."""
+        return self._sample(n, temperature, generator, given, mask, fast=False)
+
+    @torch.no_grad()
+    def _sample(self, n: int, temperature: float, generator: torch.Generator | None,
+                given: Tensor | None, mask: Tensor | None, *, fast: bool) -> Tensor:
+        check_sampling(n, temperature)
+        _, height, width = self.shape
+        device = self.device
+        completion = check_completion(given, mask, n, self.shape, self.levels)
+        x = torch.zeros(n, 1, height, width, dtype=torch.long, device=device)
+        known = None
+        if completion is not None:
+            given, known = (t.to(device) for t in completion)
+            x = torch.where(known, given, x)
+            known = known[:, 0]
+        noise_device = generator.device if generator is not None else device
+        was_training = self.training
+        self.eval()  # no dropout while sampling
+        stepper, pad = None, self.net.pad
+        if fast:
+            features = self.embed(x)
+            inputs = features.new_zeros(n, features.shape[1], height + pad, width + 2 * pad)
+            inputs[:, :, pad:, pad : pad + width] = features
+            stepper = self.net.stepper(inputs)
+        fallbacks = 0
+        try:
+            for i in range(height):
+                for j in range(width):
+                    gumbel = gumbel_noise(n, self.levels, generator, noise_device).to(device)
+                    fixed = known[:, i, j] if known is not None else None
+                    if stepper is None:
+                        logits = self.logits(x)[:, :, i, j]
+                    else:
+                        logits = stepper.step(i, j)
+                        if not clear_winner(logits, gumbel, temperature, fixed):
+                            # Too close to call within rounding: decide exactly as the
+                            # reference sampler does, from the same image.
+                            logits = self.logits(x)[:, :, i, j]
+                            fallbacks += 1
+                    value = (logits / temperature + gumbel).argmax(dim=1)
+                    if fixed is not None:
+                        value = torch.where(fixed, x[:, 0, i, j], value)
+                    x[:, 0, i, j] = value
+                    if stepper is not None:
+                        inputs[:, :, i + pad, j + pad] = self.embed_values(value)
+        finally:
+            self.train(was_training)
+        self.sampling_stats = {"pixels": height * width, "reference_steps":
+                               fallbacks if fast else height * width}
+        return x
+
+
+def gumbel_noise(n: int, levels: int, generator: torch.Generator | None,
+                 device: torch.device) -> Tensor:
+    """Standard Gumbel noise ``[n, levels]``: ``argmax(logits + g)`` is a categorical draw."""
+    u = torch.rand(n, levels, generator=generator, device=device)
+    # u = 0 gives -inf, which can never win the argmax: the draw stays exact.
+    return -torch.log(-torch.log(u))
+
+
+def clear_winner(logits: Tensor, gumbel: Tensor, temperature: float,
+                 fixed: Tensor | None) -> bool:
+    """Whether every draw from these logits is the same for any logits within rounding.
+
+    If each logit may be off by at most ``b``, each score ``logit / T + g`` may be off by
+    ``b / T``, and the argmax cannot change while the winner leads by more than ``2 b / T``.
+    Pixels that are known (completion) are not drawn and need no check.
+    """
+    scores = logits / temperature + gumbel
+    top = scores.topk(2, dim=1).values
+    lead = top[:, 0] - top[:, 1]
+    bound = ROUNDING_TOLERANCE * (1.0 + logits.abs().amax(dim=1)) / temperature
+    clear = lead > 2 * bound
+    if fixed is not None:
+        clear = clear | fixed
+    return bool(clear.all())

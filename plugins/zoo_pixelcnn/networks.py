@@ -1,0 +1,244 @@
+"""The two PixelCNN networks, each in two forms: the whole image at once, and pixel by pixel.
+
+``forward(e)`` maps embedded pixels ``[n, E, H, W]`` to logits ``[n, levels, H, W]`` in one
+pass; it is what training, ``log_prob`` and the reference sampler use. ``stepper(...)``
+returns an object that produces the logits of one pixel at a time, in raster order, from
+per-layer caches: because every layer is causal, the output of any layer at pixel ``p``
+depends only on earlier pixels, so it can be computed once, when the sampler reaches ``p``,
+and reused by every later pixel (the idea of Fast PixelCNN++, Ramachandran et al., 2017).
+Each step then costs a few matrix-vector products per layer instead of a full pass.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zoo_pixelcnn.family import PixelCNNConfig
+from zoo_pixelcnn.layers import MaskedConv2d, pointwise, raster_mask, vertical_mask
+
+
+def gate(a: Tensor) -> Tensor:
+    """The gated activation ``tanh(a1) * sigmoid(a2)`` over the two halves of dim 1."""
+    value, gate_ = a.chunk(2, dim=1)
+    return torch.tanh(value) * torch.sigmoid(gate_)
+
+
+class OutputHead(nn.Module):
+    """ReLU -> 1x1 -> ReLU -> 1x1 to ``levels`` logits (position-wise, hence causal)."""
+
+    def __init__(self, channels: int, hidden: int, levels: int):
+        super().__init__()
+        self.hidden = nn.Conv2d(channels, hidden, 1)
+        self.out = nn.Conv2d(hidden, levels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(F.relu(self.hidden(F.relu(x))))
+
+    def frozen(self):
+        w1, b1 = pointwise(self.hidden)
+        w2, b2 = pointwise(self.out)
+        return lambda v: F.linear(F.relu(F.linear(F.relu(v), w1, b1)), w2, b2)
+
+
+class Caches:
+    """Zero-initialised per-layer caches in the padded layout of ``FrozenConv``."""
+
+    def __init__(self, n: int, height: int, width: int, pad: int, like: Tensor):
+        self.n, self.height, self.width, self.pad = n, height, width, pad
+        self.like = like
+
+    def new(self, channels: int) -> Tensor:
+        return self.like.new_zeros(self.n, channels, self.height + self.pad,
+                                   self.width + 2 * self.pad)
+
+
+# --- plain ------------------------------------------------------------------------------
+
+
+class ResidualBlock(nn.Module):
+    """``x + 1x1(ReLU(masked kxk type B(ReLU(1x1(ReLU(x))))))`` with a bottleneck of half width."""
+
+    def __init__(self, channels: int, kernel: int, dropout: float):
+        super().__init__()
+        bottleneck = max(1, channels // 2)
+        self.reduce = nn.Conv2d(channels, bottleneck, 1)
+        self.conv = MaskedConv2d(bottleneck, bottleneck,
+                                 raster_mask(kernel, kernel, include_center=True))
+        self.expand = nn.Conv2d(bottleneck, channels, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        u = F.relu(self.reduce(F.relu(x)))
+        y = self.dropout(F.relu(self.conv(u)))
+        return x + self.expand(y)
+
+
+class PlainNet(nn.Module):
+    """Type-A ``first_kernel`` convolution, ``layers`` residual blocks, 1x1 head."""
+
+    def __init__(self, config: PixelCNNConfig):
+        super().__init__()
+        k0, h = config.first_kernel, config.channels
+        self.first = MaskedConv2d(config.input_channels, h,
+                                  raster_mask(k0, k0, include_center=False))
+        self.blocks = nn.ModuleList(
+            ResidualBlock(h, config.kernel, config.dropout) for _ in range(config.layers)
+        )
+        self.head = OutputHead(h, config.head_channels, config.levels)
+        self.pad = max(config.first_kernel, config.kernel) // 2
+
+    def forward(self, e: Tensor) -> Tensor:
+        x = self.first(e)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+    def stepper(self, inputs: Tensor) -> PlainStepper:
+        return PlainStepper(self, inputs)
+
+
+class PlainStepper:
+    """Pixel-by-pixel evaluation of a ``PlainNet``.
+
+    The only state a later pixel needs is the input of each masked convolution; the residual
+    stream at a pixel is used at that pixel only, so it lives in local variables.
+    """
+
+    def __init__(self, net: PlainNet, inputs: Tensor):
+        self.pad = net.pad
+        self.inputs = inputs
+        n, _, hp, wp = inputs.shape
+        caches = Caches(n, hp - self.pad, wp - 2 * self.pad, self.pad, inputs)
+        self.first = net.first.frozen()
+        self.blocks = []
+        for block in net.blocks:
+            reduce_w, reduce_b = pointwise(block.reduce)
+            expand_w, expand_b = pointwise(block.expand)
+            self.blocks.append((reduce_w, reduce_b, block.conv.frozen(), expand_w, expand_b,
+                                caches.new(block.conv.weight.shape[1])))
+        self.head = net.head.frozen()
+
+    def step(self, i: int, j: int) -> Tensor:
+        pad = self.pad
+        x = self.first.at(self.inputs, pad, i, j)
+        for reduce_w, reduce_b, conv, expand_w, expand_b, cache in self.blocks:
+            cache[:, :, i + pad, j + pad] = F.relu(F.linear(F.relu(x), reduce_w, reduce_b))
+            x = x + F.linear(F.relu(conv.at(cache, pad, i, j)), expand_w, expand_b)
+        return self.head(x)
+
+
+# --- gated ------------------------------------------------------------------------------
+
+
+class GatedBlock(nn.Module):
+    """One gated layer: vertical kxk (rows up to the centre), horizontal 1xk (up to the
+    centre), a 1x1 link from the vertical to the horizontal stack, a residual 1x1."""
+
+    def __init__(self, channels: int, kernel: int, dropout: float):
+        super().__init__()
+        h = channels
+        self.vertical = MaskedConv2d(h, 2 * h, vertical_mask(kernel, kernel,
+                                                             include_center_row=True))
+        self.horizontal = MaskedConv2d(h, 2 * h, raster_mask(1, kernel, include_center=True))
+        self.link = nn.Conv2d(2 * h, 2 * h, 1)
+        self.residual = nn.Conv2d(h, h, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, v: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        v_pre = self.vertical(v)
+        h_pre = self.horizontal(h) + self.link(v_pre)
+        return gate(v_pre), h + self.residual(self.dropout(gate(h_pre)))
+
+
+class GatedNet(nn.Module):
+    """Gated PixelCNN without blind spot.
+
+    The vertical stack at row ``i`` only sees rows above ``i`` (its first layer is masked to
+    the rows strictly above, later ones read rows up to their own, whose features already
+    stop above ``i``), over the whole kernel width; the horizontal stack sees the pixels to
+    the left on the same row; the link feeds the vertical features into the horizontal
+    stack at the same pixel. Together they cover every earlier pixel in a square window, so
+    there is no blind spot.
+    """
+
+    def __init__(self, config: PixelCNNConfig):
+        super().__init__()
+        k0, h, e = config.first_kernel, config.channels, config.input_channels
+        self.channels = h
+        self.first_vertical = MaskedConv2d(e, 2 * h, vertical_mask(k0, k0,
+                                                                   include_center_row=False))
+        self.first_horizontal = MaskedConv2d(e, 2 * h, raster_mask(1, k0, include_center=False))
+        self.first_link = nn.Conv2d(2 * h, 2 * h, 1)
+        self.blocks = nn.ModuleList(
+            GatedBlock(h, config.kernel, config.dropout) for _ in range(config.layers)
+        )
+        self.head = OutputHead(h, config.head_channels, config.levels)
+        self.pad = max(config.first_kernel, config.kernel) // 2
+
+    def forward(self, e: Tensor) -> Tensor:
+        v_pre = self.first_vertical(e)
+        v = gate(v_pre)
+        h = gate(self.first_horizontal(e) + self.first_link(v_pre))
+        for block in self.blocks:
+            v, h = block(v, h)
+        return self.head(h)
+
+    def stepper(self, inputs: Tensor) -> GatedStepper:
+        return GatedStepper(self, inputs)
+
+
+class GatedStepper:
+    """Pixel-by-pixel evaluation of a ``GatedNet``.
+
+    The vertical stack of row ``i`` depends only on rows above it, so it is computed for the
+    whole row when the sampler enters the row (one small convolution per layer over a strip
+    a kernel high); the horizontal stack is then computed one pixel at a time.
+    """
+
+    def __init__(self, net: GatedNet, inputs: Tensor):
+        self.pad = net.pad
+        self.inputs = inputs
+        n, _, hp, wp = inputs.shape
+        self.width = wp - 2 * self.pad
+        caches = Caches(n, hp - self.pad, self.width, self.pad, inputs)
+        h = net.channels
+        self.layers = [(net.first_vertical.frozen(), net.first_horizontal.frozen(),
+                        pointwise(net.first_link), None)]
+        for block in net.blocks:
+            self.layers.append((block.vertical.frozen(), block.horizontal.frozen(),
+                                pointwise(block.link), pointwise(block.residual)))
+        # Vertical features of every layer's output (all rows so far), and horizontal ones
+        # (only the current row is ever read, but one layout keeps the indexing uniform).
+        self.vertical = [caches.new(h) for _ in self.layers]
+        self.horizontal = [caches.new(h) for _ in self.layers]
+        self.links: list[Tensor] = []
+        self.head = net.head.frozen()
+
+    def start_row(self, i: int) -> None:
+        pad, width = self.pad, self.width
+        self.links = []
+        source = self.inputs
+        for (vertical, _, (link_w, link_b), _), out in zip(self.layers, self.vertical):
+            v_pre = vertical.row(source, pad, i, width)  # [n, 2h, 1, W]
+            out[:, :, i + pad, pad : pad + width] = gate(v_pre)[:, :, 0]
+            self.links.append(F.linear(v_pre[:, :, 0].transpose(1, 2), link_w, link_b))
+            source = out
+
+    def step(self, i: int, j: int) -> Tensor:
+        if j == 0:
+            self.start_row(i)
+        pad = self.pad
+        source = self.inputs
+        h = None
+        for (_, horizontal, _, residual), link, out in zip(self.layers, self.links,
+                                                           self.horizontal):
+            h_pre = horizontal.at(source, pad, i, j) + link[:, j]
+            if residual is None:
+                h = gate(h_pre)
+            else:
+                h = h + F.linear(gate(h_pre), *residual)
+            out[:, :, i + pad, j + pad] = h
+            source = out
+        return self.head(h)

@@ -179,19 +179,29 @@ def artifact_files(path: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
-def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny RealNVP artifacts for moons with different weights, ``A`` and ``B``."""
+    import torch
+
+    torch.set_num_threads(1)
+    work = tmp_path_factory.mktemp("artifacts")
+    return {"A": tiny_artifact(work / "A", seed=0), "B": tiny_artifact(work / "B", seed=1)}
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory: pytest.TempPathFactory,
+               tiny_artifacts: dict[str, Path]) -> Iterator[HubServer]:
     """olah on loopback serving three repositories built from real artifacts:
 
     - ``acme/moons``: commit 1 holds artifact ``A`` (tagged ``v1``), commit 2 (``main``) ``B``;
     - ``acme/corrupt``: artifact ``A`` whose LFS weights object was spoiled after commit;
     - ``acme/notzoo``: a repository of some other library (no ``model.safetensors``).
     """
-    import torch
-
-    torch.set_num_threads(1)
+    if olah_executable() is None:
+        pytest.skip(f"olah-cli not found (pip install olah, or set {OLAH_ENV})")
     work = tmp_path_factory.mktemp("hub")
     mirrors = work / "mirrors"
-    built = {"A": tiny_artifact(work / "A", seed=0), "B": tiny_artifact(work / "B", seed=1)}
+    built = tiny_artifacts
     commits: dict[str, list[str]] = {}
     moons = mirrors / "models" / "acme" / "moons"
     commits["acme/moons"] = [commit_files(moons, artifact_files(built["A"]), "artifact A")]

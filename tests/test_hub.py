@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx2
 import pytest
 import torch
-from hubserver import HubServer, hub_server  # noqa: F401  (the session fixture)
+from hubserver import HubServer, hub_server, tiny_artifacts  # noqa: F401  (fixtures)
 from huggingface_hub import CommitInfo, HfApi, constants
 from huggingface_hub.utils import set_client_factory
 from huggingface_hub.utils._http import default_client_factory
@@ -31,16 +31,27 @@ MOONS = "hf-hub:acme/moons"
 SECRET = "hf_zooTESTtokenNEVERprinted0123456789"
 
 
+FAKE_ENDPOINT = "https://hub.zoo.invalid"  # never contacted: for tests that need no server
+
+
 @pytest.fixture
-def hub_env(hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:  # noqa: F811
-    """The real client pointed at olah, with a fresh, empty Hugging Face cache and no token."""
-    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """huggingface_hub with a fresh, empty cache under ``tmp_path/hf``, no token, online."""
+    monkeypatch.setenv("HF_ENDPOINT", FAKE_ENDPOINT)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "HF_TOKEN",
                 "HF_OIDC_RESOURCE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    return tmp_path / "hf"
+
+
+@pytest.fixture
+def hub_env(hub_server: HubServer, hf_env: Path,  # noqa: F811
+            monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    """The real client pointed at olah, with a fresh, empty Hugging Face cache and no token."""
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
     return hub_server
 
 
@@ -316,11 +327,11 @@ class FakeHub:
         return next(kw for n, kw in self.calls if n == name)
 
 
-def test_push_uploads_the_artifact_with_a_completed_card(hub_env: HubServer,
+def test_push_uploads_the_artifact_with_a_completed_card(hf_env, tiny_artifacts,  # noqa: F811
                                                          monkeypatch: pytest.MonkeyPatch):
     fake = FakeHub(monkeypatch)
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    artifact = hub_env.artifacts["A"]
+    artifact = tiny_artifacts["A"]
     cfg = read_config(artifact)
     result = hub.push(str(artifact), repo="acme/new", revision="dev", private=True,
                       message="first upload")
@@ -331,7 +342,7 @@ def test_push_uploads_the_artifact_with_a_completed_card(hub_env: HubServer,
     upload = fake.kwargs("upload_folder")
     assert (upload["repo_id"], upload["revision"]) == ("acme/new", "dev")
     assert upload["commit_message"] == "first upload"
-    assert fake.tokens == {SECRET} and fake.endpoints == {hub_env.url}
+    assert fake.tokens == {SECRET} and fake.endpoints == {FAKE_ENDPOINT}
     assert sorted(fake.uploaded) == sorted(FILES)
     for name in (CONFIG, WEIGHTS):
         assert fake.uploaded[name] == (artifact / name).read_bytes()
@@ -344,16 +355,16 @@ def test_push_uploads_the_artifact_with_a_completed_card(hub_env: HubServer,
     assert "zoo.load('hf-hub:acme/new')" in card and cfg.weights_sha256 in card
     assert f"{cfg.metrics['test_nll']:.4f} ± {cfg.metrics['test_nll_stderr']:.4f}" in card
     assert result == hub.PushResult(repo="acme/new", commit="c" * 40, sha256=cfg.weights_sha256,
-                                    commit_url=f"{hub_env.url}/acme/new/commit/" + "c" * 40)
+                                    commit_url=f"{FAKE_ENDPOINT}/acme/new/commit/" + "c" * 40)
 
 
 def test_push_keeps_a_handwritten_card_and_completes_its_metadata(
-        hub_env: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+        hf_env, tiny_artifacts, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: F811
     fake = FakeHub(monkeypatch)
     artifact = tmp_path / "mine"
     artifact.mkdir()
     for name in (CONFIG, WEIGHTS):
-        (artifact / name).write_bytes((hub_env.artifacts["A"] / name).read_bytes())
+        (artifact / name).write_bytes((tiny_artifacts["A"] / name).read_bytes())
     (artifact / "README.md").write_text("---\ntags: [mine]\n---\n# My flow\n\nHand written.\n")
     hub.push(artifact, repo="acme/mine", token=SECRET)
     assert "create_branch" not in fake.names()
@@ -364,53 +375,59 @@ def test_push_keeps_a_handwritten_card_and_completes_its_metadata(
     assert "library_name: zoo" in front and "- mine" in front and "- realnvp" in front
 
 
-def test_cli_push_prints_url_and_sha_and_never_the_token(hub_env: HubServer, cli_runner,
+def test_cli_push_prints_url_and_sha_and_never_the_token(hf_env, tiny_artifacts, cli_runner,  # noqa: F811
                                                          monkeypatch: pytest.MonkeyPatch):
     from zoo.cli import cli
 
     FakeHub(monkeypatch)
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    artifact = hub_env.artifacts["B"]
+    artifact = tiny_artifacts["B"]
     result = cli_runner.invoke(cli, ["push", str(artifact), "--repo", "acme/new"])
     assert result.exit_code == 0, result.output
-    assert f"{hub_env.url}/acme/new/commit/" in result.stdout
+    assert f"{FAKE_ENDPOINT}/acme/new/commit/" in result.stdout
     assert read_config(artifact).weights_sha256 in result.stdout
     assert SECRET not in result.output
 
 
-def test_push_without_a_token_says_how_to_log_in(hub_env: HubServer,
+def test_push_without_a_token_says_how_to_log_in(hf_env, tiny_artifacts,  # noqa: F811
                                                  monkeypatch: pytest.MonkeyPatch):
     fake = FakeHub(monkeypatch)
     with pytest.raises(HubError) as err:
-        hub.push(hub_env.artifacts["A"], repo="acme/new")
+        hub.push(tiny_artifacts["A"], repo="acme/new")
     assert "hf auth login" in str(err.value) and "HF_TOKEN" in str(err.value)
     assert fake.calls == []
 
 
-def forbidden(echo: str) -> Exception:
-    """A 403 from the Hub whose message (mis)behaves by echoing ``echo``."""
+def refusal(status: int, echo: str) -> Exception:
+    """The error of a Hub answer ``status`` whose message (mis)behaves by echoing ``echo``."""
     from huggingface_hub.utils import hf_raise_for_status
 
-    request = httpx2.Request("POST", "https://hub.invalid/api/repos/create")
-    response = httpx2.Response(403, request=request, headers={"X-Error-Message": f"no ({echo})"})
+    request = httpx2.Request("POST", f"{FAKE_ENDPOINT}/api/repos/create")
+    response = httpx2.Response(status, request=request,
+                               headers={"X-Error-Message": f"no ({echo})"})
     try:
         hf_raise_for_status(response)
     except Exception as exc:
         return exc
-    raise AssertionError("hf_raise_for_status accepted a 403")
+    raise AssertionError(f"hf_raise_for_status accepted a {status}")
 
 
-def test_push_errors_are_one_line_and_hide_the_token(hub_env: HubServer, cli_runner,
-                                                     monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.parametrize("status, expected", [
+    (401, "the Hub refused your credentials (401)"),
+    (403, "your token cannot write to acme/theirs (403)"),
+])
+def test_push_errors_are_one_line_and_hide_the_token(hf_env, tiny_artifacts, cli_runner,  # noqa: F811
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     status: int, expected: str):
     from zoo.cli import cli
 
-    FakeHub(monkeypatch, fail=forbidden(SECRET))
+    FakeHub(monkeypatch, fail=refusal(status, SECRET))
     monkeypatch.setenv("HF_TOKEN", SECRET)
     with pytest.raises(HubError) as err:
-        hub.push(hub_env.artifacts["A"], repo="acme/theirs")
-    assert "cannot write to acme/theirs (403)" in str(err.value)
+        hub.push(tiny_artifacts["A"], repo="acme/theirs")
+    assert expected in str(err.value) and "hf auth login" in str(err.value)
     assert SECRET not in str(err.value) and "***" in str(err.value)
-    result = cli_runner.invoke(cli, ["push", str(hub_env.artifacts["A"]), "--repo", "acme/x"])
+    result = cli_runner.invoke(cli, ["push", str(tiny_artifacts["A"]), "--repo", "acme/x"])
     assert result.exit_code != 0 and result.stderr.count("\n") == 1
     assert SECRET not in result.output
 
@@ -432,14 +449,14 @@ def connection_refused(request: httpx2.Request) -> httpx2.Response:
 
 @pytest.mark.parametrize("handler, name, expected", [
     (answer(404, "RepoNotFound"), MOONS, "Hub repository acme/moons not found, or it is private"),
-    (answer(401), MOONS, "acme/moons needs you to log in (401)"),
+    (answer(401), MOONS, "Hub repository acme/moons not found, or it is private"),
     (answer(404, "RevisionNotFound"), f"{MOONS}@nope", "revision 'nope' not found in acme/moons"),
     (answer(401, "GatedRepo"), MOONS, "acme/moons is gated: accept its conditions"),
     (answer(403), MOONS, "access to acme/moons is forbidden (403)"),
     (answer(503), MOONS, "failed (503) on hf-hub:acme/moons@main: try again later"),
     (connection_refused, MOONS, "cannot reach the Hub"),
 ], ids=["not-found", "unauthorised", "no-revision", "gated", "forbidden", "down", "offline"])
-def test_hub_errors_are_one_line_with_what_to_do(hub_env: HubServer, handler, name: str,
+def test_hub_errors_are_one_line_with_what_to_do(hf_env, handler, name: str,
                                                   expected: str):
     with http_answers(handler), pytest.raises(HubError) as err:
         zoo.pull(name)
@@ -449,7 +466,7 @@ def test_hub_errors_are_one_line_with_what_to_do(hub_env: HubServer, handler, na
         assert "hf auth login" in message
 
 
-def test_requests_name_zoo_as_the_library(hub_env: HubServer):
+def test_requests_name_zoo_as_the_library(hf_env):
     agents: list[str] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:

@@ -1,0 +1,78 @@
+"""Every first-party family passes the conformance kit (zoo.testing), on tiny configs.
+
+One test per (family config, check). The configs cover each family's main options; every
+family that genzoo's own entry points register must appear here, so a new first-party
+family cannot skip the kit.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import pytest
+import torch
+
+from zoo.api import get_family
+from zoo.errors import NotFoundError
+from zoo.testing import family_checks
+
+# Tiny on purpose: discrete normalisation enumerates levels**positions inputs, and the kit
+# should take a second or two per config so that it runs in every test run.
+CONFIGS: dict[str, list[dict]] = {
+    "realnvp": [
+        {"shape": [2], "couplings": 4, "hidden": 16},
+        {"shape": [3], "couplings": 3, "hidden": 8, "masks": "random", "activation": "tanh"},
+    ],
+    "made": [
+        {"shape": [1, 2, 2], "levels": 3, "hidden": [16]},
+        {"shape": [1, 2, 2], "levels": 3, "hidden": [16, 16], "masks": 2, "ordering": "random",
+         "inputs": "embedding", "embedding_dim": 4, "direct": True},
+        {"shape": [1, 1, 5], "levels": 3, "hidden": [12], "output_rank": 2, "dropout": 0.2},
+    ],
+    "pixelcnn": [
+        {"shape": [1, 2, 2], "levels": 3, "variant": "plain", "channels": 8, "layers": 1,
+         "head_channels": 8, "first_kernel": 3},
+        {"shape": [1, 2, 2], "levels": 3, "variant": "gated", "channels": 8, "layers": 2,
+         "head_channels": 8, "inputs": "scaled"},
+        {"shape": [1, 3, 2], "levels": 2, "variant": "gated", "channels": 4, "layers": 1,
+         "head_channels": 4, "embedding_dim": 3},
+    ],
+}
+
+
+def first_party_families() -> set[str]:
+    """The entry-point plugins of the genzoo distribution itself."""
+    return {ep.name for ep in metadata.entry_points(group="zoo")
+            if ep.dist is not None and ep.dist.metadata["Name"] == "genzoo"}
+
+
+def test_every_first_party_family_is_checked():
+    assert first_party_families() <= set(CONFIGS)
+
+
+def conformance_params():
+    for family, configs in CONFIGS.items():
+        try:
+            get_family(family)
+        except NotFoundError as exc:  # one clear failure instead of a collection error
+            yield pytest.param(exc, id=f"{family}-not-installed")
+            continue
+        for i, config in enumerate(configs):
+            for check in family_checks(family, config):
+                yield pytest.param(check, id=f"{family}-{i}-{check}")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: a second thread only adds overhead (and contention on shared machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("check", list(conformance_params()))
+def test_conformance(check):
+    if isinstance(check, Exception):
+        pytest.fail(f"a first-party family is not installed: {check}")
+    check()

@@ -159,3 +159,14 @@ def written_artifacts(home: Path) -> list[str]:
     must not leave behind (locks and the data folder are not artifacts)."""
     models = home / "models"
     return sorted(p.name for p in models.iterdir()) if models.is_dir() else []
+
+
+def one_thread():
+    """A pytest fixture body: torch on one thread for a module, restored afterwards. Two
+    threads on a loaded two-core machine make tiny trainings ten times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

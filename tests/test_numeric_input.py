@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import faultkit
 import pytest
 import torch
 
@@ -19,6 +20,11 @@ from zoo.plugins import registry
 
 CONTINUOUS_SHAPE = [2]
 DISCRETE_SHAPE, LEVELS = [1, 2, 2], 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    yield from faultkit.one_thread()
 
 
 def installed(kind: str) -> list[str]:

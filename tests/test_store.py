@@ -8,12 +8,18 @@ import threading
 import time
 from pathlib import Path
 
+import faultkit
 import pytest
 
 import zoo
 from zoo import api, store
 from zoo.errors import ConfigError
 from zoo.store import FILES, STAGING_PREFIX, TRASH_PREFIX
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    yield from faultkit.one_thread()
 
 
 def fake_artifact(folder: Path, tag: str) -> Path:

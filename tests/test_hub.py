@@ -426,6 +426,7 @@ def test_push_errors_are_one_line_and_hide_the_token(hf_env, tiny_artifacts, cli
     with pytest.raises(HubError) as err:
         hub.push(tiny_artifacts["A"], repo="acme/theirs")
     assert expected in str(err.value) and "hf auth login" in str(err.value)
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # not in tracebacks
     assert SECRET not in str(err.value) and "***" in str(err.value)
     result = cli_runner.invoke(cli, ["push", str(tiny_artifacts["A"]), "--repo", "acme/x"])
     assert result.exit_code != 0 and result.stderr.count("\n") == 1

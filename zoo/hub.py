@@ -367,7 +367,9 @@ def _translated(name: str, *, repo: str, revision: str | None, token: str | None
         if error is None:
             raise
         error = type(error)(_scrub(str(error), token))
-        raise error from exc
+        # With a token in play the original exception (whose text a server may fill) is not
+        # chained: not even a --debug traceback may show the token.
+        raise error from (None if token else exc)
 
 
 def _translate(exc: BaseException, name: str, *, repo: str, revision: str | None,

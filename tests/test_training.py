@@ -339,3 +339,11 @@ def test_the_default_checkpoint_folder(isolated_home, tmp_path):
     assert ckpt.default_directory("realnvp-moons") == isolated_home / "runs" / "realnvp-moons"
     assert ckpt.default_directory("realnvp-moons", tmp_path / "out") == tmp_path / "out.checkpoints"
 
+
+
+def test_removing_checkpoints_leaves_other_files(tmp_path):
+    ckpt.save(tmp_path, 4, {"a": torch.zeros(2)}, {})
+    (tmp_path / "notes.txt").write_text("mine")
+    ckpt.remove_all(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    ckpt.remove_all(tmp_path / "missing")

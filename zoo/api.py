@@ -206,10 +206,9 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
     ``$ZOO_HOME/runs/NAME``, or ``OUTPUT.checkpoints`` beside an explicit output); ``resume``
     continues from the newest checkpoint there. A finished run removes its checkpoints.
     """
-    import shutil
-
     from zoo import distributed
     from zoo.checkpoint import default_directory
+    from zoo.checkpoint import remove_all as remove_checkpoints
 
     entry = get_entry(name)
     final = Path(output) if output is not None else store.artifact_dir(entry.name)
@@ -248,7 +247,7 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
             check_staged(tmp, entry)
             path = store.publish(tmp, final)
     if checkpoint_dir is not None:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        remove_checkpoints(checkpoint_dir)
     return path
 
 

@@ -146,12 +146,31 @@ def latest(directory: str | os.PathLike) -> Path | None:
 
 def prune(directory: str | os.PathLike, *, keep: int = 1) -> None:
     """Delete all but the ``keep`` newest checkpoints (sidecar first: the commit marker)."""
-    for _, sidecar in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+    found = list_checkpoints(directory)
+    for _, sidecar in found[:-keep] if keep > 0 else found:
         weights = sidecar.with_suffix(".safetensors")
         with contextlib.suppress(OSError):
             sidecar.unlink()
         with contextlib.suppress(OSError):
             weights.unlink()
+
+
+def remove_all(directory: str | os.PathLike) -> None:
+    """Delete the checkpoints in ``directory`` (and it, once empty); other files stay.
+
+    Only files this module writes are touched, so a ``--checkpoint-dir`` that holds
+    something else loses nothing but its checkpoints.
+    """
+    directory = Path(directory)
+    prune(directory, keep=0)
+    if not directory.is_dir():
+        return
+    for path in directory.iterdir():
+        if path.name.startswith(".step-") and path.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+    with contextlib.suppress(OSError):
+        directory.rmdir()
 
 
 def load(sidecar: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -1,1 +1,13 @@
-"""Placeholder: the made family plugin is being written."""
+"""MADE: masked autoregressive MLPs for discrete images, with exact likelihood.
+
+A first-party plugin written exactly as a third party would write one: it is found through
+the ``zoo`` entry-point group and registers its family through ``zoo_register_families``.
+"""
+
+import zoo
+from zoo_made.family import MADEFamily
+
+
+@zoo.hookimpl
+def zoo_register_families(register):
+    register(MADEFamily())

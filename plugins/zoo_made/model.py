@@ -1,0 +1,330 @@
+"""MADE: a masked MLP that gives the C logits of every position, each seeing only earlier ones.
+
+``log p(x) = sum_d log softmax(logits_d(x_<d))[x_d]``, all positions in one pass: the masks
+(see ``zoo_made.masks``) cut every path from a position to itself and to later ones. With
+``K`` masks the model is the uniform mixture of the ``K`` networks that share the weights::
+
+    log p(x) = logsumexp_k log p_k(x) - log K
+
+Masks are applied functionally, ``F.linear(x, weight * mask, bias)``; the weights themselves
+are never overwritten. Orderings and masks are buffers, saved with the weights.
+
+Sampling visits the positions in order and draws each value with the Gumbel-max trick
+(``argmax(logits / T + G)``, one ``[n, C]`` block of uniforms per step). ``sample_naive``
+runs one full forward pass per position; ``sample`` (the default) keeps the first layer's
+pre-activations and the direct connection's outputs and adds the contribution of each value
+as it is drawn, so a step costs a fraction of a forward pass. Both run in float64 with the
+same random calls in the same order, so they give the same samples.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
+from zoo_made.family import MADEConfig
+from zoo_made.masks import build_masks
+
+ACTIVATIONS = {"relu": F.relu, "elu": F.elu, "silu": F.silu, "tanh": torch.tanh}
+
+
+class MaskedLinear(nn.Module):
+    """A linear layer with one fixed binary mask per ordering: ``mask[k]`` is ``[out, in]``."""
+
+    def __init__(self, masks: Tensor, bias: bool = True):
+        super().__init__()
+        count, out_features, in_features = masks.shape
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("mask", masks.clone())
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        # nn.Linear's initialisation, with the fan-in the mask actually leaves (at least 1).
+        fan_in = masks.sum(-1).float().mean().clamp(min=1.0).item()
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def masked_weight(self, k: int) -> Tensor:
+        return self.weight * self.mask[k]
+
+    def forward(self, x: Tensor, k: int) -> Tensor:
+        return F.linear(x, self.weight * self.mask[k], self.bias)
+
+
+class MADE(ZooModel):
+    """MADE over int64 data ``[B, *shape]`` with values in ``0..levels-1``."""
+
+    def __init__(self, config: MADEConfig):
+        super().__init__()
+        self.config = config
+        self.shape = tuple(config.shape)
+        self.levels = config.levels
+        self.positions = config.positions
+        self.input_width = config.input_width
+        self.output_width = config.output_width
+        self.activation = ACTIVATIONS[config.activation]
+        masks = build_masks(
+            self.positions, tuple(config.hidden), self.input_width, self.output_width,
+            count=config.masks, ordering=config.ordering, connectivity=config.connectivity,
+            direct=config.direct, seed=config.seed,
+        )
+        self.register_buffer("orderings", masks.orderings)
+        self.embedding = (nn.Embedding(self.levels, config.embedding_dim)
+                          if config.inputs == "embedding" else None)
+        self.hidden = nn.ModuleList(MaskedLinear(m) for m in masks.hidden)
+        # The per-position bias lives in the output layer, or after the low-rank projection.
+        full = config.output_rank == 0
+        self.output = MaskedLinear(masks.output, bias=full) if masks.output is not None else None
+        self.direct = (MaskedLinear(masks.direct, bias=full and self.output is None)
+                       if masks.direct is not None else None)
+        if not full:
+            self.projection = nn.Linear(config.output_rank, self.levels, bias=False)
+            self.output_bias = nn.Parameter(torch.zeros(self.positions, self.levels))
+        else:
+            self.projection = None
+            self.output_bias = None
+        self.dropout = nn.Dropout(config.dropout)
+
+    @property
+    def num_masks(self) -> int:
+        return self.orderings.shape[0]
+
+    # --- zoo.testing's autoregressive protocol (the conformance kit checks causality) ------
+
+    @property
+    def ensemble_size(self) -> int:
+        """The ``K`` networks (masks) of the mixture; the kit checks each one."""
+        return self.num_masks
+
+    def order(self, k: int = 0) -> Tensor:
+        """The flat positions in the generation order of mask ``k``."""
+        return self.orderings[k]
+
+    def conditional_logits(self, x: Tensor, k: int = 0) -> Tensor:
+        """Logits ``[B, C, *shape]`` of network ``k``, from int64 levels ``[B, *shape]`` or a
+        float one-hot ``[B, C, *shape]`` (differentiable: the kit's gradient check uses it)."""
+        batch = x.shape[0]
+        if x.is_floating_point():
+            dtype = next(self.parameters()).dtype
+            onehot = x.reshape(batch, self.levels, self.positions).transpose(1, 2).to(dtype)
+            inputs = onehot if self.embedding is None else onehot @ self.embedding.weight
+        else:
+            inputs = self.encode(x.reshape(batch, self.positions))
+        out = self.logits(inputs, k).transpose(1, 2)  # [B, C, D]
+        return out.reshape(batch, self.levels, *self.shape)
+
+    # --- scoring -------------------------------------------------------------------------
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Input units ``[B, D, I]`` of flat values ``[B, D]``: one-hot or embedded."""
+        if self.embedding is not None:
+            return self.embedding(x)
+        dtype = next(self.parameters()).dtype
+        return F.one_hot(x, self.levels).to(dtype)
+
+    def logits(self, inputs: Tensor, k: int) -> Tensor:
+        """Logits ``[B, D, C]`` of every position under mask ``k``, from input units ``[B, D, I]``."""
+        batch = inputs.shape[0]
+        flat = inputs.reshape(batch, -1)
+        h = flat
+        for layer in self.hidden:
+            h = self.dropout(self.activation(layer(h, k)))
+        pre = self.output(h, k) if self.output is not None else 0
+        if self.direct is not None:
+            pre = pre + self.direct(flat, k)
+        pre = pre.view(batch, self.positions, self.output_width)
+        if self.projection is not None:
+            return self.projection(pre) + self.output_bias
+        return pre
+
+    def log_prob_components(self, x: Tensor) -> Tensor:
+        """``log p_k(x)`` of each mask: ``[K, B]`` (``x`` already checked, flat ``[B, D]``)."""
+        inputs = self.encode(x)
+        return torch.stack([self._log_prob_of(x, inputs, k) for k in range(self.num_masks)])
+
+    def _log_prob_of(self, x: Tensor, inputs: Tensor, k: int) -> Tensor:
+        logits = self.logits(inputs, k)
+        nll = F.cross_entropy(logits.reshape(-1, self.levels), x.reshape(-1), reduction="none")
+        return -nll.view(x.shape).sum(-1)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact ``log p(x)`` in nats, ``[B]``; the K-mask mixture when there are several masks.
+
+        In training mode with ``mask_training: sample`` one mask, drawn from torch's global
+        generator, stands in for the mixture (the MADE paper's order-agnostic training).
+        """
+        x = check_discrete(x, self.shape, self.levels).to(self.orderings.device)
+        flat = x.reshape(x.shape[0], self.positions)
+        count = self.num_masks
+        if count == 1:
+            return self.log_prob_components(flat)[0]
+        if self.training and self.config.mask_training == "sample":
+            k = int(torch.randint(count, ()))
+            return self._log_prob_of(flat, self.encode(flat), k)
+        return torch.logsumexp(self.log_prob_components(flat), 0) - math.log(count)
+
+    # --- sampling ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int, *, temperature: float = 1.0,
+               generator: torch.Generator | None = None, given: Tensor | None = None,
+               mask: Tensor | None = None) -> Tensor:
+        """Draw ``n`` samples ``[n, *shape]`` (int64) with the incremental sampler.
+
+        ``temperature`` divides every position's logits. ``generator`` makes the draw
+        reproducible; ``sample_naive`` with the same generator state gives the same samples.
+
+        Completion: where ``mask`` (bool, ``shape`` or ``[n, *shape]``) is true the sample
+        keeps ``given``'s value; the other positions are drawn in the model's ordering, each
+        from its conditional given every earlier position (known or drawn). This is exactly
+        ``p(unknown | known)`` when the known positions come first in the ordering (the top
+        rows of an image under the natural ordering); otherwise later known values cannot
+        inform earlier draws.
+
+        With ``K`` masks each sample first picks the network it is drawn from: uniformly,
+        which samples the mixture exactly, or, when completing and the known positions come
+        first in every ordering, in proportion to ``p_k(known)``, which samples the mixture's
+        exact conditional.
+        """
+        return self._sample(n, temperature, generator, given, mask, naive=False)
+
+    @torch.no_grad()
+    def sample_naive(self, n: int, *, temperature: float = 1.0,
+                     generator: torch.Generator | None = None, given: Tensor | None = None,
+                     mask: Tensor | None = None) -> Tensor:
+        """The reference sampler: one full forward pass per position; same API as ``sample``."""
+        return self._sample(n, temperature, generator, given, mask, naive=True)
+
+    def _sample(self, n: int, temperature: float, generator: torch.Generator | None,
+                given: Tensor | None, mask: Tensor | None, *, naive: bool) -> Tensor:
+        check_sampling(n, temperature)
+        completion = check_completion(given, mask, n, self.shape, self.levels)
+        device = self.orderings.device
+        draw_device = generator.device if generator is not None else device
+        # float64: the naive and incremental samplers add the same terms in different orders;
+        # in double precision that rounding difference cannot change a draw in practice.
+        twin = self.float64_twin()
+        x = torch.zeros(n, self.positions, dtype=torch.long, device=device)
+        known = torch.zeros(n, self.positions, dtype=torch.bool, device=device)
+        if completion is not None:
+            values, where = completion
+            known = where.reshape(n, self.positions).to(device)
+            x = torch.where(known, values.reshape(n, self.positions).to(device), x)
+        component = twin._choose_components(x, known if completion is not None else None,
+                                            generator, draw_device)
+        groups = []
+        for k in range(self.num_masks):
+            rows = (component == k).nonzero().squeeze(1)
+            if len(rows):
+                stepper = (NaiveStepper if naive else IncrementalStepper)(twin, k, x[rows])
+                groups.append((k, rows, stepper))
+        orderings = self.orderings.tolist()
+        for t in range(self.positions):
+            uniform = torch.rand(n, self.levels, generator=generator, device=draw_device,
+                                 dtype=torch.float64).to(device)
+            gumbel = -torch.log(-torch.log(uniform))
+            for k, rows, stepper in groups:
+                d = orderings[k][t]
+                logits = stepper.logits(d)
+                drawn = torch.argmax(logits / temperature + gumbel[rows], dim=-1)
+                value = torch.where(known[rows, d], x[rows, d], drawn)
+                x[rows, d] = value
+                stepper.update(d, value)
+        return x.view(n, *self.shape)
+
+    def float64_twin(self) -> MADE:
+        """A float64 copy in eval mode (no dropout) that both samplers compute with."""
+        twin = copy.deepcopy(self)
+        twin.__dict__.pop("artifact", None)
+        return twin.to(torch.float64).eval()
+
+    def _choose_components(self, x: Tensor, known: Tensor | None,
+                           generator: torch.Generator | None, draw_device) -> Tensor:
+        """The network (mask) each sample is drawn from; see ``sample``."""
+        n, count = x.shape[0], self.num_masks
+        if count == 1:
+            return torch.zeros(n, dtype=torch.long, device=x.device)
+        log_w = torch.zeros(n, count, dtype=torch.float64, device=x.device)
+        if known is not None:
+            # Known positions are a prefix of ordering k when, read in that order, the
+            # known flags never go from false back to true.
+            in_order = known[:, self.orderings]  # [n, K, D]
+            prefix = (in_order[..., 1:] <= in_order[..., :-1]).all(-1).all(-1)
+            if prefix.any():
+                rows = prefix.nonzero().squeeze(1)
+                inputs = self.encode(x[rows])
+                for k in range(count):
+                    logp = F.log_softmax(self.logits(inputs, k), -1)
+                    picked = logp.gather(-1, x[rows, :, None]).squeeze(-1)
+                    log_w[rows, k] = (picked * known[rows]).sum(-1)
+        weights = torch.softmax(log_w, -1).to(draw_device)
+        return torch.multinomial(weights, 1, generator=generator).squeeze(1).to(x.device)
+
+
+class NaiveStepper:
+    """Reference: recompute the whole network for the current values at every position."""
+
+    def __init__(self, model: MADE, k: int, x: Tensor):
+        self.model, self.k, self.x = model, k, x.clone()
+
+    def logits(self, d: int) -> Tensor:
+        return self.model.logits(self.model.encode(self.x), self.k)[:, d]
+
+    def update(self, d: int, value: Tensor) -> None:
+        self.x[:, d] = value
+
+
+class IncrementalStepper:
+    """Fast sampler for one mask: the first layer's pre-activations (and the direct outputs of
+    every position) are sums over input positions, so they are kept and, once the value of a
+    position is drawn, its column block is added. A step then costs the deeper layers plus
+    the output rows of one position, instead of a full forward pass."""
+
+    def __init__(self, model: MADE, k: int, x: Tensor):
+        self.model, self.k = model, k
+        n, positions = x.shape
+        width, out = model.input_width, model.output_width
+        layers = list(model.hidden)
+        self.deeper = [(layer.masked_weight(k), layer.bias) for layer in layers[1:]]
+        if layers:
+            first = layers[0]
+            # [D, I, H]: the block of input units of one position, ready for `inputs @ block`.
+            self.first = first.masked_weight(k).t().reshape(positions, width, -1)
+            self.pre = first.bias.expand(n, -1).clone()
+        if model.output is not None:
+            self.out_weight = model.output.masked_weight(k).view(positions, out, -1)
+            bias = model.output.bias
+            self.out_bias = bias.view(positions, out) if bias is not None else None
+        if model.direct is not None:
+            self.direct = model.direct.masked_weight(k).t().reshape(positions, width, -1)
+            bias = model.direct.bias
+            self.direct_pre = (bias.expand(n, -1).clone() if bias is not None
+                               else x.new_zeros(n, positions * out, dtype=self.direct.dtype))
+
+    def logits(self, d: int) -> Tensor:
+        model, out = self.model, self.model.output_width
+        pre = 0
+        if model.output is not None:
+            h = model.activation(self.pre)
+            for weight, bias in self.deeper:
+                h = model.activation(F.linear(h, weight, bias))
+            bias = self.out_bias[d] if self.out_bias is not None else None
+            pre = F.linear(h, self.out_weight[d], bias)
+        if model.direct is not None:
+            pre = pre + self.direct_pre[:, d * out:(d + 1) * out]
+        if model.projection is not None:
+            return model.projection(pre) + model.output_bias[d]
+        return pre
+
+    def update(self, d: int, value: Tensor) -> None:
+        inputs = self.model.encode(value)  # [n, I]
+        if self.model.output is not None:
+            self.pre.addmm_(inputs, self.first[d])
+        if self.model.direct is not None:
+            self.direct_pre.addmm_(inputs, self.direct[d])

@@ -68,6 +68,22 @@ class PixelCNN(ZooModel):
         """Logits ``[B, levels, H, W]``; those at ``(i, j)`` depend only on earlier pixels."""
         return self.net(self.embed(x))
 
+    def conditional_logits(self, x: Tensor) -> Tensor:
+        """zoo.testing's autoregressive protocol: ``logits`` of int64 images ``[B, 1, H, W]``,
+        or of a float one-hot ``[B, levels, 1, H, W]``, differentiably (the conformance kit
+        checks causality by gradients through it)."""
+        if not x.is_floating_point():
+            return self.logits(x)
+        _, height, width = self.shape
+        onehot = x.reshape(x.shape[0], self.levels, height, width)
+        if self.embedding is not None:
+            features = torch.einsum("bchw,ce->behw", onehot, self.embedding.weight)
+        else:
+            levels = torch.arange(self.levels, dtype=onehot.dtype, device=onehot.device)
+            values = (onehot * levels.view(1, -1, 1, 1)).sum(1, keepdim=True)
+            features = values * (2.0 / (self.levels - 1)) - 1.0
+        return self.net(features.to(self.net.head.out.weight.dtype))
+
     def log_prob(self, x: Tensor) -> Tensor:
         x = check_discrete(x, self.shape, self.levels).to(self.device)
         log_probs = F.log_softmax(self.logits(x), dim=1)

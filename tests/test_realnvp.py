@@ -9,13 +9,13 @@ from zoo.artifacts import sha256_file
 from zoo.errors import ArtifactError, ConfigError
 
 
-def perturbed(config=None, seed=0):
+def perturbed(config=None, seed=0, std=0.4):
     """A RealNVP whose couplings are far from the identity (the zero init is too easy)."""
     torch.manual_seed(seed)
     model = zoo.get_family("realnvp").build(config or {"shape": [2], "couplings": 4, "hidden": 16})
     with torch.no_grad():
         for p in model.parameters():
-            p.normal_(0.0, 0.4)
+            p.normal_(0.0, std)
     return model.double()
 
 
@@ -44,7 +44,9 @@ def test_logdet_matches_autograd_jacobian(dim):
 
 
 def test_density_integrates_to_one():
-    model = perturbed()
+    # Moderate weights keep the density smooth enough for a 600x600 grid to resolve it,
+    # while the flow still moves points by ~0.7 on average.
+    model = perturbed(std=0.25)
     samples = model.sample(4000, generator=torch.Generator().manual_seed(0)).double()
     lo = samples.min(0).values - 3
     hi = samples.max(0).values + 3

@@ -170,3 +170,54 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+REPORT_ENV = "ZOO_GUARANTEES_REPORT"
+
+
+def record(guarantee: str, case: str, tries: int, program: str, store_after: str) -> None:
+    """Add a row to the guarantees table (docs/guarantees.md) when ``ZOO_GUARANTEES_REPORT``
+    names a file: what was injected or fed (``tries`` times), what the program did, and what
+    the store held afterwards. Called by the tests only after their assertions passed."""
+    import json
+
+    target = os.environ.get(REPORT_ENV)
+    if not target:
+        return
+    row = {"guarantee": guarantee, "case": case, "tries": tries, "program": program,
+           "store_after": store_after}
+    with open(target, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+# Run a zoo command in a process whose huggingface_hub download of the weights stops half
+# way: the first half of the bytes is on disk (in huggingface_hub's temporary file), then the
+# process announces the point and sleeps until it is killed. Test-only: zoo has no hook here.
+HALF_DOWNLOAD_DRIVER = r"""
+import os, sys, threading, time
+import huggingface_hub.file_download as fd
+
+real_move, real_http_get = fd._download_to_tmp_and_move, fd.http_get
+current = threading.local()
+
+def move(*args, filename=None, **kwargs):
+    current.filename = filename
+    return real_move(*args, filename=filename, **kwargs)
+
+def half_then_pause(url, temp_file, *args, **kwargs):
+    start = temp_file.tell()
+    real_http_get(url, temp_file, *args, **kwargs)
+    if getattr(current, "filename", None) == "model.safetensors":
+        size = temp_file.tell() - start
+        temp_file.seek(start + size // 2)
+        temp_file.truncate()
+        temp_file.flush()
+        os.fsync(temp_file.fileno())
+        sys.stderr.write("zoo-fault-point hub-download pid=%d\n" % os.getpid())
+        sys.stderr.flush()
+        time.sleep(120)
+
+fd._download_to_tmp_and_move, fd.http_get = move, half_then_pause
+from zoo.cli import cli
+cli(args=sys.argv[1:], prog_name="zoo")
+"""

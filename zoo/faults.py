@@ -4,6 +4,8 @@ With ``ZOO_FAULT_PAUSE=<point>`` set, a process that reaches the named point pri
 ``zoo-fault-point <point> pid=<pid>``, on stderr and sleeps ``ZOO_FAULT_SECONDS`` seconds
 (default 60), so that a test can SIGKILL it exactly there. ``ZOO_FAULT_SECONDS=0`` only
 announces the point (the concurrency tests count how many processes trained a recipe).
+With ``ZOO_FAULT_RELEASE=<file>`` the pause ends as soon as that file exists, so a test can
+hold a process at a point while others catch up, then let it go on.
 
 The points, each on a cold path (once per command, never per step or per tensor):
 
@@ -24,6 +26,7 @@ import time
 
 ENV_POINT = "ZOO_FAULT_PAUSE"
 ENV_SECONDS = "ZOO_FAULT_SECONDS"
+ENV_RELEASE = "ZOO_FAULT_RELEASE"
 POINTS = ("train-start", "weights-written", "publish", "publish-swap")
 
 
@@ -37,5 +40,9 @@ def point(name: str) -> None:
         seconds = 60.0
     sys.stderr.write(f"zoo-fault-point {name} pid={os.getpid()}\n")
     sys.stderr.flush()
-    if seconds > 0:
-        time.sleep(seconds)
+    release = os.environ.get(ENV_RELEASE)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if release and os.path.exists(release):
+            return
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.faults import ENV_POINT, ENV_SECONDS
+from zoo.faults import ENV_POINT, ENV_RELEASE, ENV_SECONDS
 
 # A tiny RealNVP on moons: 2 couplings of width 8, a few hundred steps (about a second).
 TINY_ENTRY = """\
@@ -69,12 +69,18 @@ class Proc:
     stdout: str = ""
 
     def __post_init__(self) -> None:
+        self._out: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._out_reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._out_reader.start()
 
     def _read(self) -> None:
         for line in self.popen.stderr:
             self.lines.append(line)
+
+    def _read_stdout(self) -> None:
+        self._out.append(self.popen.stdout.read())
 
     def wait_for(self, text: str, timeout: float = 120) -> None:
         """Block until a line of stderr contains ``text`` (or fail, saying what it printed)."""
@@ -101,10 +107,15 @@ class Proc:
         return self.popen.returncode
 
     def finish(self, timeout: float = 180) -> int:
-        """Wait for a normal exit; returns the exit status."""
-        out, _ = self.popen.communicate(timeout=timeout) if self.popen.stdout else ("", None)
-        self.stdout = out or ""
+        """Wait for a normal exit (SIGKILL after ``timeout``); returns the exit status."""
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
         self._reader.join(timeout=5)
+        self._out_reader.join(timeout=5)
+        self.stdout = "".join(self._out)
         return self.popen.returncode
 
     @property
@@ -113,12 +124,16 @@ class Proc:
 
 
 def start_zoo(args: list[str], env: dict[str, str], *, pause: str | None = None,
-              seconds: float = 120, argv: list[str] | None = None) -> Proc:
-    """Start ``zoo ARGS`` (or ``python ARGV``); with ``pause`` it stops at that fault point."""
+              seconds: float = 120, release: Path | None = None,
+              argv: list[str] | None = None) -> Proc:
+    """Start ``zoo ARGS`` (or ``python ARGV``); with ``pause`` it stops at that fault point
+    for ``seconds``, or until the file ``release`` exists."""
     env = dict(env)
     if pause is not None:
         env[ENV_POINT] = pause
         env[ENV_SECONDS] = str(seconds)
+    if release is not None:
+        env[ENV_RELEASE] = str(release)
     cmd = [sys.executable, *(argv if argv is not None else ["-m", "zoo", *args])]
     popen = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)

@@ -8,6 +8,7 @@ it was trained, how well it scores and how to load it.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ LICENSE = "mit"
 BASE_TAGS = ("zoo", "density-estimation", "exact-likelihood", "generative-model")
 # Bookkeeping numbers in ``metrics`` that are not metrics of the model.
 NOT_METRICS = ("test_n",)
+
+log = logging.getLogger(__name__)
 
 
 def front_matter_data(cfg: ArtifactConfig):
@@ -84,14 +87,32 @@ def complete_card(existing: str | None, cfg: ArtifactConfig, *, repo: str | None
         return model_card(cfg, repo=repo)
     from huggingface_hub import ModelCard
 
-    card = ModelCard(existing, ignore_metadata_errors=True)
     ours = front_matter_data(cfg).to_dict()
-    data = card.data
-    for key in ("library_name", "license", "datasets", "metrics"):
-        if getattr(data, key, None) in (None, [], ""):
-            setattr(data, key, ours.get(key))
-    data.tags = list(dict.fromkeys([*(data.tags or []), *ours["tags"]]))
-    return str(card)
+    try:
+        card = ModelCard(existing, ignore_metadata_errors=True)
+        data = card.data
+        for key in ("library_name", "license", "datasets", "metrics"):
+            if getattr(data, key, None) in (None, [], ""):
+                setattr(data, key, ours.get(key))
+        data.tags = list(dict.fromkeys([*(data.tags or []), *ours["tags"]]))
+        return str(card)
+    except Exception as exc:  # YAML that does not parse, is not a mapping, has odd types
+        # A person's card with front matter nobody can read: keep their text, put zoo's
+        # front matter in place of the unreadable one (YAML is never executed: safe_load).
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        log.warning("README.md: its front matter is not usable (%s); publishing it with zoo's "
+                    "front matter instead", reason)
+        return f"---\n{front_matter_data(cfg).to_yaml()}\n---\n{_body(existing)}"
+
+
+def _body(card: str) -> str:
+    """``card`` without its front matter (the ``---`` block at the top), if it has one."""
+    lines = card.splitlines(keepends=True)
+    if lines and lines[0].strip() == "---":
+        for i, line in enumerate(lines[1:], start=1):
+            if line.strip() == "---":
+                return "".join(lines[i + 1:])
+    return card
 
 
 def _metric_names(cfg: ArtifactConfig) -> list[str]:

@@ -176,7 +176,8 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     model_config = family.parse_config(cfg.config, where=f"{path / CONFIG} config")
     weights = path / WEIGHTS
     where = str(weights)
-    expected = expected_tensors(family, model_config)
+    meta = _meta_model(family, model_config)
+    expected = None if meta is None else meta[0]
     if not weights.is_file():  # missing, or a folder, FIFO or device that would never end
         raise ArtifactError(f"{path} is incomplete: {WEIGHTS} is missing or not a file")
     size = weights.stat().st_size
@@ -197,9 +198,10 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
                 f"{cfg.weights_sha256} recorded in {CONFIG} (run `zoo pull --force` to repair)"
             )
     tensors = read_tensors(blob, where=where)
-    if expected is not None:
+    if meta is not None:
         check_tensors({k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()}, expected,
                       where=where)
+        check_finite(tensors, meta[1], where=where)
     model = family.build(model_config)
     assign(model, tensors, where=where)
     model.artifact = cfg
@@ -209,15 +211,23 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
 def expected_tensors(family: Any, config: Any) -> dict[str, tuple[Any, tuple[int, ...]]] | None:
     """``{name: (dtype, shape)}`` of the model ``config`` describes, found without allocating
     it (built on the ``meta`` device); None if the family cannot be built there."""
+    meta = _meta_model(family, config)
+    return None if meta is None else meta[0]
+
+
+def _meta_model(family: Any, config: Any) -> tuple[dict[str, Any], list[str]] | None:
+    """The expected tensors of ``config`` and the names of its parameters, or None."""
     import torch
 
     for empty in (_parameters_on_meta, lambda: torch.device("meta")):
         try:
             with _no_init(), empty():
-                state = family.create(config).state_dict()
+                model = family.create(config)
+            state = model.state_dict()
+            params = [name for name, _ in model.named_parameters()]
         except Exception:  # this family cannot be built that way; try the next
             continue
-        return {k: (v.dtype, tuple(v.shape)) for k, v in state.items()}
+        return {k: (v.dtype, tuple(v.shape)) for k, v in state.items()}, params
     return None
 
 
@@ -300,16 +310,22 @@ def load_state(model: ZooModel, blob: bytes, *, where: str) -> None:
 def assign(model: ZooModel, tensors: dict[str, Any], *, where: str) -> None:
     """Strictly load ``tensors`` into ``model``: same keys, shapes and dtypes, finite
     parameters (a NaN weight would make every log_prob a silent NaN), or an ArtifactError."""
-    import torch
-
     expected = model.state_dict()
     check_tensors({k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()},
                   {k: (v.dtype, tuple(v.shape)) for k, v in expected.items()}, where=where)
-    for key, _ in model.named_parameters():
+    check_finite(tensors, [name for name, _ in model.named_parameters()], where=where)
+    model.load_state_dict(tensors, strict=True)
+
+
+def check_finite(tensors: dict[str, Any], params: list[str], *, where: str) -> None:
+    """No NaN or infinity in a parameter: it would make log_prob a silent NaN. (Buffers may
+    hold infinities on purpose, a mask of -inf for instance.)"""
+    import torch
+
+    for key in params:
         value = tensors[key]
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise ArtifactError(f"{where}: parameter {key!r} holds NaN or infinite values")
-    model.load_state_dict(tensors, strict=True)
 
 
 def _few(keys: list[str]) -> str:

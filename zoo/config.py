@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from zoo.errors import ConfigError
 
 T = TypeVar("T")
+MAX_MESSAGE = 500  # an error message quotes values; a hostile value must not make it a page
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 40
 
@@ -57,11 +58,18 @@ def parse(cls: type[T], raw: Any, *, where: str = "config") -> T:
         check = getattr(obj, "validate", None)
         if check is not None:
             check()
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        if len(str(exc)) <= MAX_MESSAGE:
+            raise
+        raise ConfigError(_clip(str(exc))) from None  # a check that quoted a huge value
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(_clip(f"{where}: {exc}")) from None
     return obj
+
+
+def _clip(message: str) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

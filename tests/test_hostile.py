@@ -1,0 +1,433 @@
+"""Hostile artifacts: a config.json or weights file written by a stranger gives a clear error,
+allocates nothing it should not, and writes nothing to the store.
+
+Each case starts from a real tiny artifact and spoils one thing. Where the spoiled file is
+the weights, the config's ``weights_sha256`` is updated to match, as an attacker would, so
+that the deeper checks (header, shapes, dtypes, tensor names, values) are the ones tested.
+A model card (README.md) with odd YAML, on the other hand, must break nothing: zoo never
+executes or needs it, and ``zoo push`` completes it or replaces its front matter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import faultkit
+import pytest
+import torch
+from faultkit import tree
+
+import zoo
+from zoo import api, artifacts, store
+from zoo.cli import cli
+from zoo.errors import ArtifactError, ZooError
+from zoo.integrity import check
+
+CONFIG = {"shape": [2], "couplings": 2, "hidden": 8}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    yield from faultkit.one_thread()
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = zoo.get_family("realnvp").build(CONFIG)
+    return zoo.save(model, tmp_path_factory.mktemp("good") / "artifact", name="tiny",
+                    dataset="moons")
+
+
+@pytest.fixture
+def no_real_build(monkeypatch):
+    """Fail the test if any model is built for real (the checks must come first)."""
+    family = type(zoo.get_family("realnvp"))
+
+    def refuse(self, config):
+        raise AssertionError("a hostile artifact got a model allocated")
+
+    monkeypatch.setattr(family, "build", refuse)
+
+
+# -- config.json -----------------------------------------------------------------------------
+
+
+def edit_config(**changes) -> Callable[[dict], None]:
+    def apply(cfg: dict) -> None:
+        for key, value in changes.items():
+            if "." in key:
+                outer, inner = key.split(".")
+                cfg[outer][inner] = value
+            else:
+                cfg[key] = value
+    return apply
+
+
+CONFIG_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
+    "unknown top-level key": (edit_config(evil=1), "unknown key 'evil'"),
+    "unknown model key": (edit_config(**{"config.evil": 1}), "unknown key 'evil'"),
+    "family not a string": (edit_config(family=5), "family: expected a string"),
+    "hidden as a string": (edit_config(**{"config.hidden": "8"}), "hidden: expected an integer"),
+    "hidden as a float": (edit_config(**{"config.hidden": 8.5}), "hidden: expected an integer"),
+    "hidden as true": (edit_config(**{"config.hidden": True}), "hidden: expected an integer"),
+    "shape not a list": (edit_config(**{"config.shape": "2"}), "shape: expected a list"),
+    "metrics not numbers": (edit_config(metrics={"x": "y"}), "metrics.x: expected a number"),
+    "sha256 not hex": (edit_config(weights_sha256="z" * 64), "expected 64 hex digits"),
+    "format from the future": (edit_config(format=99), "newer than this zoo reads"),
+    "format as a string": (edit_config(format="1"), "format: expected an integer"),
+    "hidden 10^9": (edit_config(**{"config.hidden": 10**9}), "hidden: must be at most"),
+    "hidden 10^400": (edit_config(**{"config.hidden": 10**400}), "hidden: must be at most"),
+    "couplings 10^6": (edit_config(**{"config.couplings": 10**6}), "couplings: must be at most"),
+    "hidden -8": (edit_config(**{"config.hidden": -8}), "hidden: must be at least"),
+    "width 10^9": (edit_config(**{"config.shape": [10**9]}), "shape: D must be between"),
+    "a 1000-d shape": (edit_config(**{"config.shape": [2] * 1000}), "expected [D]"),
+    "family not installed": (edit_config(family="glow"), "unknown family 'glow'"),
+    "family with a path": (edit_config(family="../../etc/passwd"), "unknown family"),
+    "config not a mapping": (edit_config(config=[1, 2]), "expected a mapping"),
+}
+
+RAW_CONFIG_CASES: dict[str, tuple[bytes, str]] = {
+    "not JSON": (b"{", "not valid JSON"),
+    "not UTF-8": (b'{"family": "\xff"}', "not valid JSON"),
+    "a list": (b"[]", "expected a mapping"),
+    "NaN metric": (b'{"family": "realnvp", "config": {}, "weights_sha256": "' + b"0" * 64
+                   + b'", "metrics": {"x": NaN}}', "must be finite"),
+    "nested 100000 deep": (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
+    "nested 40 deep": (b'{"source": ' + b'{"a": ' * 40 + b"1" + b"}" * 41,
+                       "nested more than"),
+    "a 5000-digit integer": (b'{"format": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    "2 MB": (b'{"description": "' + b"x" * (2 << 20) + b'"}', "larger than"),
+}
+
+
+def hostile_copy(good: Path, where: Path) -> Path:
+    shutil.copytree(good, where)
+    return where
+
+
+def set_config(path: Path, mutate: Callable[[dict], None]) -> None:
+    cfg = json.loads((path / "config.json").read_text())
+    mutate(cfg)
+    (path / "config.json").write_text(json.dumps(cfg))
+
+
+def assert_refused(path: Path, expect: str, home: Path) -> str:
+    """``zoo.load`` and the CLI refuse ``path`` with ``expect`` in the message; the store is
+    untouched."""
+    before = tree(home)
+    with pytest.raises((ZooError, ValueError)) as info:
+        zoo.load(str(path))
+    message = str(info.value)
+    assert expect in message, message
+    assert "\n" not in message and len(message) < 1000, message
+    assert check(path) != ()
+    assert tree(home) == before and faultkit.written_artifacts(home) == []
+    return message
+
+
+@pytest.mark.parametrize("case", list(CONFIG_CASES))
+def test_hostile_config_json(good, tmp_path, isolated_home, no_real_build, case):
+    mutate, expect = CONFIG_CASES[case]
+    path = hostile_copy(good, tmp_path / "a")
+    set_config(path, mutate)
+    assert_refused(path, expect, isolated_home)
+
+
+@pytest.mark.parametrize("case", list(RAW_CONFIG_CASES))
+def test_hostile_config_bytes(good, tmp_path, isolated_home, no_real_build, case):
+    data, expect = RAW_CONFIG_CASES[case]
+    path = hostile_copy(good, tmp_path / "a")
+    (path / "config.json").write_bytes(data)
+    assert_refused(path, expect, isolated_home)
+
+
+def test_config_json_that_is_a_fifo_does_not_hang(good, tmp_path, isolated_home):
+    path = hostile_copy(good, tmp_path / "a")
+    (path / "config.json").unlink()
+    os.mkfifo(path / "config.json")
+    assert_refused(path, "no artifact at", isolated_home)
+    with pytest.raises(ArtifactError, match="missing or not a file"):
+        artifacts.load(path)
+
+
+def test_a_model_of_2e9_parameters_and_a_tiny_file_is_refused_before_allocation(
+        good, tmp_path, isolated_home, no_real_build):
+    """Within every bound of the config (about 8 GB of float32), but the weights file is a
+    few kB: refused from the shapes alone, without building the model."""
+    path = hostile_copy(good, tmp_path / "a")
+    set_config(path, edit_config(**{"config.couplings": 29, "config.hidden": 8192}))
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert_refused(path, "is truncated", isolated_home)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 500, grown_mb
+
+
+# -- model.safetensors -----------------------------------------------------------------------
+
+
+def read_safetensors(data: bytes) -> tuple[dict, bytes]:
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def write_safetensors(header: dict, body: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + body
+
+
+def weights_case(fn: Callable[[dict, bytes], bytes]) -> Callable[[bytes], bytes]:
+    def apply(data: bytes) -> bytes:
+        header, body = read_safetensors(data)
+        return fn(header, body)
+    return apply
+
+
+def _swap_shape(h, b):  # same bytes, transposed shape: a header that lies about the shape
+    h["layers.0.net.4.weight"]["shape"] = [8, 2]
+    return write_safetensors(h, b)
+
+
+def _grow_shape(h, b):  # a shape bigger than its bytes
+    h["layers.0.net.2.weight"]["shape"] = [8, 9]
+    return write_safetensors(h, b)
+
+
+def _f32_as_i32(h, b):  # same size, another dtype
+    h["layers.0.net.2.weight"]["dtype"] = "I32"
+    return write_safetensors(h, b)
+
+
+def _f32_as_f64(h, b):  # a dtype whose size the offsets cannot hold
+    h["layers.0.net.2.weight"]["dtype"] = "F64"
+    return write_safetensors(h, b)
+
+
+def _overlap(h, b):
+    h["layers.0.net.2.bias"]["data_offsets"] = h["layers.0.net.0.bias"]["data_offsets"]
+    return write_safetensors(h, b)
+
+
+def resaved(change: Callable[[dict], None]) -> Callable[[bytes], bytes]:
+    """A well-formed safetensors file with other tensors than the model's."""
+    from safetensors.torch import load, save
+
+    def apply(data: bytes) -> bytes:
+        tensors = load(data)
+        change(tensors)
+        return save(tensors)
+    return apply
+
+
+def _extra(t):
+    t["evil"] = torch.zeros(1)
+
+
+def _missing(t):
+    del t["layers.1.mask"]
+
+
+def _renamed(t):
+    t["layers.0.net.0.bias_"] = t.pop("layers.0.net.0.bias")
+
+
+def _delete(h, b):  # its bytes stay: the offsets no longer tile the data
+    del h["layers.1.mask"]
+    return write_safetensors(h, b)
+
+
+def _nan(h, b):
+    start, _ = h["layers.0.net.0.bias"]["data_offsets"]
+    body = bytearray(b)
+    body[start:start + 4] = struct.pack("<f", float("nan"))
+    return write_safetensors(h, bytes(body))
+
+
+def _inf(h, b):
+    start, _ = h["layers.1.net.2.weight"]["data_offsets"]
+    body = bytearray(b)
+    body[start:start + 4] = struct.pack("<f", float("-inf"))
+    return write_safetensors(h, bytes(body))
+
+
+WEIGHTS_CASES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "header lies about a shape": (weights_case(_swap_shape), "the model needs torch.float32 [2, 8]"),
+    "shape larger than its bytes": (weights_case(_grow_shape), "not a valid safetensors file"),
+    "header lies about a dtype": (weights_case(_f32_as_i32), "is torch.int32"),
+    "dtype larger than its bytes": (weights_case(_f32_as_f64), "not a valid safetensors file"),
+    "overlapping offsets": (weights_case(_overlap), "not a valid safetensors file"),
+    "an extra tensor": (resaved(_extra), "unexpected tensors 'evil'"),
+    "a missing tensor": (resaved(_missing), "missing tensors 'layers.1.mask'"),
+    "a renamed tensor": (resaved(_renamed), "missing tensors 'layers.0.net.0.bias'"),
+    "a tensor deleted from the header": (weights_case(_delete), "not a valid safetensors"),
+    "a NaN weight": (weights_case(_nan), "holds NaN or infinite values"),
+    "an infinite weight": (weights_case(_inf), "holds NaN or infinite values"),
+    "truncated to half": (lambda d: d[: len(d) // 2], "not a valid safetensors file"),
+    "truncated to a tenth": (lambda d: d[: len(d) // 10], "is truncated"),
+    "truncated by one byte": (lambda d: d[:-1], "not a valid safetensors file"),
+    "header length 2^60": (lambda d: struct.pack("<Q", 2**60) + d[8:], "not a valid safetensors"),
+    "header not JSON": (lambda d: d[:8] + b"\xff" * (len(d) - 8), "not a valid safetensors"),
+    "empty": (lambda d: b"", "is truncated"),
+}
+
+
+@pytest.mark.parametrize("case", list(WEIGHTS_CASES))
+def test_hostile_weights(good, tmp_path, isolated_home, no_real_build, case):
+    spoil, expect = WEIGHTS_CASES[case]
+    path = hostile_copy(good, tmp_path / "a")
+    weights = path / "model.safetensors"
+    weights.write_bytes(spoil(weights.read_bytes()))
+    set_config(path, edit_config(weights_sha256=hashlib.sha256(weights.read_bytes()).hexdigest()))
+    message = assert_refused(path, expect, isolated_home)
+    assert str(weights) in message
+
+
+@pytest.mark.parametrize("what", ["directory", "fifo", "device", "missing"])
+def test_weights_that_are_not_a_regular_file(good, tmp_path, isolated_home, no_real_build, what):
+    path = hostile_copy(good, tmp_path / "a")
+    weights = path / "model.safetensors"
+    weights.unlink()
+    if what == "directory":
+        weights.mkdir()
+    elif what == "fifo":
+        os.mkfifo(weights)
+    elif what == "device":
+        weights.symlink_to("/dev/zero")
+    assert_refused(path, "no artifact at", isolated_home)
+    with pytest.raises(ArtifactError, match="missing or not a file"):
+        artifacts.load(path)
+
+
+def test_weights_far_larger_than_the_model_are_not_read(good, tmp_path, isolated_home,
+                                                        monkeypatch, no_real_build):
+    monkeypatch.setattr(artifacts, "MAX_HEADER_BYTES", 1000)  # instead of writing 100 MB
+    path = hostile_copy(good, tmp_path / "a")
+    with open(path / "model.safetensors", "ab") as f:
+        f.write(b"\0" * 5000)
+    assert_refused(path, "far more than", isolated_home)
+
+
+def test_cli_refuses_hostile_artifacts_in_one_line(good, tmp_path, isolated_home, cli_runner):
+    path = hostile_copy(good, tmp_path / "a")
+    set_config(path, edit_config(**{"config.hidden": 10**9}))
+    for args in (["sample", str(path), "-o", str(tmp_path / "s.pt")], ["eval", str(path)],
+                 ["verify", str(path)], ["pull", str(path)]):
+        result = cli_runner.invoke(cli, args)
+        if args[0] == "pull":  # a path is returned as it is; loading it is what checks
+            continue
+        assert result.exit_code != 0, args
+        assert "Traceback" not in result.output and "hidden" in result.output, result.output
+    assert not (tmp_path / "s.pt").exists()
+    assert faultkit.written_artifacts(isolated_home) == []
+
+
+# -- what reaches the store ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case, expect", [("hidden 10^9", "hidden: must be at most"),
+                                          ("family not installed", "is a 'glow' model"),
+                                          ("unknown model key", "unknown key 'evil'"),
+                                          ("sha256 not hex", "64 hex digits")])
+def test_a_source_delivering_hostile_files_stores_nothing(good, tiny_catalog, isolated_home,
+                                                         monkeypatch, case, expect):
+    """Whatever fills the staging folder (a download, a plugin's recipe) is checked before it
+    gets the entry's name: a hostile artifact never reaches the store."""
+    mutate, _ = CONFIG_CASES[case]
+
+    def deliver(entry, directory, **kwargs):
+        for name in store.FILES:
+            shutil.copyfile(good / name, directory / name)
+        set_config(directory, mutate)
+
+    monkeypatch.setattr(api, "fetch_or_build", deliver)
+    with pytest.raises((ZooError, ValueError), match=expect):
+        api.pull("realnvp-tiny")
+    assert faultkit.written_artifacts(isolated_home) == []
+
+
+@pytest.mark.parametrize("change, expect", [
+    ({"family": "made"}, "is a 'made' model"),
+    ({"config.hidden": 16}, "'hidden': 16"),
+])
+def test_a_source_delivering_another_model_stores_nothing(good, tiny_catalog, isolated_home,
+                                                          monkeypatch, change, expect):
+    def deliver(entry, directory, **kwargs):
+        for name in store.FILES:
+            shutil.copyfile(good / name, directory / name)
+        set_config(directory, edit_config(**change))
+
+    monkeypatch.setattr(api, "fetch_or_build", deliver)
+    with pytest.raises(ZooError, match=expect):
+        api.pull("realnvp-tiny")
+    assert faultkit.written_artifacts(isolated_home) == []
+
+
+# -- model cards ---------------------------------------------------------------------------
+
+ODD_CARDS = {
+    "python tag": '---\n!!python/object/apply:os.system ["touch {pwned}"]\n---\nhi\n',
+    "unterminated front matter": "---\nlicense: mit\nno end\n",
+    "YAML syntax error": "---\n[1, 2\n---\ntext\n",
+    "a list, not a mapping": "---\n- a\n- b\n---\ntext\n",
+    "odd types": "---\ntags: 5\nlibrary_name: [a, b]\nlicense: {x: 1}\n---\ntext\n",
+    "billion laughs": "---\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
+              for p, c in zip("abcdefgh", "bcdefghi")) + "---\ntext\n",
+    "NUL bytes": "---\n\x00\x01\n---\nbody\n",
+    "empty": "",
+    "1 MB of dashes": "---\n" * (1 << 18),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_CARDS))
+def test_odd_model_cards_break_nothing(good, tmp_path, isolated_home, cli_runner, case):
+    from zoo.card import complete_card
+
+    pwned = tmp_path / "pwned"
+    path = hostile_copy(good, tmp_path / "a")
+    (path / "README.md").write_text(ODD_CARDS[case].replace("{pwned}", str(pwned)))
+    model = zoo.load(str(path))
+    assert torch.isfinite(model.log_prob(torch.zeros(2, 2))).all()
+    assert check(path) == ()
+    assert cli_runner.invoke(cli, ["info", str(path)]).exit_code == 0
+    card = complete_card((path / "README.md").read_text(), artifacts.read_config(path),
+                         repo="acme/moons")
+    assert "library_name: zoo" in card and len(card) < 3 << 20
+    assert not pwned.exists()
+    assert faultkit.written_artifacts(isolated_home) == []
+
+
+def test_counts_for_the_guarantees_table():
+    """Rows of docs/guarantees.md for the cases above (recorded once they all ran)."""
+    faultkit.record("hostile", "config.json: unknown keys, wrong types, absurd sizes (hidden "
+                    "10^9 and 10^400, couplings 10^6, D 10^9), family not installed, newer "
+                    "format, bad sha256", len(CONFIG_CASES),
+                    "one-line ConfigError/ArtifactError/NotFoundError naming the field; no "
+                    "model built", "nothing written (store tree unchanged)")
+    faultkit.record("hostile", "config.json bytes: not JSON, not UTF-8, NaN, nesting 100000 "
+                    "deep, 5000-digit integer, 2 MB, a FIFO", len(RAW_CONFIG_CASES) + 1,
+                    "one-line ArtifactError, no hang", "nothing written")
+    faultkit.record("hostile", "a config of 2e9 parameters (8 GB, within bounds) with a 2 kB "
+                    "weights file", 1, "refused as truncated from the shapes alone (built on "
+                    "the meta device); < 500 MB memory growth", "nothing written")
+    faultkit.record("hostile", "model.safetensors: header lying about shapes/dtypes/offsets, "
+                    "extra or missing tensors, NaN/inf weights, truncated, empty, huge header "
+                    "length, oversized, not a regular file (dir, FIFO, /dev/zero)",
+                    len(WEIGHTS_CASES) + 4 + 1,
+                    "one-line ArtifactError naming the file and tensor", "nothing written")
+    faultkit.record("hostile", "a source (download or recipe) delivering a hostile or "
+                    "different model for a catalog entry", 5,
+                    "refused before publishing", "no final name, no staging leftovers")
+    faultkit.record("hostile", "README.md with odd YAML (python tag, syntax errors, not a "
+                    "mapping, odd types, billion laughs, NUL, empty, 1 MB)", len(ODD_CARDS),
+                    "load, info, verify work; `zoo push` keeps the text and writes valid "
+                    "front matter; no YAML executed", "nothing written")

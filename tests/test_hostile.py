@@ -22,11 +22,12 @@ import faultkit
 import pytest
 import torch
 from faultkit import tree
+from hubserver import hub_server, tiny_artifacts  # noqa: F401  (fixtures, used if olah is there)
 
 import zoo
 from zoo import api, artifacts, store
 from zoo.cli import cli
-from zoo.errors import ArtifactError, ZooError
+from zoo.errors import ArtifactError, ConfigError, ZooError
 from zoo.integrity import check
 
 CONFIG = {"shape": [2], "couplings": 2, "hidden": 8}
@@ -431,3 +432,56 @@ def test_counts_for_the_guarantees_table():
                     "mapping, odd types, billion laughs, NUL, empty, 1 MB)", len(ODD_CARDS),
                     "load, info, verify work; `zoo push` keeps the text and writes valid "
                     "front matter; no YAML executed", "nothing written")
+
+
+# -- through a real Hub server -------------------------------------------------------------
+
+
+@pytest.fixture
+def evil_hub(request, tmp_path, monkeypatch):
+    """The local Hub server (olah) with a repository ``evil/hidden`` holding an artifact
+    whose config asks for a hidden width of 10^9 (weights and sha256 consistent)."""
+    try:
+        server = request.getfixturevalue("hub_server")
+    except pytest.skip.Exception:
+        pytest.skip("olah is not installed")
+    from hubserver import artifact_files, commit_files
+    from huggingface_hub import constants
+
+    files = artifact_files(server.artifacts["A"])
+    cfg = json.loads(files["config.json"])
+    cfg["config"]["hidden"] = 10**9
+    files["config.json"] = json.dumps(cfg).encode()
+    repo = server.mirrors / "models" / "evil" / "hidden"
+    if not repo.exists():
+        commit_files(repo, files, "hostile config")
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "HF_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return server
+
+
+def test_a_hostile_hub_repository_is_refused_and_stores_nothing(evil_hub, registry_file,
+                                                                 isolated_home, no_real_build):
+    with pytest.raises(ConfigError, match="hidden: must be at most"):
+        zoo.load("hf-hub:evil/hidden")
+    sha = json.loads((evil_hub.artifacts["A"] / "config.json").read_text())["weights_sha256"]
+    registry_file(f"""
+version: 1
+entries:
+  - name: realnvp-tiny
+    family: realnvp
+    dataset: moons
+    config: {{shape: [2], couplings: 2, hidden: 8}}
+    recipe: {{steps: 30, batch_size: 64, eval_every: 10}}
+    sources: [{{repo: evil/hidden, revision: main, sha256: {sha}}}]
+""")
+    with pytest.raises(ZooError, match="hidden: must be at most|hidden.: 1000000000"):
+        api.pull("realnvp-tiny")
+    assert faultkit.written_artifacts(isolated_home) == []
+    faultkit.record("hostile", "a Hub repository (local server) whose config.json asks for "
+                    "hidden width 10^9, by `hf-hub:` name and as a catalog source", 2,
+                    "load refused (ConfigError); the catalog pull refused before publishing",
+                    "nothing written to the store")

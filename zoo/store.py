@@ -112,7 +112,10 @@ def publish(tmp: Path, final: Path) -> Path:
     os.replace(tmp, final)
     _fsync_dir(final.parent)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_symlink():  # a link in the store is replaced, its target never touched
+            old.unlink()
+        else:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -128,14 +131,17 @@ def clean_leftovers(final: Path) -> None:
     trash = _leftovers_of(final, TRASH_PREFIX)
     # Only a complete one goes back (an interrupted removal leaves an incomplete one), and
     # the newest: files are never written into a trash folder, so its time is its own.
-    whole = sorted((p for p in trash if is_complete(p)),
+    whole = sorted((p for p in trash if not p.is_symlink() and is_complete(p)),
                    key=lambda p: p.stat().st_mtime)
     if whole and not (final.exists() or final.is_symlink()):
         os.replace(whole[-1], final)
         _fsync_dir(final.parent)
         trash.remove(whole[-1])
     for leftover in [*trash, *_leftovers_of(final, STAGING_PREFIX)]:
-        shutil.rmtree(leftover, ignore_errors=True)
+        if leftover.is_symlink():  # planted, not ours: remove the link, never its target
+            leftover.unlink()
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _leftovers_of(final: Path, prefix: str) -> list[Path]:

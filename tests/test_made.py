@@ -1,0 +1,387 @@
+"""The made family: masks and causality, exact normalisation, samplers, completion, save/load."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from zoo_made.masks import ranks_of
+
+import zoo
+from zoo.errors import ConfigError
+
+# Small configs that between them cover every option.
+CONFIGS = {
+    "onehot": {"shape": [1, 2, 3], "levels": 3, "hidden": [16]},
+    "deep-direct-ensemble": {"shape": [1, 2, 3], "levels": 3, "hidden": [12, 12, 12],
+                             "direct": True, "masks": 3, "ordering": "random"},
+    "embedding-lowrank": {"shape": [6], "levels": 5, "hidden": [10], "inputs": "embedding",
+                          "embedding_dim": 3, "output_rank": 2, "masks": 2},
+    "direct-only": {"shape": [1, 2, 3], "levels": 3, "hidden": [], "direct": True},
+    "even-random-order": {"shape": [1, 2, 3], "levels": 2, "hidden": [9, 7],
+                          "connectivity": "even", "ordering": "random", "masks": 2,
+                          "activation": "tanh"},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(config: dict, *, seed: int = 0, scale: float = 3.0):
+    """A model whose weights are scaled up so that its conditionals are far from uniform."""
+    torch.manual_seed(seed)
+    model = zoo.get_family("made").build(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(scale)
+    return model.eval()
+
+
+def all_inputs(model) -> torch.Tensor:
+    values = itertools.product(range(model.levels), repeat=model.positions)
+    return torch.tensor(list(values)).view(-1, *model.shape)
+
+
+def random_data(model, n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(model.levels, (n, *model.shape), generator=g)
+
+
+# --- causality ---------------------------------------------------------------------------
+
+
+def leaks(model, k: int) -> tuple[list[tuple[int, int]], int]:
+    """(position, input position) pairs where the logits of a position have a non-zero gradient
+    with respect to the inputs of a position at or after it in ordering ``k``; and the number
+    of allowed (earlier) pairs whose gradient is non-zero."""
+    x = random_data(model, 5).reshape(5, model.positions)
+    inputs = model.encode(x).detach().requires_grad_(True)
+    logits = model.logits(inputs, k)  # [B, D, C]
+    ranks = ranks_of(model.orderings[k])
+    weights = torch.randn(logits.shape[0], model.levels, generator=torch.Generator().manual_seed(1))
+    bad, used = [], 0
+    for d in range(model.positions):
+        (grad,) = torch.autograd.grad((logits[:, d] * weights).sum(), inputs, retain_graph=True)
+        touched = grad.abs().amax((0, 2)) > 0  # [D]
+        for q in range(model.positions):
+            if touched[q] and ranks[q] >= ranks[d]:
+                bad.append((d, q))
+            elif touched[q]:
+                used += 1
+    return bad, used
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_causality_by_gradients_for_every_mask(name):
+    model = build(CONFIGS[name])
+    for k in range(model.num_masks):
+        bad, used = leaks(model, k)
+        assert bad == [], f"mask {k}: logits of position d depend on inputs (d, q) {bad}"
+        # Not vacuous: positions do see earlier ones.
+        assert used > 0
+
+
+def test_causality_check_catches_a_leaking_mask():
+    model = build(CONFIGS["deep-direct-ensemble"])
+    layer = model.hidden[0]
+    with torch.no_grad():
+        # Let every unit of the first hidden layer of mask 1 see every input.
+        layer.mask[1].fill_(True)
+    assert leaks(model, 0)[0] == []
+    assert leaks(model, 1)[0] != []
+
+
+def test_masked_out_weights_have_no_effect():
+    """Masks are applied functionally: the weights they cut off may hold anything."""
+    model = build({"shape": [1, 2, 3], "levels": 3, "hidden": [12, 12], "direct": True})
+    x = random_data(model, 8)
+    before = model.log_prob(x)
+    with torch.no_grad():
+        for layer in [*model.hidden, model.output, model.direct]:
+            layer.weight[~layer.mask[0]] = 1e6
+    after = model.log_prob(x)
+    assert torch.allclose(before, after, atol=1e-4)
+
+
+# --- exact likelihood ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [
+    {"shape": [1, 2, 2], "levels": 3, "hidden": [16]},
+    {"shape": [1, 2, 2], "levels": 3, "hidden": [16, 8], "masks": 4, "ordering": "random",
+     "direct": True},
+    {"shape": [4], "levels": 3, "hidden": [8], "masks": 3, "inputs": "embedding",
+     "output_rank": 2},
+], ids=["single-mask", "ensemble", "ensemble-embedding-lowrank"])
+def test_probabilities_of_all_sequences_sum_to_one(config):
+    model = build(config)
+    with torch.no_grad():
+        total = torch.logsumexp(model.log_prob(all_inputs(model)).double(), 0).exp().item()
+    assert abs(total - 1) < 1e-5
+
+
+def test_ensemble_log_prob_is_log_mean_of_member_probabilities():
+    model = build({"shape": [1, 2, 2], "levels": 3, "hidden": [16], "masks": 4,
+                   "ordering": "random"})
+    x = random_data(model, 16)
+    members = model.log_prob_components(x.reshape(16, -1))
+    assert members.shape == (4, 16)
+    expected = torch.log(members.double().exp().mean(0))
+    assert torch.allclose(model.log_prob(x).double(), expected, atol=1e-5)
+    # The members are different models, so the mixture is not any one of them.
+    assert (members[0] - members[1]).abs().max() > 0.1
+
+
+def test_sample_mask_training_uses_one_member_per_batch():
+    model = build({"shape": [1, 2, 2], "levels": 3, "hidden": [16], "masks": 3,
+                   "ordering": "random", "mask_training": "sample"})
+    x = random_data(model, 8)
+    members = model.log_prob_components(x.reshape(8, -1))
+    model.train()
+    torch.manual_seed(0)
+    picked = model.log_prob(x)
+    assert any(torch.allclose(picked, m) for m in members)
+    model.eval()
+    assert torch.allclose(model.log_prob(x), torch.logsumexp(members, 0) - math.log(3))
+
+
+@pytest.mark.parametrize("levels", [2, 17, 256])
+def test_levels(levels):
+    config = {"shape": [1, 3, 3], "levels": levels, "hidden": [32], "inputs": "embedding",
+              "embedding_dim": 4}
+    model = build(config, scale=1.0)
+    x = random_data(model, 4)
+    lp = model.log_prob(x)
+    assert lp.shape == (4,) and torch.isfinite(lp).all() and (lp < 0).all()
+    s = model.sample(3, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (3, 1, 3, 3) and s.dtype == torch.int64
+    assert 0 <= s.min() and s.max() < levels
+
+
+def test_dropout_only_while_training():
+    model = build({"shape": [1, 2, 3], "levels": 3, "hidden": [32], "dropout": 0.5})
+    x = random_data(model, 8)
+    assert torch.equal(model.log_prob(x), model.log_prob(x))
+    model.train()
+    assert not torch.equal(model.log_prob(x), model.log_prob(x))
+
+
+# --- sampling ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_naive_and_incremental_samplers_agree(name, temperature):
+    model = build(CONFIGS[name])
+    fast = model.sample(64, temperature=temperature, generator=torch.Generator().manual_seed(3))
+    naive = model.sample_naive(64, temperature=temperature,
+                               generator=torch.Generator().manual_seed(3))
+    assert torch.equal(fast, naive)
+    other = model.sample(64, temperature=temperature, generator=torch.Generator().manual_seed(4))
+    assert not torch.equal(fast, other)
+
+
+def test_samplers_agree_on_a_large_image():
+    model = build({"shape": [1, 10, 10], "levels": 256, "hidden": [64, 64],
+                   "inputs": "embedding", "embedding_dim": 4, "output_rank": 8,
+                   "direct": True}, scale=1.0)
+    fast = model.sample(6, generator=torch.Generator().manual_seed(0))
+    naive = model.sample_naive(6, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(fast, naive)
+
+
+def test_samplers_agree_on_completion():
+    model = build(CONFIGS["deep-direct-ensemble"])
+    given = random_data(model, 32, seed=1)
+    mask = torch.rand(32, *model.shape, generator=torch.Generator().manual_seed(2)) < 0.4
+    fast = model.sample(32, generator=torch.Generator().manual_seed(5), given=given, mask=mask)
+    naive = model.sample_naive(32, generator=torch.Generator().manual_seed(5), given=given,
+                               mask=mask)
+    assert torch.equal(fast, naive)
+
+
+def test_low_temperature_gives_the_mode_path():
+    model = build(CONFIGS["onehot"])
+    a = model.sample(8, temperature=1e-6, generator=torch.Generator().manual_seed(0))
+    b = model.sample(8, temperature=1e-6, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and torch.equal(a, a[:1].expand_as(a))
+
+
+def exact_distribution(model) -> tuple[torch.Tensor, torch.Tensor]:
+    x = all_inputs(model)
+    with torch.no_grad():
+        return x, torch.softmax(model.log_prob(x).double(), 0)
+
+
+def chi_square_p(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    expected = probs * counts.sum()
+    stat = ((counts - expected) ** 2 / expected).sum()
+    dof = torch.tensor((len(probs) - 1) / 2, dtype=torch.float64)
+    return float(torch.special.gammaincc(dof, stat / 2))
+
+
+def flat_index(x: torch.Tensor, levels: int) -> torch.Tensor:
+    flat = x.reshape(len(x), -1)
+    powers = levels ** torch.arange(flat.shape[1] - 1, -1, -1)
+    return (flat * powers).sum(1)
+
+
+def test_ensemble_samples_follow_the_mixture():
+    model = build({"shape": [1, 2, 2], "levels": 3, "hidden": [16], "masks": 3,
+                   "ordering": "random"})
+    _, probs = exact_distribution(model)
+    x = model.sample(20000, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(flat_index(x, 3), minlength=81).double()
+    assert chi_square_p(counts, probs) > 1e-4
+
+
+def test_completion_keeps_known_values():
+    for name in CONFIGS:
+        model = build(CONFIGS[name])
+        given = random_data(model, 40, seed=1)
+        mask = torch.rand(40, *model.shape, generator=torch.Generator().manual_seed(2)) < 0.5
+        out = model.sample(40, generator=torch.Generator().manual_seed(3), given=given, mask=mask)
+        assert torch.equal(out[mask], given[mask])
+        # Unbatched given/mask broadcast to every sample.
+        one = model.sample(5, generator=torch.Generator().manual_seed(3), given=given[0],
+                           mask=mask[0])
+        assert torch.equal(one[:, mask[0]], given[0][mask[0]].expand(5, -1))
+
+
+def test_ensemble_completion_of_a_known_prefix_is_the_exact_conditional():
+    """Natural order, three connectivities: the top row is a prefix of every member's order,
+    so each sample picks its member with probability proportional to p_k(top row)."""
+    model = build({"shape": [1, 2, 2], "levels": 3, "hidden": [16], "masks": 3}, scale=4.0)
+    x, probs = exact_distribution(model)
+    top = torch.tensor([[2, 0]])
+    rows = (x[:, 0, 0] == top).all(1)
+    conditional = probs[rows] / probs[rows].sum()  # over the 9 bottom rows, in raster order
+    given = torch.zeros(1, 2, 2, dtype=torch.long)
+    given[0, 0] = top
+    mask = torch.zeros(1, 2, 2, dtype=torch.bool)
+    mask[0, 0] = True
+    out = model.sample(20000, generator=torch.Generator().manual_seed(0), given=given, mask=mask)
+    counts = torch.bincount(flat_index(out[:, 0, 1], 3), minlength=9).double()
+    assert chi_square_p(counts, conditional) > 1e-4
+    # Picking the member uniformly instead would be detectably wrong for this model.
+    flat = x[rows].reshape(9, -1)
+    with torch.no_grad():
+        members = model.log_prob_components(flat).double()  # log p_k(top, bottom)
+    uniform = (members - torch.logsumexp(members, 1, keepdim=True)).exp().mean(0)
+    assert chi_square_p(uniform * 20000, conditional) < 1e-4
+
+
+def test_completion_with_everything_known_returns_the_input():
+    model = build(CONFIGS["deep-direct-ensemble"])
+    given = random_data(model, 3)
+    out = model.sample(3, given=given, mask=torch.ones_like(given, dtype=torch.bool))
+    assert torch.equal(out, given)
+
+
+def test_sampling_arguments_are_checked():
+    model = build(CONFIGS["onehot"])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            model.sample(bad)
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError):
+            model.sample(2, temperature=bad)
+    with pytest.raises(ValueError, match="both"):
+        model.sample(2, given=random_data(model, 2))
+    with pytest.raises(ValueError):
+        model.sample(2, given=random_data(model, 2) + 5,
+                     mask=torch.ones(2, *model.shape, dtype=torch.bool))
+
+
+# --- persistence and input checks --------------------------------------------------------
+
+
+def test_save_load_gives_identical_log_prob_and_samples(tmp_path):
+    config = {"shape": [1, 2, 3], "levels": 3, "hidden": [12, 12], "masks": 2,
+              "ordering": "random", "direct": True}
+    model = build(config)
+    # Give it the masks and orderings of another seed: only the file can bring them back.
+    other = build({**config, "seed": 7})
+    with torch.no_grad():
+        for name, buf in other.named_buffers():
+            model.get_buffer(name).copy_(buf)
+    x = random_data(model, 20)
+    path = zoo.save(model, tmp_path / "made")
+    loaded = zoo.load(path)
+    assert torch.equal(loaded.orderings, other.orderings)
+    assert torch.equal(loaded.log_prob(x), model.log_prob(x))
+    assert torch.equal(loaded.sample(10, generator=torch.Generator().manual_seed(0)),
+                       model.sample(10, generator=torch.Generator().manual_seed(0)))
+    fresh = zoo.get_family("made").build(config)
+    fresh.load_state_dict(model.state_dict())
+    assert not torch.equal(fresh.log_prob(x), build(config).log_prob(x))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda x: x.float(), "integer"),
+    (lambda x: x.bool(), "integer"),
+    (lambda x: x + 3, r"0\.\.2"),
+    (lambda x: x - 2, r"0\.\.2"),
+    (lambda x: x.reshape(4, 6), r"\[B, 1, 2, 3\]"),
+    (lambda x: x[:, 0], r"\[B, 1, 2, 3\]"),
+    (lambda x: x.tolist(), "torch.Tensor"),
+])
+def test_bad_input_is_a_value_error_that_says_what_was_expected(bad, match):
+    model = build(CONFIGS["onehot"])
+    x = torch.ones(4, 1, 2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match=match):
+        model.log_prob(bad(x))
+
+
+# --- config ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config, match", [
+    ({"shape": [1, 8, 8]}, "levels"),
+    ({"shape": [1, 8, 8], "levels": 17, "width": 3}, "unknown key 'width'"),
+    ({"shape": [1, 8, 8], "levels": 1}, "levels"),
+    ({"shape": [1, 8, 8], "levels": 17, "hidden": []}, "direct"),
+    ({"shape": [1, 8, 8], "levels": 17, "hidden": [0]}, "hidden"),
+    ({"shape": [1, 8, 8], "levels": 17, "output_rank": 17}, "output_rank"),
+    ({"shape": [1, 8, 8], "levels": 17, "masks": 2, "connectivity": "even"}, "same"),
+    ({"shape": [1, 8, 8], "levels": 17, "ordering": "spiral"}, "ordering"),
+    ({"shape": [1, 8, 8], "levels": 17, "dropout": 1.0}, "dropout"),
+    ({"shape": [0, 8], "levels": 17}, "shape"),
+    ({"shape": [1, 28, 28], "levels": 256, "hidden": [8192, 8192]}, "parameters"),
+    ({"shape": [1, 1 << 15, 1 << 15], "levels": 2}, "shape"),
+    ({"shape": [1, 28, 28], "levels": 256, "hidden": [1000], "inputs": "embedding",
+      "output_rank": 8, "masks": 64, "direct": True}, "mask entries"),
+])
+def test_bad_configs_are_refused_before_allocation(config, match):
+    with pytest.raises(ConfigError, match=match):
+        zoo.get_family("made").build(config)
+
+
+def test_defaults_give_a_complete_model():
+    model = zoo.get_family("made").build({"shape": [1, 2, 2], "levels": 3})
+    assert model.log_prob(torch.zeros(2, 1, 2, 2, dtype=torch.long)).shape == (2,)
+    assert {"orderings", "hidden.0.mask", "output.mask"} <= set(model.state_dict())
+
+
+def test_trains_with_the_generic_trainer():
+    from zoo.recipe import Recipe
+    from zoo.training import fit
+
+    model = zoo.get_family("made").build({"shape": [1, 4, 4], "levels": 5, "hidden": [32],
+                                          "masks": 2, "ordering": "random",
+                                          "mask_training": "sample", "dropout": 0.1})
+    g = torch.Generator().manual_seed(0)
+    # A learnable source: each row repeats one random level.
+    data = torch.randint(5, (256, 1, 4, 1), generator=g).expand(256, 1, 4, 4).contiguous()
+    before = -model.log_prob(data).mean().item()
+    recipe = Recipe(steps=150, batch_size=64, lr=1e-2, val_fraction=0.1, eval_every=50)
+    result = fit(model, zoo.get_dataset("digits"), recipe, train_data=data, progress=False)
+    after = -model.log_prob(data).mean().item()
+    assert after < before - 5 and result.val_nll is not None

@@ -77,20 +77,71 @@ def load_digits(split: str, root: Path) -> torch.Tensor:
     return images[order[:1437]] if split == "train" else images[order[1437:]]
 
 
+MNIST_IMAGES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+
+
 def load_mnist(split: str, root: Path) -> torch.Tensor:
-    """torchvision's MNIST (official split) as int64 [N, 1, 28, 28] in 0..255."""
-    import torchvision
+    """torchvision's MNIST (official split) as int64 [N, 1, 28, 28] in 0..255.
+
+    Reads ``root/MNIST/raw/{train,t10k}-images-idx3-ubyte`` with torchvision's own IDX reader
+    (what ``torchvision.datasets.MNIST`` runs). A ``.gz`` file, as MNIST is distributed, is
+    decompressed next to itself first. The ``MNIST`` class itself is not used: it also wants
+    the label files, and it would ``torch.load`` a legacy ``MNIST/processed`` folder.
+    """
+    import tempfile
+
+    raw = Path(root) / "MNIST" / "raw"
+    path = raw / MNIST_IMAGES[split]
+    gz = path.with_name(path.name + ".gz")
+    if not path.is_file() and gz.is_file():
+        try:
+            gunzip(gz, path)
+        except PermissionError:  # a read-only data folder: decompress just for this read
+            with tempfile.TemporaryDirectory() as tmp:
+                return read_mnist_images(gunzip(gz, Path(tmp) / path.name))
+    if not path.is_file():
+        raise DataError(
+            f"MNIST not found: looked for {path.name} (or {gz.name}) in {raw}. Download it on "
+            "a machine with internet with "
+            f"`python -c \"import torchvision; torchvision.datasets.MNIST('{root}', download=True)\"` "
+            "and copy the folder over, or set ZOO_DATA to a folder that holds MNIST/raw."
+        )
+    return read_mnist_images(path)
+
+
+def gunzip(source: Path, target: Path) -> Path:
+    """Decompress ``source`` to ``target`` through a temporary name in the same folder."""
+    import gzip
+    import os
+    import shutil
+    import zlib
+
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with gzip.open(source, "rb") as src, open(part, "wb") as out:
+            shutil.copyfileobj(src, out)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        part.unlink(missing_ok=True)
+        raise DataError(f"{source} is not a valid gzip file: {exc}") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, target)
+    return target
+
+
+def read_mnist_images(path: Path) -> torch.Tensor:
+    """The images of an MNIST IDX file as int64 ``[N, 1, 28, 28]``."""
+    from torchvision.datasets.mnist import read_image_file
 
     try:
-        ds = torchvision.datasets.MNIST(str(root), train=split == "train", download=False)
-    except RuntimeError as exc:
-        raise DataError(
-            f"MNIST not found: looked for its IDX files under {Path(root) / 'MNIST' / 'raw'} "
-            f"({exc}). Download it on a machine with internet with "
-            f"`python -c \"import torchvision; torchvision.datasets.MNIST('{root}', download=True)\"` "
-            "or set ZOO_DATA to a folder that holds MNIST/raw."
-        ) from None
-    return ds.data.long().unsqueeze(1)
+        images = read_image_file(str(path))
+    except (AssertionError, RuntimeError, TypeError, ValueError, IndexError) as exc:
+        raise DataError(f"{path} is not an MNIST IDX image file "
+                        f"({str(exc) or type(exc).__name__})") from None
+    if tuple(images.shape[1:]) != (28, 28):
+        raise DataError(f"{path}: expected 28x28 images, got shape {list(images.shape)}")
+    return images.long().unsqueeze(1)
 
 
 def load_binarized_mnist(split: str, root: Path) -> torch.Tensor:

@@ -78,7 +78,7 @@ def test_save_load_identical(tmp_path):
     loaded = zoo.load(path)
     x = torch.randn(32, 3)
     assert torch.equal(model.log_prob(x), loaded.log_prob(x))
-    assert torch.equal(loaded.layers[0].mask, model.layers[0].mask)
+    assert torch.equal(loaded.masks, model.masks) and torch.equal(loaded.first, model.first)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -117,7 +117,7 @@ def test_pulled_artifact_has_no_pickle_and_passes_its_hash(tiny_catalog):
     raw = (path / "model.safetensors").read_bytes()
     header_len = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8 : 8 + header_len])
-    assert "layers.0.mask" in header  # masks travel with the weights
+    assert {"masks", "first", "second"} <= set(header)  # masks travel with the weights
     assert not raw.startswith(b"PK") and b"\x80\x02" not in raw[:16]  # not a torch.save zip/pickle
     card = (path / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: zoo" in card

@@ -14,8 +14,9 @@ from zoo.family import Family
 class RealNVPConfig:
     """RealNVP over vectors of ``shape = [D]``.
 
-    ``couplings`` affine coupling layers with alternating masks, each conditioned by an MLP
-    of ``layers`` hidden layers of width ``hidden``. The log-scale is softly bounded to
+    ``couplings`` affine coupling layers whose masks alternate between two halves of the
+    coordinates (even/odd ones, or a random split fixed by ``mask_seed``), each conditioned
+    by an MLP of ``layers`` hidden layers of width ``hidden``. The log-scale is softly bounded to
     ``[-scale_bound, scale_bound]`` so a bad step cannot blow the scale up.
     """
 

@@ -49,12 +49,20 @@ class MaskedLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
+        # Set to {} on a copy whose weights no longer change (the samplers' float64 twin), to
+        # compute each mask's product once instead of at every forward pass.
+        self.frozen: dict[int, Tensor] | None = None
 
     def masked_weight(self, k: int) -> Tensor:
-        return self.weight * self.mask[k]
+        if self.frozen is None:
+            return self.weight * self.mask[k]
+        if k not in self.frozen:
+            self.frozen[k] = self.weight * self.mask[k]
+        return self.frozen[k]
 
     def forward(self, x: Tensor, k: int) -> Tensor:
-        return F.linear(x, self.weight * self.mask[k], self.bias)
+        weight = self.weight * self.mask[k] if self.frozen is None else self.masked_weight(k)
+        return F.linear(x, weight, self.bias)
 
 
 class MADE(ZooModel):
@@ -242,7 +250,11 @@ class MADE(ZooModel):
         """A float64 copy in eval mode (no dropout) that both samplers compute with."""
         twin = copy.deepcopy(self)
         twin.__dict__.pop("artifact", None)
-        return twin.to(torch.float64).eval()
+        twin = twin.to(torch.float64).eval()
+        for module in twin.modules():
+            if isinstance(module, MaskedLinear):
+                module.frozen = {}
+        return twin
 
     def _choose_components(self, x: Tensor, known: Tensor | None,
                            generator: torch.Generator | None, draw_device) -> Tensor:

@@ -87,6 +87,9 @@ def complete_card(existing: str | None, cfg: ArtifactConfig, *, repo: str | None
         return model_card(cfg, repo=repo)
     from huggingface_hub import ModelCard
 
+    # Lone carriage returns (old Mac line ends) make huggingface_hub write front matter
+    # that neither it nor the Hub can read back: use plain newlines throughout.
+    existing = existing.replace("\r\n", "\n").replace("\r", "\n")
     ours = front_matter_data(cfg).to_dict()
     try:
         card = ModelCard(existing, ignore_metadata_errors=True)

@@ -106,7 +106,7 @@ def _coerce(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
         choices = get_args(tp)
         if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
             shown = ", ".join(repr(c) for c in choices)
-            raise ConfigError(f"{path}: must be one of {shown}, got {value!r}")
+            raise ConfigError(f"{path}: must be one of {shown}, got {_show(value)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
@@ -189,5 +189,14 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
+def _show(value: Any) -> str:
+    """A value quoted in a message: short, and printable whatever it holds."""
+    if isinstance(value, str):
+        return _repr.repr(value)
+    return _kind(value)
+
+
 def _quote(key: Any) -> str:
-    return repr(key) if not isinstance(key, str) else f"'{key}'"
+    if isinstance(key, str):
+        return f"'{key}'" if len(key) <= 60 and key.isprintable() else _repr.repr(key)
+    return _kind(key)

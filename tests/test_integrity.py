@@ -56,6 +56,10 @@ def test_a_flipped_byte_is_found_by_load_and_verify_then_repaired(pulled, cli_ru
     assert json.loads(result.output) == [{"name": "realnvp-tiny", "path": str(pulled),
                                           "ok": True, "problems": []}]
     assert store.leftovers() == []
+    faultkit.record("integrity", "one flipped byte in a stored model.safetensors", 1,
+                    "load refused naming the file; `zoo verify` BAD with the path, exit 1; "
+                    "`zoo pull --force` rebuilt it", "after repair: the same bytes as before "
+                    "the flip, verify ok, no leftovers")
 
 
 @pytest.mark.parametrize("offset", [0, 7, 40, -1])
@@ -64,6 +68,10 @@ def test_flips_anywhere_in_the_file_are_caught(pulled, offset):
     flip_byte(pulled / "model.safetensors", offset)
     problems = check(pulled)
     assert len(problems) == 1 and str(pulled / "model.safetensors") in problems[0]
+    if offset == -1:
+        faultkit.record("integrity", "a flipped byte in the header length, the header, or "
+                        "the data of the weights", 4, "sha256 mismatch reported with the "
+                        "path", "untouched (verify writes nothing)")
 
 
 def test_verify_reports_missing_files_and_bad_configs_with_their_paths(pulled, tmp_path):

@@ -185,3 +185,23 @@ def test_cli_sample_refuses_bad_count_and_temperature(family, artifacts, cli_run
         assert result.exit_code != 0, args
         assert word in result.output and "Traceback" not in result.output, result.output
         assert not out.exists()
+
+
+def test_counts_for_the_guarantees_table():
+    """Rows of docs/guarantees.md for the cases above (the table is built only from a run
+    in which every test passed)."""
+    continuous, discrete = installed("continuous"), installed("discrete")
+    families = ", ".join(continuous + discrete)
+    faultkit.record("numeric", f"log_prob on NaN, ±inf, beyond-float32, wrong dtypes, "
+                    f"shapes and types, out-of-range levels ({families})",
+                    len(continuous) * len(continuous_bad_inputs())
+                    + len(discrete) * len(discrete_bad_inputs()),
+                    "ValueError saying what was expected; never a NaN", "n/a (no store)")
+    faultkit.record("numeric", f"log_prob on finite values that overflow inside the model "
+                    f"(1e10 .. 3e38; {', '.join(continuous)})", 5 * len(continuous),
+                    "a number (-inf at worst) or a ValueError; never a NaN", "n/a")
+    faultkit.record("numeric", f"sample with temperature <= 0, NaN, inf, non-numbers, and "
+                    f"n <= 0 or non-integers ({families}; API and CLI)",
+                    (len(continuous) + len(discrete))
+                    * (len(BAD_TEMPERATURES) + len(BAD_COUNTS) + 5),
+                    "ValueError / one-line CLI error; no file written", "n/a")

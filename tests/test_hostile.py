@@ -436,7 +436,7 @@ def test_counts_for_the_guarantees_table():
                     len(WEIGHTS_CASES) + 4 + 1,
                     "one-line ArtifactError naming the file and tensor", "nothing written")
     faultkit.record("hostile", "a source (download or recipe) delivering a hostile or "
-                    "different model for a catalog entry", 5,
+                    "different model for a catalog entry", 6,
                     "refused before publishing", "no final name, no staging leftovers")
     faultkit.record("hostile", "README.md with odd YAML (python tag, syntax errors, not a "
                     "mapping, odd types, billion laughs, NUL, empty, 1 MB)", len(ODD_CARDS),

@@ -82,35 +82,76 @@ class MaskedConv2d(nn.Module):
         return FrozenConv(self.masked_weight().detach(), self.bias.detach(), self.offset)
 
 
-class FrozenConv:
-    """A masked convolution evaluated at one pixel or along one row of a padded cache.
+class RowCache:
+    """The last ``P + 1`` rows of a feature map, for incremental evaluation.
 
-    Caches are laid out ``[n, channels, H + P, W + 2P]``: image pixel ``(r, c)`` sits at
-    ``(r + P, c + P)`` and the margin is zero, which is exactly the zero padding the full
-    convolution sees (``P`` is at least half the largest kernel). Nothing below a pixel's
-    row is ever read.
+    Channels-last ``[n, P + 1, W + 2P, channels]``: the current image row is cache row
+    ``P``, the row ``d`` above it is row ``P - d``, and image column ``c`` is cache column
+    ``c + P``. Everything outside the image is zero, which is exactly the zero padding the
+    full convolution sees (``P`` is at least half the largest kernel). Channels last makes
+    a patch a few contiguous runs of memory, cheap to gather at every step; keeping only
+    ``P + 1`` rows keeps the memory of a sampler at that of a few feature maps.
+    """
+
+    def __init__(self, n: int, width: int, pad: int, channels: int, like: Tensor):
+        self.pad, self.width = pad, width
+        self.data = like.new_zeros(n, pad + 1, width + 2 * pad, channels)
+
+    def next_row(self) -> None:
+        """Move on to the next image row (the new current row starts as zeros)."""
+        if self.pad:
+            self.data[:, :-1] = self.data[:, 1:].clone()
+        self.data[:, -1] = 0
+
+    def set(self, j: int, value: Tensor) -> None:
+        """Set pixel ``j`` of the current row to ``value`` ``[n, channels]``."""
+        self.data[:, self.pad, j + self.pad] = value
+
+    def set_row(self, values: Tensor) -> None:
+        """Set the whole current row to ``values`` ``[n, W, channels]``."""
+        self.data[:, self.pad, self.pad : self.pad + self.width] = values
+
+
+class FrozenConv:
+    """A masked convolution evaluated at one pixel or along one row of a ``RowCache``.
+
+    The kernel is the mask's bounding box, which never reaches below the centre row, so
+    only the current row and the ones above are read.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor, offset: tuple[int, int]):
         self.weight = weight.contiguous()
-        self.flat = self.weight.flatten(1)
+        # Matches a channels-last patch [n, rows, cols, in] flattened.
+        self.affine = Affine(self.weight.permute(0, 2, 3, 1).flatten(1), bias)
         self.bias = bias
         self.rows, self.cols = weight.shape[-2:]
         self.dr, self.dc = offset
 
-    def at(self, cache: Tensor, pad: int, i: int, j: int) -> Tensor:
-        """The output ``[n, out]`` at pixel ``(i, j)``."""
-        r, c = i + pad + self.dr, j + pad + self.dc
-        patch = cache[:, :, r : r + self.rows, c : c + self.cols]
-        return F.linear(patch.reshape(patch.shape[0], -1), self.flat, self.bias)
+    def at(self, cache: RowCache, j: int) -> Tensor:
+        """The output ``[n, out]`` at pixel ``j`` of the current row."""
+        r, c = cache.pad + self.dr, cache.pad + self.dc + j
+        patch = cache.data[:, r : r + self.rows, c : c + self.cols]
+        return self.affine(patch.reshape(patch.shape[0], -1))
 
-    def row(self, cache: Tensor, pad: int, i: int, width: int) -> Tensor:
-        """The outputs ``[n, out, 1, width]`` along image row ``i``."""
-        r, c = i + pad + self.dr, pad + self.dc
-        strip = cache[:, :, r : r + self.rows, c : c + width + self.cols - 1]
-        return F.conv2d(strip, self.weight, self.bias)
+    def row(self, cache: RowCache) -> Tensor:
+        """The outputs ``[n, W, out]`` along the current row."""
+        r, c = cache.pad + self.dr, cache.pad + self.dc
+        strip = cache.data[:, r : r + self.rows, c : c + cache.width + self.cols - 1]
+        out = F.conv2d(strip.permute(0, 3, 1, 2), self.weight, self.bias)  # [n, out, 1, W]
+        return out[:, :, 0].transpose(1, 2)
 
 
-def pointwise(layer: nn.Conv2d) -> tuple[Tensor, Tensor]:
-    """A 1x1 convolution's weight as a matrix (and its bias), for per-pixel evaluation."""
-    return layer.weight.detach().flatten(1), layer.bias.detach()
+class Affine:
+    """``x @ weight.T + bias`` for a batch of vectors, with the transpose made once."""
+
+    def __init__(self, weight: Tensor, bias: Tensor):
+        self.weight_t = weight.detach().t().contiguous()
+        self.bias = bias.detach()
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return torch.addmm(self.bias, x, self.weight_t)
+
+
+def pointwise(layer: nn.Conv2d) -> Affine:
+    """A 1x1 convolution as an affine map of one pixel's channels."""
+    return Affine(layer.weight.flatten(1), layer.bias)

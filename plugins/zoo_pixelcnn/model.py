@@ -21,13 +21,16 @@ sampler's draw, so both samplers give identical samples for the same generator.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
 from zoo_pixelcnn.family import PixelCNNConfig
-from zoo_pixelcnn.networks import GatedNet, PlainNet
+from zoo_pixelcnn.networks import GatedNet, PlainNet, Stepper
 
 #: Bound on |fast logits - reference logits|, relative to 1 + the largest |logit|. Float32
 #: rounding differences are about 1e-6 of that; the factor of about 100 is the safety margin.
@@ -91,6 +94,15 @@ class PixelCNN(ZooModel):
 
     # --- sampling -------------------------------------------------------------------------
 
+    def stepper(self, n: int) -> Stepper:
+        """An incremental evaluator of the logits of ``n`` images, pixel by pixel.
+
+        In raster order: ``logits = stepper.step(i, j)``, then, once the pixel has a value
+        ``v`` ``[n]``, ``stepper.write(j, model.embed_values(v))``.
+        """
+        like = self.net.head.out.weight.detach()
+        return self.net.stepper(n, self.shape[2], like)
+
     def sample(self, n: int, *, temperature: float = 1.0,
                generator: torch.Generator | None = None, given: Tensor | None = None,
                mask: Tensor | None = None) -> Tensor:
@@ -123,38 +135,52 @@ class PixelCNN(ZooModel):
         noise_device = generator.device if generator is not None else device
         was_training = self.training
         self.eval()  # no dropout while sampling
-        stepper, pad = None, self.net.pad
-        if fast:
-            features = self.embed(x)
-            inputs = features.new_zeros(n, features.shape[1], height + pad, width + 2 * pad)
-            inputs[:, :, pad:, pad : pad + width] = features
-            stepper = self.net.stepper(inputs)
+        stepper = self.stepper(n) if fast else None
         fallbacks = 0
         try:
-            for i in range(height):
-                for j in range(width):
-                    gumbel = gumbel_noise(n, self.levels, generator, noise_device).to(device)
-                    fixed = known[:, i, j] if known is not None else None
-                    if stepper is None:
-                        logits = self.logits(x)[:, :, i, j]
-                    else:
-                        logits = stepper.step(i, j)
-                        if not clear_winner(logits, gumbel, temperature, fixed):
-                            # Too close to call within rounding: decide exactly as the
-                            # reference sampler does, from the same image.
-                            logits = self.logits(x)[:, :, i, j]
-                            fallbacks += 1
-                    value = (logits / temperature + gumbel).argmax(dim=1)
-                    if fixed is not None:
-                        value = torch.where(fixed, x[:, 0, i, j], value)
-                    x[:, 0, i, j] = value
-                    if stepper is not None:
-                        inputs[:, :, i + pad, j + pad] = self.embed_values(value)
+            with full_float32():
+                for i in range(height):
+                    for j in range(width):
+                        gumbel = gumbel_noise(n, self.levels, generator, noise_device).to(device)
+                        fixed = known[:, i, j] if known is not None else None
+                        if stepper is None:
+                            scores = self.logits(x)[:, :, i, j] / temperature + gumbel
+                        else:
+                            logits = stepper.step(i, j)
+                            scores = logits / temperature + gumbel
+                            if not clear_winner(logits, scores, temperature, fixed):
+                                # Too close to call within rounding: decide exactly as the
+                                # reference sampler does, from the same image.
+                                scores = self.logits(x)[:, :, i, j] / temperature + gumbel
+                                fallbacks += 1
+                        value = scores.argmax(dim=1)
+                        if fixed is not None:
+                            value = torch.where(fixed, x[:, 0, i, j], value)
+                        x[:, 0, i, j] = value
+                        if stepper is not None:
+                            stepper.write(j, self.embed_values(value))
         finally:
             self.train(was_training)
         self.sampling_stats = {"pixels": height * width, "reference_steps":
                                fallbacks if fast else height * width}
         return x
+
+
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """Turn off TensorFloat-32 on CUDA while sampling.
+
+    cuDNN convolutions may use TF32 by default (about 1e-3 relative error), matrix products
+    do not; the reference pass is convolutions and the incremental one matrix products, so
+    the two would differ by far more than float32 rounding. Restored afterwards.
+    """
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
 def gumbel_noise(n: int, levels: int, generator: torch.Generator | None,
@@ -165,15 +191,15 @@ def gumbel_noise(n: int, levels: int, generator: torch.Generator | None,
     return -torch.log(-torch.log(u))
 
 
-def clear_winner(logits: Tensor, gumbel: Tensor, temperature: float,
+def clear_winner(logits: Tensor, scores: Tensor, temperature: float,
                  fixed: Tensor | None) -> bool:
-    """Whether every draw from these logits is the same for any logits within rounding.
+    """Whether the draws ``argmax(scores)``, ``scores = logits / T + gumbel``, stay the same
+    for any logits within rounding of these.
 
-    If each logit may be off by at most ``b``, each score ``logit / T + g`` may be off by
-    ``b / T``, and the argmax cannot change while the winner leads by more than ``2 b / T``.
-    Pixels that are known (completion) are not drawn and need no check.
+    If each logit may be off by at most ``b``, each score may be off by ``b / T``, and the
+    argmax cannot change while the winner leads by more than ``2 b / T``. Pixels that are
+    known (completion) are not drawn and need no check.
     """
-    scores = logits / temperature + gumbel
     top = scores.topk(2, dim=1).values
     lead = top[:, 0] - top[:, 1]
     bound = ROUNDING_TOLERANCE * (1.0 + logits.abs().amax(dim=1)) / temperature

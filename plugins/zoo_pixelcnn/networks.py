@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo_pixelcnn.family import PixelCNNConfig
-from zoo_pixelcnn.layers import MaskedConv2d, pointwise, raster_mask, vertical_mask
+from zoo_pixelcnn.layers import MaskedConv2d, RowCache, pointwise, raster_mask, vertical_mask
 
 
-def gate(a: Tensor) -> Tensor:
-    """The gated activation ``tanh(a1) * sigmoid(a2)`` over the two halves of dim 1."""
-    value, gate_ = a.chunk(2, dim=1)
+def gate(a: Tensor, dim: int = 1) -> Tensor:
+    """The gated activation ``tanh(a1) * sigmoid(a2)`` over the two halves of ``dim``."""
+    value, gate_ = a.chunk(2, dim=dim)
     return torch.tanh(value) * torch.sigmoid(gate_)
 
 
@@ -37,21 +37,41 @@ class OutputHead(nn.Module):
         return self.out(F.relu(self.hidden(F.relu(x))))
 
     def frozen(self):
-        w1, b1 = pointwise(self.hidden)
-        w2, b2 = pointwise(self.out)
-        return lambda v: F.linear(F.relu(F.linear(F.relu(v), w1, b1)), w2, b2)
+        hidden, out = pointwise(self.hidden), pointwise(self.out)
+        return lambda v: out(F.relu(hidden(F.relu(v))))
 
 
-class Caches:
-    """Zero-initialised per-layer caches in the padded layout of ``FrozenConv``."""
+class Stepper:
+    """Logits of one pixel at a time, in raster order, from per-layer row caches.
 
-    def __init__(self, n: int, height: int, width: int, pad: int, like: Tensor):
-        self.n, self.height, self.width, self.pad = n, height, width, pad
-        self.like = like
+    Call ``step(i, j)`` for every pixel in raster order and, after each, ``write(j, f)``
+    with the input features ``f`` ``[n, E]`` of the value the pixel took. Nothing about the
+    image is needed up front: a step only reads pixels already written.
+    """
 
-    def new(self, channels: int) -> Tensor:
-        return self.like.new_zeros(self.n, channels, self.height + self.pad,
-                                   self.width + 2 * self.pad)
+    def __init__(self, n: int, width: int, pad: int, in_channels: int, like: Tensor):
+        self.n, self.width, self.pad, self.like = n, width, pad, like
+        self.caches: list[RowCache] = []
+        self.inputs = self.cache(in_channels)
+
+    def cache(self, channels: int) -> RowCache:
+        cache = RowCache(self.n, self.width, self.pad, channels, self.like)
+        self.caches.append(cache)
+        return cache
+
+    def write(self, j: int, features: Tensor) -> None:
+        """Record the input features of pixel ``j`` of the current row, once drawn."""
+        self.inputs.set(j, features)
+
+    def step(self, i: int, j: int) -> Tensor:
+        """The logits ``[n, levels]`` of pixel ``(i, j)``."""
+        if j == 0 and i > 0:
+            for cache in self.caches:
+                cache.next_row()
+        return self.compute(j)
+
+    def compute(self, j: int) -> Tensor:
+        raise NotImplementedError
 
 
 # --- plain ------------------------------------------------------------------------------
@@ -95,37 +115,31 @@ class PlainNet(nn.Module):
             x = block(x)
         return self.head(x)
 
-    def stepper(self, inputs: Tensor) -> PlainStepper:
-        return PlainStepper(self, inputs)
+    def stepper(self, n: int, width: int, like: Tensor) -> PlainStepper:
+        return PlainStepper(self, n, width, like)
 
 
-class PlainStepper:
+class PlainStepper(Stepper):
     """Pixel-by-pixel evaluation of a ``PlainNet``.
 
     The only state a later pixel needs is the input of each masked convolution; the residual
     stream at a pixel is used at that pixel only, so it lives in local variables.
     """
 
-    def __init__(self, net: PlainNet, inputs: Tensor):
-        self.pad = net.pad
-        self.inputs = inputs
-        n, _, hp, wp = inputs.shape
-        caches = Caches(n, hp - self.pad, wp - 2 * self.pad, self.pad, inputs)
+    def __init__(self, net: PlainNet, n: int, width: int, like: Tensor):
+        super().__init__(n, width, net.pad, net.first.weight.shape[1], like)
         self.first = net.first.frozen()
         self.blocks = []
         for block in net.blocks:
-            reduce_w, reduce_b = pointwise(block.reduce)
-            expand_w, expand_b = pointwise(block.expand)
-            self.blocks.append((reduce_w, reduce_b, block.conv.frozen(), expand_w, expand_b,
-                                caches.new(block.conv.weight.shape[1])))
+            self.blocks.append((pointwise(block.reduce), block.conv.frozen(),
+                                pointwise(block.expand), self.cache(block.conv.weight.shape[1])))
         self.head = net.head.frozen()
 
-    def step(self, i: int, j: int) -> Tensor:
-        pad = self.pad
-        x = self.first.at(self.inputs, pad, i, j)
-        for reduce_w, reduce_b, conv, expand_w, expand_b, cache in self.blocks:
-            cache[:, :, i + pad, j + pad] = F.relu(F.linear(F.relu(x), reduce_w, reduce_b))
-            x = x + F.linear(F.relu(conv.at(cache, pad, i, j)), expand_w, expand_b)
+    def compute(self, j: int) -> Tensor:
+        x = self.first.at(self.inputs, j)
+        for reduce, conv, expand, cache in self.blocks:
+            cache.set(j, F.relu(reduce(F.relu(x))))
+            x = x + expand(F.relu(conv.at(cache, j)))
         return self.head(x)
 
 
@@ -185,11 +199,11 @@ class GatedNet(nn.Module):
             v, h = block(v, h)
         return self.head(h)
 
-    def stepper(self, inputs: Tensor) -> GatedStepper:
-        return GatedStepper(self, inputs)
+    def stepper(self, n: int, width: int, like: Tensor) -> GatedStepper:
+        return GatedStepper(self, n, width, like)
 
 
-class GatedStepper:
+class GatedStepper(Stepper):
     """Pixel-by-pixel evaluation of a ``GatedNet``.
 
     The vertical stack of row ``i`` depends only on rows above it, so it is computed for the
@@ -197,48 +211,42 @@ class GatedStepper:
     a kernel high); the horizontal stack is then computed one pixel at a time.
     """
 
-    def __init__(self, net: GatedNet, inputs: Tensor):
-        self.pad = net.pad
-        self.inputs = inputs
-        n, _, hp, wp = inputs.shape
-        self.width = wp - 2 * self.pad
-        caches = Caches(n, hp - self.pad, self.width, self.pad, inputs)
+    def __init__(self, net: GatedNet, n: int, width: int, like: Tensor):
+        super().__init__(n, width, net.pad, net.first_vertical.weight.shape[1], like)
         h = net.channels
         self.layers = [(net.first_vertical.frozen(), net.first_horizontal.frozen(),
                         pointwise(net.first_link), None)]
         for block in net.blocks:
             self.layers.append((block.vertical.frozen(), block.horizontal.frozen(),
                                 pointwise(block.link), pointwise(block.residual)))
-        # Vertical features of every layer's output (all rows so far), and horizontal ones
-        # (only the current row is ever read, but one layout keeps the indexing uniform).
-        self.vertical = [caches.new(h) for _ in self.layers]
-        self.horizontal = [caches.new(h) for _ in self.layers]
+        # Every layer's vertical and horizontal outputs (of the horizontal ones only the
+        # current row is ever read, but one layout keeps the indexing uniform).
+        self.vertical = [self.cache(h) for _ in self.layers]
+        self.horizontal = [self.cache(h) for _ in self.layers]
         self.links: list[Tensor] = []
         self.head = net.head.frozen()
 
-    def start_row(self, i: int) -> None:
-        pad, width = self.pad, self.width
+    def start_row(self) -> None:
         self.links = []
         source = self.inputs
-        for (vertical, _, (link_w, link_b), _), out in zip(self.layers, self.vertical):
-            v_pre = vertical.row(source, pad, i, width)  # [n, 2h, 1, W]
-            out[:, :, i + pad, pad : pad + width] = gate(v_pre)[:, :, 0]
-            self.links.append(F.linear(v_pre[:, :, 0].transpose(1, 2), link_w, link_b))
+        for (vertical, _, link, _), out in zip(self.layers, self.vertical):
+            v_pre = vertical.row(source)  # [n, W, 2h]
+            out.set_row(gate(v_pre, dim=-1))
+            self.links.append(link(v_pre.reshape(-1, v_pre.shape[-1])).view(v_pre.shape))
             source = out
 
-    def step(self, i: int, j: int) -> Tensor:
+    def compute(self, j: int) -> Tensor:
         if j == 0:
-            self.start_row(i)
-        pad = self.pad
+            self.start_row()
         source = self.inputs
         h = None
         for (_, horizontal, _, residual), link, out in zip(self.layers, self.links,
                                                            self.horizontal):
-            h_pre = horizontal.at(source, pad, i, j) + link[:, j]
+            h_pre = horizontal.at(source, j) + link[:, j]
             if residual is None:
                 h = gate(h_pre)
             else:
-                h = h + F.linear(gate(h_pre), *residual)
-            out[:, :, i + pad, j + pad] = h
+                h = h + residual(gate(h_pre))
+            out.set(j, h)
             source = out
         return self.head(h)

@@ -172,6 +172,48 @@ def test_a_model_of_2e9_parameters_and_a_tiny_file_is_refused_before_allocation(
     assert grown_mb < 500, grown_mb
 
 
+def absurd_fields() -> list[tuple[str, str, object]]:
+    """For every installed family: each bounded integer field set to 10^9 (or past its
+    bound), and a shape of 10^10 elements."""
+    import dataclasses
+
+    from zoo.plugins import registry
+
+    reg, cases = registry(), []
+    for name in reg.names("families"):
+        cls = reg.get("families", name).obj.Config
+        for f in dataclasses.fields(cls):
+            high = f.metadata.get("high")
+            if high is None or high >= 10**9 or f.name == "shape":
+                continue
+            if f.type in (int, "int"):
+                cases.append((name, f.name, 10**9))
+            elif str(f.type).startswith(("tuple[int", "list[int")):  # a width per layer
+                cases.append((name, f.name, [10**9]))
+        cases.append((name, "shape", [1, 10**5, 10**5]))
+    return cases
+
+
+@pytest.mark.parametrize("family, field, value", absurd_fields())
+def test_absurd_sizes_are_refused_before_allocation_in_every_family(
+        good, tmp_path, isolated_home, monkeypatch, family, field, value):
+    fam = zoo.get_family(family)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was allocated for an absurd config")
+
+    monkeypatch.setattr(type(fam), "build", refuse)
+    monkeypatch.setattr(type(fam), "create", refuse)
+    config = ({"shape": [2]} if fam.data_kind == "continuous"
+              else {"shape": [1, 2, 2], "levels": 3})
+    config[field] = value
+    path = hostile_copy(good, tmp_path / "a")
+    set_config(path, edit_config(family=family, config=config))
+    with pytest.raises(ConfigError, match=field):
+        artifacts.load(path)
+    assert faultkit.written_artifacts(isolated_home) == []
+
+
 # -- model.safetensors -----------------------------------------------------------------------
 
 
@@ -427,6 +469,10 @@ def test_counts_for_the_guarantees_table():
     faultkit.record("hostile", "config.json bytes: not JSON, not UTF-8, NaN, nesting 100000 "
                     "deep, 5000-digit integer, 2 MB, a FIFO", len(RAW_CONFIG_CASES) + 1,
                     "one-line ArtifactError, no hang", "nothing written")
+    faultkit.record("hostile", "every bounded integer field of every installed family set "
+                    "to 10^9, and shapes of 10^10 elements", len(absurd_fields()),
+                    "ConfigError naming the field; neither build nor create called",
+                    "nothing written")
     faultkit.record("hostile", "a config of 2e9 parameters (8 GB, within bounds) with a 2 kB "
                     "weights file", 1, "refused as truncated from the shapes alone (built on "
                     "the meta device); < 500 MB memory growth", "nothing written")

@@ -35,7 +35,7 @@ def collect() -> list[dict]:
         env = {**os.environ, "ZOO_GUARANTEES_REPORT": str(report)}
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                *[str(ROOT / "tests" / t) for t in TESTS]]
-        done = subprocess.run(cmd, cwd=ROOT, env=env)
+        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=sys.stderr)  # stdout: the table
         if done.returncode != 0:
             raise SystemExit(f"tests failed (exit {done.returncode}); no table")
         return [json.loads(line) for line in report.read_text().splitlines()]

@@ -126,7 +126,8 @@ def read_registry(path: Path) -> list[Any]:
     except UnicodeDecodeError as exc:
         raise CatalogError(f"{path.name} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     try:
-        data = yaml.safe_load(text)
+        # libyaml's safe loader when present: the pure-Python one is most of `zoo list`'s time.
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         # ValueError: an integer too long to convert; RecursionError: nesting too deep.
         message = " ".join(str(exc).split()) or type(exc).__name__

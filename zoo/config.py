@@ -13,6 +13,7 @@ raise ``ConfigError`` (or ``ValueError``, which is converted).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import reprlib
 import types
@@ -44,7 +45,7 @@ def parse(cls: type[T], raw: Any, *, where: str = "config") -> T:
     if unknown:
         allowed = ", ".join(sorted(fields))
         raise ConfigError(f"{where}: unknown key {_quote(unknown[0])} (allowed: {allowed})")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     values = {}
     for name, f in fields.items():
         path = f"{where}.{name}"
@@ -70,6 +71,12 @@ def parse(cls: type[T], raw: Any, *, where: str = "config") -> T:
 def _clip(message: str) -> str:
     message = " ".join(message.split())
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    # Resolving string annotations compiles each one: once per class is enough.
+    return typing.get_type_hints(cls)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -177,3 +177,18 @@ def test_counts_for_the_guarantees_table():
                     "model cards", n * EXAMPLES + 2 * EXAMPLES + max(40, EXAMPLES // 2),
                     "a valid object (round-trips through to_dict) or a one-line zoo error; "
                     "never another exception", "the readers write nothing")
+
+
+@pytest.mark.parametrize("text", [
+    "entries: " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "entries: " + "{a: " * 50_000 + "1" + "}" * 50_000 + "\n",
+], ids=["100000 brackets", "50000 braces"])
+def test_deeply_nested_registry_is_an_error_not_a_crash(tmp_path, text):
+    """In a separate process: a parser that recursed in C (libyaml's loader) would not raise
+    but kill the process (SIGSEGV), which would take a test run with it."""
+    path = tmp_path / "registry.yaml"
+    path.write_text(text)
+    result = faultkit.run_zoo(["list"], faultkit.zoo_env(tmp_path / "home", path), timeout=120)
+    assert result.returncode == 1, (result.returncode, result.stderr[-500:])
+    assert result.stderr.startswith("Error: registry.yaml is not valid YAML")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from zoo.names import check_catalog_name, check_repo_id, check_revision
 from zoo.recipe import Recipe
 
 BUILTIN_REGISTRY = Path(__file__).with_name("registry.yaml")
+MAX_REGISTRY_CHARS = 16 << 20  # with MAX_NESTING, keeps libyaml's C recursion shallow
+MAX_NESTING = 1000  # YAML nesting; the pure-Python loader gives up near here anyway
 SHA256_HEX = frozenset("0123456789abcdef")
 
 
@@ -125,6 +128,13 @@ def read_registry(path: Path) -> list[Any]:
         raise CatalogError(f"cannot read the catalog {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise CatalogError(f"{path.name} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    if len(text) > MAX_REGISTRY_CHARS:
+        raise CatalogError(f"{path.name} is larger than {MAX_REGISTRY_CHARS} characters")
+    if _flow_depth(text) > MAX_NESTING:
+        # libyaml recurses in C: tens of thousands of nested brackets crash the process
+        # (SIGSEGV) instead of raising, so they are refused before it sees them.
+        raise CatalogError(f"{path.name} is not valid YAML: nested more than {MAX_NESTING} "
+                           "levels deep")
     try:
         # libyaml's safe loader when present: the pure-Python one is most of `zoo list`'s time.
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -140,6 +150,16 @@ def read_registry(path: Path) -> list[Any]:
     if not isinstance(entries, list):
         raise CatalogError(f"{path.name}: 'entries' must be a list")
     return entries
+
+
+def _flow_depth(text: str) -> int:
+    """How deeply ``[`` and ``{`` nest in ``text``, quotes ignored (an upper bound is all
+    that is needed: a registry nests a few levels)."""
+    depth = deepest = 0
+    for char in re.sub(r"[^\[\]{}]+", "", text):
+        depth = depth + 1 if char in "[{" else max(0, depth - 1)
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _left_out(raw: Any) -> bool:

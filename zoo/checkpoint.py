@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from zoo.errors import ZooError
+from zoo.store import fsync
 
 FORMAT = 1
 PATTERN = re.compile(r"^step-(\d{9,})\.json$")
@@ -86,15 +87,6 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def step_name(step: int) -> str:
     return f"step-{step:09d}"
 
@@ -120,7 +112,7 @@ def save(directory: str | os.PathLike, step: int, tensors: dict[str, Tensor],
               "bytes": weights.stat().st_size, "sha256": _sha256(weights), **meta}
     text = json.dumps(record, indent=1, allow_nan=False)
     _write_atomic(sidecar, lambda p: p.write_text(text, encoding="utf-8"))
-    _fsync_dir(directory)
+    fsync(directory)
     prune(directory, keep=keep)
     return sidecar
 

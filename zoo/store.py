@@ -100,7 +100,7 @@ def publish(tmp: Path, final: Path) -> Path:
     # SIGKILL cannot lose written data, but a power cut could: the files reach the disk
     # before their folder gets its final name.
     for file in tmp.iterdir():
-        _fsync_file(file)
+        fsync(file)
     faults.point("publish")
     old = None
     if final.exists() or final.is_symlink():
@@ -110,7 +110,7 @@ def publish(tmp: Path, final: Path) -> Path:
         # trash: ``clean_leftovers`` puts it back.
         faults.point("publish-swap")
     os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    fsync(final.parent)
     if old is not None:
         if old.is_symlink():  # a link in the store is replaced, its target never touched
             old.unlink()
@@ -135,7 +135,7 @@ def clean_leftovers(final: Path) -> None:
                    key=lambda p: p.stat().st_mtime)
     if whole and not (final.exists() or final.is_symlink()):
         os.replace(whole[-1], final)
-        _fsync_dir(final.parent)
+        fsync(final.parent)
         trash.remove(whole[-1])
     for leftover in [*trash, *_leftovers_of(final, STAGING_PREFIX)]:
         if leftover.is_symlink():  # planted, not ours: remove the link, never its target
@@ -170,16 +170,8 @@ def _suffix() -> str:
     return uuid.uuid4().hex[:SUFFIX_LEN]
 
 
-def _fsync_file(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk (best effort: some file systems refuse)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:

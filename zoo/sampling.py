@@ -111,7 +111,9 @@ def write_samples(model: ZooModel, samples: Tensor, path: Path) -> Path:
             else:
                 plot_points(model, samples, tmp)
         elif suffix == ".pt":
-            torch.save(samples, tmp)  # a plain tensor: torch.load(..., weights_only=True) reads it
+            # A plain tensor, for users who asked for .pt; their loader needs no code execution
+            # (weights-only mode). zoo itself never reads .pt files.
+            torch.save(samples, tmp)
         elif suffix == ".npy":
             import numpy as np
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from zoo.artifacts import sha256_file
 from zoo.errors import ZooError
 from zoo.store import fsync
 
@@ -66,14 +66,6 @@ def decode_bytes(text: str) -> Tensor:
                             dtype=torch.uint8)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_atomic(path: Path, write) -> None:
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
@@ -109,7 +101,7 @@ def save(directory: str | os.PathLike, step: int, tensors: dict[str, Tensor],
     plain = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
     _write_atomic(weights, lambda p: save_file(plain, str(p), metadata={"format": "zoo-checkpoint"}))
     record = {"format": FORMAT, "step": step, "weights": weights.name,
-              "bytes": weights.stat().st_size, "sha256": _sha256(weights), **meta}
+              "bytes": weights.stat().st_size, "sha256": sha256_file(weights), **meta}
     text = json.dumps(record, indent=1, allow_nan=False)
     _write_atomic(sidecar, lambda p: p.write_text(text, encoding="utf-8"))
     fsync(directory)
@@ -206,7 +198,7 @@ def load(sidecar: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, Any]]
             f"checkpoint {weights} is {what}: {size} bytes on disk, {meta['bytes']} recorded in "
             f"{sidecar.name}; refusing to resume from it. {advice[0].upper()}{advice[1:]}"
         )
-    digest = _sha256(weights)
+    digest = sha256_file(weights)
     if digest != meta["sha256"]:
         raise CheckpointError(
             f"checkpoint {weights} is corrupted: its sha256 {digest[:16]}... does not match "

@@ -90,7 +90,7 @@ def pull(name: str, *, force: bool = False, offline: bool = False,
     if is_path(name):
         path = Path(name).expanduser()
         if not is_complete(path):
-            raise NotFoundError(f"no artifact at {path}: expected {', '.join(_files())}")
+            raise NotFoundError(f"no artifact at {path}: expected {', '.join(store.FILES)}")
         return path
     entry = get_entry(name)
     final = store.artifact_dir(entry.name)
@@ -334,9 +334,3 @@ def verify(names: list[str] | None = None) -> list[VerifyResult]:
     from zoo.integrity import verify as check_all
 
     return check_all(names)
-
-
-def _files() -> tuple[str, ...]:
-    from zoo.artifacts import FILES
-
-    return FILES

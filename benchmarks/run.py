@@ -42,7 +42,7 @@ DEFAULT_DATASET = {"continuous": "moons", "discrete": "digits"}
 
 def families() -> list[str]:
     """The names of the installed families (no torch import)."""
-    from zoo.plugins import registry
+    from zoo.registry import registry
 
     return registry().names("families")
 

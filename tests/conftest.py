@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zoo import plugins
+from zoo import registry
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -17,9 +17,9 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ZOO_HOME", str(home))
     for var in ("ZOO_REGISTRY", "ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_STRICT_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
-    plugins.reset()
+    registry.reset()
     yield home
-    plugins.reset()
+    registry.reset()
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def registry_file(tmp_path, monkeypatch):
         path = tmp_path / "registry.yaml"
         path.write_text(text)
         monkeypatch.setenv("ZOO_REGISTRY", str(path))
-        plugins.reset()
+        registry.reset()
         return path
 
     return write

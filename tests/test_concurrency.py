@@ -18,7 +18,8 @@ from faultkit import Proc, fault_line, start_zoo, store_artifacts, zoo_env
 from filelock import Timeout
 from hubserver import hub_server, tiny_artifacts  # noqa: F401  (fixtures, used if olah is there)
 
-from zoo import api, plugins, store
+from zoo import api, store
+from zoo import registry as plugin_registry
 from zoo.integrity import check
 
 WAITING = "waiting for another zoo process to finish writing"
@@ -114,7 +115,7 @@ def test_cleaning_one_name_never_touches_a_live_writer_of_a_longer_name(tmp_path
         writer.wait_for(fault_line("weights-written"))
         monkeypatch.setenv("ZOO_HOME", str(home))
         monkeypatch.setenv("ZOO_REGISTRY", str(registry))
-        plugins.reset()
+        plugin_registry.reset()
         store.models_dir().joinpath(".staging-tiny-0123456789ab").mkdir()  # a real leftover
         api.pull("tiny", progress=False)
         release.touch()

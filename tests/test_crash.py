@@ -25,7 +25,8 @@ import pytest
 from faultkit import HALF_DOWNLOAD_DRIVER, Proc, fault_line, start_zoo, store_artifacts, zoo_env
 from hubserver import hub_server, tiny_artifacts  # noqa: F401  (fixtures, used if olah is there)
 
-from zoo import api, plugins, store
+from zoo import api, store
+from zoo import registry as plugin_registry
 from zoo.integrity import check
 
 STEPS = 300
@@ -139,7 +140,7 @@ def resume(victim: Victim, registry: Path, monkeypatch, call):
     """Run ``call()`` in this process against the victim's store (the next run)."""
     monkeypatch.setenv("ZOO_HOME", str(victim.home))
     monkeypatch.setenv("ZOO_REGISTRY", str(registry))
-    plugins.reset()
+    plugin_registry.reset()
     return call()
 
 

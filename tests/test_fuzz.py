@@ -23,8 +23,8 @@ from zoo import config as zconfig
 from zoo.artifacts import ArtifactConfig, read_config
 from zoo.catalog import Entry, HubSource, load_catalog
 from zoo.errors import ArtifactError, CatalogError, ConfigError, NotFoundError
-from zoo.plugins import registry
 from zoo.recipe import Recipe
+from zoo.registry import registry
 
 # ZOO_FUZZ_EXAMPLES raises the count for a deeper run; the normal run stays fast.
 EXAMPLES = int(os.environ.get("ZOO_FUZZ_EXAMPLES", "60"))

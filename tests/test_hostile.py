@@ -177,7 +177,7 @@ def absurd_fields() -> list[tuple[str, str, object]]:
     bound), and a shape of 10^10 elements."""
     import dataclasses
 
-    from zoo.plugins import registry
+    from zoo.registry import registry
 
     reg, cases = registry(), []
     for name in reg.names("families"):

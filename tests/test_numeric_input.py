@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.plugins import registry
+from zoo.registry import registry
 
 CONTINUOUS_SHAPE = [2]
 DISCRETE_SHAPE, LEVELS = [1, 2, 2], 3

@@ -3,7 +3,7 @@ import types
 import pytest
 
 import zoo
-from zoo import plugins
+from zoo import registry
 from zoo.cli import cli
 from zoo.data import Dataset
 from zoo.errors import PluginError
@@ -22,15 +22,15 @@ def in_process():
 
     def add(plugin, name):
         added.append(name)
-        return plugins.register_plugin(plugin, name)
+        return registry.register_plugin(plugin, name)
 
     yield add
     for name in added:
-        plugins.unregister_plugin(name)
+        registry.unregister_plugin(name)
 
 
 def test_first_party_plugins_found_through_entry_points():
-    reg = plugins.registry()
+    reg = registry.registry()
     assert reg.get("families", "realnvp").plugin == "realnvp"
     assert reg.plugins["realnvp"].source.endswith("(entry point)")
     assert "moons" in reg.names("datasets")
@@ -76,7 +76,7 @@ def test_a_failed_hook_contributes_nothing(in_process):
         raise RuntimeError("after one registration")
 
     in_process(make_plugin(zoo_register_datasets=zoo_register_datasets), "half")
-    assert "half-done" not in plugins.registry().names("datasets")
+    assert "half-done" not in registry.registry().names("datasets")
 
 
 def test_plugin_entries_join_the_catalog(in_process):
@@ -96,7 +96,7 @@ def test_plugin_with_a_bad_entry_is_recorded(in_process):
 
     in_process(make_plugin(zoo_register_entries=zoo_register_entries), "bad-entries")
     assert "realnvp-bad" not in zoo.list_models()
-    assert "unknown key 'nope'" in plugins.registry().plugins["bad-entries"].error
+    assert "unknown key 'nope'" in registry.registry().plugins["bad-entries"].error
 
 
 def test_list_and_help_do_not_import_torch():

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import zoo
-from zoo import plugins
+from zoo import registry
 from zoo.cli import cli
 from zoo.errors import CatalogError, NotFoundError
 
@@ -46,17 +46,17 @@ def fake_dist(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("FAKE_ZOO_PLUGIN_IMPORTED", "0")  # restored by monkeypatch afterwards
     sys.modules.pop("fake_zoo_plugin", None)
-    plugins.reset()
+    registry.reset()
     yield site
     sys.modules.pop("fake_zoo_plugin", None)
-    plugins.reset()
+    registry.reset()
 
 
 def load(monkeypatch, **env):
     for var, value in env.items():
         monkeypatch.setenv(var, value)
-    plugins.reset()
-    return plugins.registry()
+    registry.reset()
+    return registry.registry()
 
 
 def imported() -> bool:
@@ -112,7 +112,7 @@ def test_names_that_match_no_plugin_are_reported(fake_dist, monkeypatch, cli_run
 def test_disabling_a_family_hides_its_catalog_entries_and_nothing_else_breaks(
         monkeypatch, cli_runner):
     monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "realnvp")
-    plugins.reset()
+    registry.reset()
     assert "realnvp-moons" not in zoo.list_models()
     result = cli_runner.invoke(cli, ["list"])
     assert result.exit_code == 0, result.output
@@ -168,8 +168,8 @@ def test_in_process_plugins_are_not_subject_to_the_lists(monkeypatch):
 
     module = types.ModuleType("notebook_plugin")
     monkeypatch.setenv("ZOO_LOAD_PLUGINS", "")
-    plugins.register_plugin(module, "notebook")
+    registry.register_plugin(module, "notebook")
     try:
-        assert plugins.registry().plugins["notebook"].source == "in-process"
+        assert registry.registry().plugins["notebook"].source == "in-process"
     finally:
-        plugins.unregister_plugin("notebook")
+        registry.unregister_plugin("notebook")

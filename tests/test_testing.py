@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo import plugins
+from zoo import registry
 from zoo.config import bounds
 from zoo.family import Family, check_shape_field
 from zoo.model import (
@@ -469,10 +469,10 @@ def test_the_kit_leaves_the_global_random_state_alone():
 def test_a_broken_family_can_be_checked_under_the_name_of_an_installed_one():
     """The kit stands the family in for save/load and puts the installed one back."""
     fam = family(LinearFlow, FlowFamily, name="realnvp")
-    installed = plugins.registry().get("families", "realnvp").obj
+    installed = registry.registry().get("families", "realnvp").obj
     report = check_family(fam, raise_on_failure=False)
     assert report.result("save_load").status == "passed", report.summary()
-    assert plugins.registry().get("families", "realnvp").obj is installed
+    assert registry.registry().get("families", "realnvp").obj is installed
 
 
 def test_given_data_is_used():

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import faults, store
-from zoo.catalog import Entry, catalog, unknown_name_message
+from zoo.catalog import Entry, catalog
 from zoo.errors import ArtifactError, NotFoundError, ZooError
-from zoo.names import HUB_PREFIX
+from zoo.names import HUB_PREFIX, is_path
+from zoo.registry import get_dataset, get_family
 
 if TYPE_CHECKING:
-    from zoo.data import Dataset
     from zoo.evaluation import Evaluation
-    from zoo.family import Family
+    from zoo.hub import PushResult
     from zoo.integrity import VerifyResult
     from zoo.model import ZooModel
 
@@ -33,43 +33,6 @@ def list_models() -> list[str]:
 def get_entry(name: str) -> Entry:
     """The catalog entry called ``name``."""
     return catalog().get(name)
-
-
-def get_family(name: str) -> Family:
-    """The registered family called ``name`` (``zoo.get_family("realnvp").build({...})``)."""
-    from zoo.plugins import registry
-
-    reg = registry()
-    found = reg.get("families", name)
-    if found is None:
-        raise NotFoundError(
-            unknown_name_message("family", name, reg.names("families"))
-            + f" (installed: {', '.join(reg.names('families')) or 'none'}; is its plugin installed?)"
-        )
-    return found.obj
-
-
-def get_dataset(name: str) -> Dataset:
-    """The registered dataset called ``name``."""
-    from zoo.plugins import registry
-
-    reg = registry()
-    found = reg.get("datasets", name)
-    if found is None:
-        raise NotFoundError(unknown_name_message("dataset", name, reg.names("datasets")))
-    return found.obj
-
-
-def is_path(name: str) -> bool:
-    """Whether ``name`` names an artifact directory rather than a catalog or Hub model."""
-    if name.startswith(HUB_PREFIX):
-        return False
-    if os.sep in name or "/" in name or name.startswith((".", "~")):
-        return True
-    try:
-        return Path(name).is_dir()
-    except (OSError, ValueError):  # a name too long for a path, or with a NUL in it
-        return False
 
 
 is_complete = store.is_complete
@@ -324,6 +287,20 @@ def info(name: str) -> dict[str, Any]:
     elif path is not None and is_path(name):
         raise NotFoundError(f"no artifact at {path}")
     return result
+
+
+def push(name_or_path: str | os.PathLike, *, repo: str, revision: str | None = None,
+         private: bool = False, message: str | None = None, token: str | None = None) -> PushResult:
+    """Publish an artifact (a catalog name, pulled or built first, a path, or an ``hf-hub:``
+    name) to the Hub repository ``repo``, creating it if needed, on branch ``revision``.
+
+    The model card is completed from the config and metrics before upload. The token is
+    ``token``, else the one huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``).
+    """
+    from zoo import hub
+
+    return hub.push(pull(os.fspath(name_or_path)), repo=repo, revision=revision,
+                    private=private, message=message, token=token)
 
 
 def verify(names: list[str] | None = None) -> list[VerifyResult]:

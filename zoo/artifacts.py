@@ -14,87 +14,25 @@ import hashlib
 import json
 import platform
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import config as _config
 from zoo import faults
-from zoo.config import bounds
-from zoo.errors import ArtifactError, ConfigError, NotFoundError
+from zoo.errors import ArtifactError
+from zoo.manifest import (  # noqa: F401  (re-exported: the format's names)
+    FORMAT,
+    MAX_HEADER_BYTES,
+    ArtifactConfig,
+    read_config,
+    sha256_file,
+    short_error,
+)
 from zoo.store import CARD, CONFIG, FILES, WEIGHTS  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from zoo.model import ZooModel
-
-FORMAT = 1
-MAX_CONFIG_BYTES = 1 << 20
-MAX_DEPTH = 32  # config.json nests 3 levels; deeper is not ours (and would recurse badly)
-MAX_HEADER_BYTES = 100_000_000  # the largest safetensors header the safetensors library reads
-
-
-@dataclass(frozen=True)
-class ArtifactConfig:
-    """The validated contents of ``config.json``."""
-
-    family: str
-    config: dict[str, Any]
-    weights_sha256: str
-    format: int = field(default=FORMAT, metadata=bounds(1, FORMAT))
-    name: str | None = None
-    description: str = ""
-    dataset: str | None = None
-    recipe: dict[str, Any] | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
-    source: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        digest = self.weights_sha256
-        if len(digest) != 64 or set(digest) - set("0123456789abcdef"):
-            raise ConfigError(f"weights_sha256: expected 64 hex digits, got {digest!r}")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_config(path: str | Path) -> ArtifactConfig:
-    """Read and validate an artifact's ``config.json``."""
-    path = Path(path)
-    file = path / CONFIG
-    if not path.is_dir():
-        raise NotFoundError(f"no artifact at {path}: not a directory")
-    if not file.is_file():  # missing, or a FIFO that would block the read forever
-        raise ArtifactError(f"{path} is not a zoo artifact: {CONFIG} is missing or not a file")
-    try:
-        with open(file, "rb") as f:
-            raw_bytes = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ArtifactError(f"cannot read {file}: {exc.strerror or exc}") from None
-    if len(raw_bytes) > MAX_CONFIG_BYTES:
-        raise ArtifactError(f"{file}: larger than {MAX_CONFIG_BYTES} bytes")
-    try:
-        raw = json.loads(raw_bytes.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        # ValueError covers bad UTF-8, bad JSON and integers too long to convert;
-        # RecursionError a nesting too deep for the parser.
-        raise ArtifactError(f"{file} is not valid JSON: {_short(exc)}") from None
-    if _depth(raw) > MAX_DEPTH:
-        raise ArtifactError(f"{file}: nested more than {MAX_DEPTH} levels deep")
-    if isinstance(raw, dict) and isinstance(raw.get("format"), int) and raw["format"] > FORMAT:
-        raise ArtifactError(f"{file}: format {raw['format']} is newer than this zoo reads "
-                            f"({FORMAT}); upgrade genzoo")
-    try:
-        return _config.parse(ArtifactConfig, raw, where=str(file))
-    except ConfigError as exc:
-        raise ArtifactError(str(exc)) from None
-
 
 def library_versions() -> dict[str, str]:
     import torch
@@ -122,7 +60,7 @@ def write(
     """Write the three files of an artifact into ``directory`` (normally a staging folder)."""
     from safetensors.torch import save_file
 
-    from zoo.plugins import registry
+    from zoo.registry import registry
 
     family = registry().get("families", model.family).obj
     weights = directory / WEIGHTS
@@ -168,7 +106,7 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     ``meta`` device (no memory), the file's size is checked before it is read, its sha256
     against ``config.json``, and its tensors' names, shapes and dtypes before the real build.
     """
-    from zoo.api import get_family
+    from zoo.registry import get_family
 
     path = Path(path)
     cfg = read_config(path)
@@ -279,7 +217,7 @@ def read_tensors(blob: bytes, *, where: str) -> dict[str, Any]:
     try:
         return load_bytes(blob)
     except (SafetensorError, ValueError, RuntimeError, OSError, OverflowError) as exc:
-        raise ArtifactError(f"{where} is not a valid safetensors file: {_short(exc)}") from None
+        raise ArtifactError(f"{where} is not a valid safetensors file: {short_error(exc)}") from None
 
 
 def check_tensors(got: dict[str, tuple[Any, tuple[int, ...]]],
@@ -339,29 +277,6 @@ def _nbytes(dtype: Any, shape: tuple[int, ...]) -> int:
     import torch
 
     return math.prod(shape) * torch.empty((), dtype=dtype, device="meta").element_size()
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and mappings nest in ``value`` (iteratively: no recursion to blow)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, level)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _write_text(path: Path, text: str) -> None:

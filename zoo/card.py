@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from zoo.artifacts import ArtifactConfig
+    from zoo.manifest import ArtifactConfig
 
 # Cards zoo writes end with this line: `zoo push` may rewrite such a card from the config,
 # while a card without it was written by a person and is only completed, never replaced.

@@ -1,6 +1,7 @@
 """The catalog: named artifacts and the recipe that builds each one.
 
-Entries come from ``registry.yaml`` (shipped in the package; ``ZOO_REGISTRY`` points at
+Entries come from ``registry.yaml`` (at the repository's top level, shipped inside the
+package of a wheel; ``ZOO_REGISTRY`` points at
 another file) and from plugins' ``zoo_register_entries`` hooks. Each is validated on load:
 an unknown key, a missing field, a wrong type, an unknown family or dataset, or a family
 config the family refuses gives one message naming the entry and the field.
@@ -9,7 +10,6 @@ config the family refuses gives one message naming the entry and the field.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,10 +20,19 @@ import yaml
 
 from zoo import config as _config
 from zoo.errors import CatalogError, ConfigError, NotFoundError
-from zoo.names import check_catalog_name, check_repo_id, check_revision
+from zoo.names import check_catalog_name, check_repo_id, check_revision, unknown_name_message
 from zoo.recipe import Recipe
+from zoo.registry import registry
 
-BUILTIN_REGISTRY = Path(__file__).with_name("registry.yaml")
+
+def _builtin_registry() -> Path:
+    """The catalog file: the repository's top-level ``registry.yaml`` in a source checkout
+    (editable install), or the copy ``setup.py`` puts inside the package of a wheel."""
+    packaged = Path(__file__).with_name("registry.yaml")
+    return packaged if packaged.is_file() else Path(__file__).resolve().parents[1] / "registry.yaml"
+
+
+BUILTIN_REGISTRY = _builtin_registry()
 MAX_REGISTRY_CHARS = 16 << 20  # with MAX_NESTING, keeps libyaml's C recursion shallow
 MAX_NESTING = 1000  # YAML nesting; the pure-Python loader gives up near here anyway
 SHA256_HEX = frozenset("0123456789abcdef")
@@ -90,17 +99,8 @@ class Catalog:
         return iter(self.entries[name] for name in self.names())
 
 
-def unknown_name_message(what: str, name: str, known: Any) -> str:
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5) if len(name) < 200 else []
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    shown = repr(name) if len(name) <= 80 else repr(name[:77]) + "..."
-    return f"unknown {what} {shown}{hint}"
-
-
 def parse_entry(raw: Any, *, where: str, provider: str) -> Entry:
     """Validate one raw entry: its own fields, and that its family, dataset and config exist."""
-    from zoo.plugins import registry
-
     if isinstance(raw, dict) and "provider" in raw:
         raise ConfigError(f"{where}: unknown key 'provider'")
     entry = _config.parse(Entry, raw, where=where)
@@ -165,8 +165,6 @@ def _flow_depth(text: str) -> int:
 def _left_out(raw: Any) -> bool:
     """Whether ``raw`` needs a family or dataset that is missing because ``ZOO_LOAD_PLUGINS``
     or ``ZOO_DISABLE_PLUGINS`` kept plugins out: then the entry is hidden, not an error."""
-    from zoo.plugins import registry
-
     reg = registry()
     if not reg.disabled or not isinstance(raw, dict):
         return False
@@ -177,8 +175,6 @@ def _left_out(raw: Any) -> bool:
 
 def load_catalog(path: Path | None = None) -> Catalog:
     """Read, validate and merge the registry file and the plugins' entries."""
-    from zoo.plugins import registry
-
     path = Path(path or os.environ.get("ZOO_REGISTRY") or BUILTIN_REGISTRY)
     entries: dict[str, Entry] = {}
     for i, raw in enumerate(read_registry(path)):
@@ -211,17 +207,20 @@ def load_catalog(path: Path | None = None) -> Catalog:
 
 
 _catalog: Catalog | None = None
+_built_from: object = None  # the plugin registry the cached catalog was validated against
 
 
 def catalog() -> Catalog:
-    """The process-wide catalog, loaded on first use."""
-    global _catalog
-    if _catalog is None:
-        _catalog = load_catalog()
+    """The process-wide catalog, loaded on first use and again whenever the plugin registry
+    has been reloaded (``zoo.registry.reset``): its entries were validated against it."""
+    global _catalog, _built_from
+    current = registry()
+    if _catalog is None or _built_from is not current:
+        _catalog, _built_from = load_catalog(), current
     return _catalog
 
 
 def reset() -> None:
-    """Forget the loaded catalog (after plugins or ``ZOO_REGISTRY`` change)."""
+    """Forget the loaded catalog (after ``ZOO_REGISTRY`` changes)."""
     global _catalog
     _catalog = None

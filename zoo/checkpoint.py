@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from zoo.artifacts import sha256_file
 from zoo.errors import ZooError
+from zoo.manifest import sha256_file
 from zoo.store import fsync
 
 FORMAT = 1

@@ -127,7 +127,7 @@ def info(name: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins(as_json: bool) -> None:
     """List installed plugins, what each registered, and load errors."""
-    from zoo.plugins import registry
+    from zoo.registry import registry
 
     reg = registry()
     infos = [p.as_dict() for p in [*reg.plugins.values(), *reg.disabled.values()]]
@@ -282,9 +282,9 @@ def eval_cmd(name: str, split: str, dataset: str | None, as_json: bool) -> None:
 @click.option("--message", "-m", help="Commit message.")
 def push(name: str, repo: str, revision: str | None, private: bool, message: str | None) -> None:
     """Publish an artifact (catalog name or directory) to the Hugging Face Hub."""
-    from zoo import hub
+    from zoo import api
 
-    result = hub.push(name, repo=repo, revision=revision, private=private, message=message)
+    result = api.push(name, repo=repo, revision=revision, private=private, message=message)
     click.echo(f"pushed to {result.commit_url}")
     click.echo(f"sha256 of the weights (for registry.yaml): {result.sha256}")
 

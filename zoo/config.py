@@ -207,3 +207,16 @@ def _quote(key: Any) -> str:
     if isinstance(key, str):
         return f"'{key}'" if len(key) <= 60 and key.isprintable() else _repr.repr(key)
     return _kind(key)
+
+
+def check_shape_field(shape: tuple[int, ...], *, max_elements: int = 1 << 22) -> None:
+    """Shared validation for a config's ``shape``: positive sizes, not absurdly large."""
+    if not shape:
+        raise ConfigError("shape: must have at least one dimension")
+    total = 1
+    for size in shape:
+        if size < 1:
+            raise ConfigError(f"shape: sizes must be positive, got {list(shape)}")
+        total *= size
+    if total > max_elements:
+        raise ConfigError(f"shape: {list(shape)} has {total} elements, more than {max_elements}")

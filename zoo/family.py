@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from zoo import config as _config
-from zoo.errors import ConfigError
+from zoo.config import check_shape_field  # noqa: F401  (re-exported for plugins)
 
 if TYPE_CHECKING:
     from zoo.model import ZooModel
@@ -73,16 +73,3 @@ class Family:
 
     def __repr__(self) -> str:
         return f"<zoo family {self.name!r} ({self.data_kind})>"
-
-
-def check_shape_field(shape: tuple[int, ...], *, max_elements: int = 1 << 22) -> None:
-    """Shared validation for a config's ``shape``: positive sizes, not absurdly large."""
-    if not shape:
-        raise ConfigError("shape: must have at least one dimension")
-    total = 1
-    for size in shape:
-        if size < 1:
-            raise ConfigError(f"shape: sizes must be positive, got {list(shape)}")
-        total *= size
-    if total > max_elements:
-        raise ConfigError(f"shape: {list(shape)} has {total} elements, more than {max_elements}")

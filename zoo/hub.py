@@ -302,18 +302,18 @@ def _read_ref(folder: Path, revision: str) -> str | None:
 # -- pushing --------------------------------------------------------------------------------
 
 
-def push(name_or_path: str | os.PathLike, *, repo: str, revision: str | None = None,
+def push(path: str | os.PathLike, *, repo: str, revision: str | None = None,
          private: bool = False, message: str | None = None,
          token: str | None = None) -> PushResult:
-    """Publish an artifact (a catalog name, pulled or built first, a path, or an ``hf-hub:``
-    name) to the Hub repository ``repo``, creating it if needed, on branch ``revision``.
+    """Publish the artifact directory ``path`` to the Hub repository ``repo``, creating it if
+    needed, on branch ``revision``. (``zoo.api.push`` takes names too: it pulls them first.)
 
     The model card is completed from the config and metrics before upload. The token is
     ``token``, else the one huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``).
     """
     from huggingface_hub import HfApi, get_token
 
-    from zoo import api, artifacts
+    from zoo import artifacts
     from zoo.card import complete_card
 
     check_repo_id(repo)
@@ -322,7 +322,9 @@ def push(name_or_path: str | os.PathLike, *, repo: str, revision: str | None = N
     token = token or get_token()
     if not token:
         raise HubError(f"pushing to the Hub needs a token with write access: {LOGIN_HINT}")
-    path = api.pull(os.fspath(name_or_path))
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ArtifactError(f"no artifact at {path}")
     cfg = artifacts.read_config(path)
     actual = artifacts.sha256_file(path / artifacts.WEIGHTS)
     if actual != cfg.weights_sha256:

@@ -76,8 +76,9 @@ def verify(names: list[str] | None = None) -> list[VerifyResult]:
 
 def _locate(name: str) -> Path:
     """The folder ``name`` is stored in (validated: no name leads out of the store)."""
-    from zoo import api, store
-    from zoo.names import HUB_PREFIX
+    from zoo import store
+    from zoo.catalog import catalog
+    from zoo.names import HUB_PREFIX, is_path
 
     if name.startswith(HUB_PREFIX):
         from zoo import hub
@@ -86,10 +87,10 @@ def _locate(name: str) -> Path:
         if path is None:
             raise NotFoundError(f"{name} is not in the Hugging Face cache")
         return path
-    if api.is_path(name):
+    if is_path(name):
         return Path(name).expanduser()
     path = store.artifact_dir(name)
     if not path.exists():
-        api.get_entry(name)  # unknown: says so
+        catalog().get(name)  # unknown: says so
         raise NotFoundError(f"{name} is not pulled")
     return path

@@ -6,7 +6,11 @@ Names end up in paths under ``$ZOO_HOME``; validating them here is what keeps
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Iterable
+from pathlib import Path
 
 from zoo.errors import ConfigError
 
@@ -61,3 +65,23 @@ def parse_hub_name(name: str) -> tuple[str, str | None]:
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def unknown_name_message(what: str, name: str, known: Iterable[str]) -> str:
+    """``unknown WHAT NAME``, with the closest of ``known`` suggested."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5) if len(name) < 200 else []
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    shown = repr(name) if len(name) <= 80 else repr(name[:77]) + "..."
+    return f"unknown {what} {shown}{hint}"
+
+
+def is_path(name: str) -> bool:
+    """Whether ``name`` names an artifact directory rather than a catalog or Hub model."""
+    if name.startswith(HUB_PREFIX):
+        return False
+    if os.sep in name or "/" in name or name.startswith((".", "~")):
+        return True
+    try:
+        return Path(name).is_dir()
+    except (OSError, ValueError):  # a name too long for a path, or with a NUL in it
+        return False

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
-from zoo_made.family import MADEConfig
+from zoo_made.config import MADEConfig
 from zoo_made.masks import build_masks
 
 ACTIVATIONS = {"relu": F.relu, "elu": F.elu, "silu": F.silu, "tanh": torch.tanh}

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
-from zoo_pixelcnn.family import PixelCNNConfig
+from zoo_pixelcnn.config import PixelCNNConfig
 from zoo_pixelcnn.networks import GatedNet, PlainNet, Stepper
 
 #: Bound on |fast logits - reference logits|, relative to 1 + the largest |logit|. Measured

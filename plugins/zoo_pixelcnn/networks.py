@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo_pixelcnn.family import PixelCNNConfig
+from zoo_pixelcnn.config import PixelCNNConfig
 from zoo_pixelcnn.layers import MaskedConv2d, RowCache, pointwise, raster_mask, vertical_mask
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.model import ZooModel, check_continuous, check_sampling
-from zoo_realnvp.family import RealNVPConfig
+from zoo_realnvp.config import RealNVPConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
 

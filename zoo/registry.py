@@ -1,4 +1,7 @@
-"""Finding plugins and collecting what they register.
+"""The registry: finding plugins, collecting what they register, and resolving names.
+
+This is the only place a family or dataset name turns into the object a plugin registered
+(``get_family``, ``get_dataset``).
 
 Built-in hooks (the core's datasets) and every module of the ``zoo`` entry-point group are
 loaded one at a time: a plugin that fails to import or to register is recorded with its
@@ -21,7 +24,8 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import PluginError
+from zoo.errors import NotFoundError, PluginError
+from zoo.names import unknown_name_message
 
 KINDS = ("families", "datasets", "entries")
 HOOKS = {
@@ -243,12 +247,31 @@ def unregister_plugin(name: str) -> None:
 
 
 def reset() -> None:
-    """Forget what was loaded: the next lookup loads the plugins again."""
+    """Forget what was loaded: the next lookup loads the plugins again (and the catalog,
+    which is rebuilt whenever the registry it was built from is replaced)."""
     global _registry
     _registry = None
-    from zoo import catalog
 
-    catalog.reset()
+
+def get_family(name: str) -> Any:
+    """The registered family called ``name`` (``zoo.get_family("realnvp").build({...})``)."""
+    reg = registry()
+    found = reg.get("families", name)
+    if found is None:
+        raise NotFoundError(
+            unknown_name_message("family", name, reg.names("families"))
+            + f" (installed: {', '.join(reg.names('families')) or 'none'}; is its plugin installed?)"
+        )
+    return found.obj
+
+
+def get_dataset(name: str) -> Any:
+    """The registered dataset called ``name``."""
+    reg = registry()
+    found = reg.get("datasets", name)
+    if found is None:
+        raise NotFoundError(unknown_name_message("dataset", name, reg.names("datasets")))
+    return found.obj
 
 
 def _zoo_version() -> str | None:

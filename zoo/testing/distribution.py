@@ -1,0 +1,148 @@
+"""Distribution tests: normalisation and samples against log_prob, by enumeration (discrete)
+or on a grid (continuous, D <= 2), with the chi-square statistic they share."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from zoo.testing.harness import (
+    MAX_ENUMERATION,
+    MIN_P_VALUE,
+    TEST_SAMPLES,
+    NotApplicable,
+    Subject,
+    _check_log_prob_tensor,
+    _check_samples,
+    fail,
+)
+
+
+def check_normalisation(s: Subject) -> str | None:
+    """Probabilities sum to 1: enumeration (discrete) or grid integration (continuous, D <= 2)."""
+    if s.discrete:
+        lp = _enumerated_log_probs(s)
+        total = torch.logsumexp(lp, 0).exp().item()
+        if not abs(total - 1) <= 1e-5:
+            fail(f"the probabilities of all {len(lp)} inputs sum to {total:.8g}, not 1 "
+                 "(within 1e-5): log_prob is not a normalised distribution "
+                 "(missing log_softmax, or a position that sees its own value?)")
+        return f"{len(lp)} inputs, total probability 1 {total - 1:+.1e}"
+    grid = _density_grid(s)
+    if not abs(grid.mass - 1) <= 0.01:
+        fail(f"the density integrates to {grid.mass:.4f}, not 1 (within 1%), over the box "
+             f"{grid.box} that holds all {TEST_SAMPLES} samples and a margin "
+             "(a wrong log-det or base density, or log_prob not in nats?)")
+    return f"integral {grid.mass:.5f} over {grid.box}"
+
+def check_samples_match_log_prob(s: Subject) -> str | None:
+    """A chi-square test of 4000 samples against exact (discrete) or grid (continuous) probabilities."""
+    if s.discrete:
+        lp = _enumerated_log_probs(s)
+        probs = torch.softmax(lp, 0)
+        x = s.model.sample(TEST_SAMPLES, generator=s.generator(5))
+        _check_samples(s, x, TEST_SAMPLES, f"sample({TEST_SAMPLES})")
+        counts = torch.bincount(_flat_index(x.reshape(len(x), -1), s.levels),
+                                minlength=len(probs))
+        where = "the enumerated probabilities"
+    else:
+        grid = _density_grid(s)
+        probs, counts, where = grid.bin_probs, grid.bin_counts, "the grid's cell probabilities"
+    p_value, stat, dof = _chi_square(counts.double(), probs.double())
+    if p_value < MIN_P_VALUE:
+        fail(f"{TEST_SAMPLES} samples do not follow {where}: chi-square {stat:.1f} on {dof} "
+             f"degrees of freedom, p = {p_value:.2g} (sample() and log_prob() describe "
+             "different distributions)")
+    return f"chi-square {stat:.1f} on {dof} degrees of freedom, p = {p_value:.2g}"
+
+def _flat_index(x: Tensor, levels: int) -> Tensor:
+    """The index of each row of levels in the enumeration order of ``_all_inputs``."""
+    weights = levels ** torch.arange(x.shape[1], dtype=torch.int64)
+    return (x.long() * weights).sum(1)
+
+def _all_inputs(s: Subject) -> Tensor:
+    total = s.levels ** s.dims
+    if total > MAX_ENUMERATION:
+        fail(f"enumerating {s.levels}**{s.dims} = {total} inputs is too many (limit "
+             f"{MAX_ENUMERATION}); run the kit on a tiny config, e.g. shape [1, 2, 2], levels 3")
+    index = torch.arange(total)
+    digits = (index[:, None] // s.levels ** torch.arange(s.dims)) % s.levels
+    return digits.reshape(total, *s.shape)
+
+def _enumerated_log_probs(s: Subject) -> Tensor:
+    inputs = _all_inputs(s)
+    with torch.no_grad():
+        lp = torch.cat([s.model.log_prob(chunk) for chunk in inputs.split(8192)])
+    _check_log_prob_tensor(lp, len(inputs), "log_prob of the enumerated inputs")
+    return lp.double()
+
+def _chi_square(counts: Tensor, probs: Tensor) -> tuple[float, float, int]:
+    """Pearson's test; cells expecting fewer than 5 samples are pooled into one."""
+    n = counts.sum()
+    expected = probs / probs.sum() * n
+    small = expected < 5
+    obs, exp = list(counts[~small]), list(expected[~small])
+    if small.any():
+        obs.append(counts[small].sum())
+        exp.append(expected[small].sum())
+    obs_t, exp_t = torch.stack(obs), torch.stack(exp)
+    keep = exp_t > 0
+    if (obs_t[~keep] > 0).any():
+        return 0.0, math.inf, len(obs) - 1  # samples where the model has probability 0
+    stat = (((obs_t - exp_t) ** 2)[keep] / exp_t[keep]).sum().item()
+    dof = int(keep.sum()) - 1
+    if dof < 1:
+        return 1.0, stat, dof
+    # The chi-square survival function is the regularised upper incomplete gamma function.
+    p_value = torch.special.gammaincc(torch.tensor(dof / 2, dtype=torch.float64),
+                                      torch.tensor(stat / 2, dtype=torch.float64))
+    return float(p_value), stat, dof
+
+@dataclass
+class _Grid:
+    mass: float
+    box: str
+    bin_probs: Tensor
+    bin_counts: Tensor
+
+def _density_grid(s: Subject) -> _Grid:
+    """Midpoint-rule integration over a box that holds every sample, plus a margin."""
+    if s.dims > 2:
+        raise NotApplicable(f"grid integration is done in 1 or 2 dimensions (D = {s.dims}); "
+                            "pass a config with shape [1] or [2] to check it")
+    cached = getattr(s, "_grid", None)
+    if cached is not None:
+        return cached
+    model = s.model
+    samples = model.sample(TEST_SAMPLES, generator=s.generator(5))
+    _check_samples(s, samples, TEST_SAMPLES, f"sample({TEST_SAMPLES})")
+    samples = samples.double()
+    lo, hi = samples.min(0).values, samples.max(0).values
+    span = (hi - lo).clamp_min(1e-3)
+    lo, hi = lo - 0.5 * span, hi + 0.5 * span
+    cells, bins = (4000, 40) if s.dims == 1 else (200, 10)
+    width = (hi - lo) / cells
+    axes = [lo[d] + width[d] * (torch.arange(cells, dtype=torch.float64) + 0.5)
+            for d in range(s.dims)]
+    points = torch.cartesian_prod(*axes).reshape(-1, s.dims)
+    with torch.no_grad():
+        lp = torch.cat([model.log_prob(c.float()) for c in points.split(16384)]).double()
+    if not torch.isfinite(lp).all():
+        fail("log_prob is not finite on the integration grid")
+    cell_mass = lp.exp() * width.prod()
+    mass = cell_mass.sum().item()
+    per = cells // bins
+    if s.dims == 1:
+        bin_probs = cell_mass.reshape(bins, per).sum(1)
+    else:
+        bin_probs = cell_mass.reshape(bins, per, bins, per).sum((1, 3)).reshape(-1)
+    which = ((samples - lo) / (hi - lo) * bins).long().clamp(0, bins - 1)
+    flat = which[:, 0] if s.dims == 1 else which[:, 0] * bins + which[:, 1]
+    counts = torch.bincount(flat, minlength=bins**s.dims).double()
+    box = " x ".join(f"[{a:.3g}, {b:.3g}]" for a, b in zip(lo.tolist(), hi.tolist()))
+    grid = _Grid(mass, box, bin_probs, counts)
+    s._grid = grid
+    return grid

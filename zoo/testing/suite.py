@@ -1,0 +1,90 @@
+"""The suite: every check by name, in the order they run, and the two ways to run them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from torch import Tensor
+
+from zoo.family import Family
+from zoo.testing.autoregressive import check_causality, check_completion
+from zoo.testing.common import (
+    check_bad_input,
+    check_build,
+    check_config_roundtrip,
+    check_config_validation,
+    check_contract,
+    check_log_prob,
+    check_log_prob_gradients,
+    check_sample,
+    check_save_load,
+)
+from zoo.testing.distribution import check_normalisation, check_samples_match_log_prob
+from zoo.testing.flows import check_invertibility, check_log_det
+from zoo.testing.harness import Check, Report, Result, Subject
+
+
+def family_checks(family: Family | str | type, config: Mapping[str, Any] | Any | None = None,
+                  data: Tensor | None = None, *, seed: int = 0, perturb: float = 0.1,
+                  skip: Collection[str] = ()) -> list[Check]:
+    """One ``Check`` per conformance check of ``family``, sharing one lazily built model.
+
+    ``family`` is a ``Family`` instance, a ``Family`` subclass or the name of an installed
+    family. ``config`` defaults to the smallest complete one (``shape [2]``, or ``shape
+    [1, 2, 2]`` with ``levels 3``); discrete families need a tiny one for enumeration.
+    ``data`` is a small batch of valid examples (default: random ones). ``skip`` names checks
+    the caller deliberately leaves out.
+    """
+    unknown = set(skip) - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown check(s) to skip: {', '.join(sorted(unknown))}; "
+                         f"the checks are {', '.join(CHECKS)}")
+    subject = Subject(_resolve(family), config, data, seed=seed, perturb=perturb)
+    return [Check(name, (fn.__doc__ or "").strip().splitlines()[0], subject, fn)
+            for name, fn in CHECKS.items() if name not in skip]
+
+def check_family(family: Family | str | type, config: Mapping[str, Any] | Any | None = None,
+                 data: Tensor | None = None, *, seed: int = 0, perturb: float = 0.1,
+                 skip: Collection[str] = (), raise_on_failure: bool = True) -> Report:
+    """Run every check on ``family``; raise ``ConformanceError`` listing the failures.
+
+    Arguments as for ``family_checks``. Returns the ``Report`` (with per-check timings); with
+    ``raise_on_failure=False`` it returns it even when checks failed.
+    """
+    checks = family_checks(family, config, data, seed=seed, perturb=perturb, skip=skip)
+    results = [c.run() for c in checks]
+    results += [Result(name, "skipped", "left out by the caller") for name in CHECKS
+                if name in skip]
+    report = Report(checks[0].subject.name if checks else str(family), results)
+    if raise_on_failure:
+        report.raise_for_failures()
+    return report
+
+def _resolve(family: Family | str | type) -> Family:
+    if isinstance(family, str):
+        from zoo.registry import get_family
+
+        return get_family(family)
+    if isinstance(family, type):
+        return family()
+    return family
+
+#: Every check, in the order they run.
+CHECKS: dict[str, Callable[[Subject], str | None]] = {
+    "contract": check_contract,
+    "config_roundtrip": check_config_roundtrip,
+    "config_validation": check_config_validation,
+    "build": check_build,
+    "log_prob": check_log_prob,
+    "log_prob_gradients": check_log_prob_gradients,
+    "sample": check_sample,
+    "bad_input": check_bad_input,
+    "save_load": check_save_load,
+    "normalisation": check_normalisation,
+    "samples_match_log_prob": check_samples_match_log_prob,
+    "causality": check_causality,
+    "completion": check_completion,
+    "invertibility": check_invertibility,
+    "log_det": check_log_det,
+}

@@ -51,25 +51,50 @@ def pull(name: str, *, force: bool = False, offline: bool = False,
 
         return hub.pull(name, force=force, offline=offline, progress=progress)
     if is_path(name):
-        path = Path(name).expanduser()
-        if not is_complete(path):
-            raise NotFoundError(f"no artifact at {path}: expected {', '.join(store.FILES)}")
-        return path
+        return _artifact_folder(Path(name).expanduser())
+    from zoo.stored import usable
+
     entry = get_entry(name)
     final = store.artifact_dir(entry.name)
-    if not force and is_complete(final):
+    store.check_home()
+    # A stored artifact is never rebuilt unless asked (force): a damaged one is an error
+    # that says so, a missing model card is rebuilt from config.json (under the lock).
+    if not force and usable(final, entry.name):
         return final
     with store.locked(entry.name):
         # Another process may have finished it while we waited for the lock.
-        if not force and is_complete(final):
+        if not force and usable(final, entry.name, repair=True):
             return final
         store.clean_leftovers(final)
-        if not force and is_complete(final):  # an interrupted replacement, rolled back
+        if not force and usable(final, entry.name, repair=True):  # a replacement rolled back
             return final
-        with store.staging(final) as tmp:
+        with store.staging(final, need=expected_bytes(entry)) as tmp:
             fetch_or_build(entry, tmp, offline=offline, progress=progress)
             check_staged(tmp, entry)
             return store.publish(tmp, final)
+
+
+def _artifact_folder(path: Path) -> Path:
+    """``path`` if it holds an artifact's config and weights (a missing card only warns)."""
+    if not all((path / f).is_file() for f in (store.CONFIG, store.WEIGHTS)):
+        raise NotFoundError(f"no artifact at {path}: expected {', '.join(store.FILES)}")
+    if not (path / store.CARD).is_file():
+        import logging
+
+        logging.getLogger(__name__).warning("%s has no model card (%s)", path, store.CARD)
+    return path
+
+
+def expected_bytes(entry: Entry) -> int:
+    """About how much disk the artifact of ``entry`` needs (its weights), checked before
+    any training or download starts; 0 when the family cannot tell without building."""
+    from zoo.artifacts import expected_tensors, nbytes
+
+    family = get_family(entry.family)
+    want = expected_tensors(family, family.parse_config(entry.config))
+    if want is None:
+        return 0
+    return sum(nbytes(dtype, shape) for dtype, shape in want.values()) + (1 << 16)
 
 
 def check_staged(directory: Path, entry: Entry | None = None) -> None:
@@ -204,7 +229,7 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
     with store.locked(entry.name) if in_store else contextlib.nullcontext():
         if in_store:
             store.clean_leftovers(final)
-        with store.staging(final) as tmp:
+        with store.staging(final, need=expected_bytes(entry)) as tmp:
             build_artifact(entry, tmp, steps=steps, seed=seed, progress=progress,
                            **options, **train_options)
             check_staged(tmp, entry)

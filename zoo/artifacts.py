@@ -67,7 +67,10 @@ def write(
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     # One metadata key only: safetensors writes its metadata map in hash order, and more than
     # one key would make the bytes (and so the pinned sha256) differ from run to run.
-    save_file(state, str(weights), metadata={"format": "pt"})
+    from zoo.store import writing
+
+    with writing(weights):  # safetensors' own error on a full disk names no file
+        save_file(state, str(weights), metadata={"format": "pt"})
     faults.point("weights-written")
     cfg = ArtifactConfig(
         family=model.family,
@@ -120,7 +123,7 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
         raise ArtifactError(f"{path} is incomplete: {WEIGHTS} is missing or not a file")
     size = weights.stat().st_size
     if expected is not None:
-        need = sum(_nbytes(dtype, shape) for dtype, shape in expected.values())
+        need = sum(nbytes(dtype, shape) for dtype, shape in expected.values())
         if size < 8 + need:
             raise ArtifactError(f"{where} is truncated: {size} bytes, but the model's tensors "
                                 f"alone take {need} bytes")
@@ -271,7 +274,8 @@ def _few(keys: list[str]) -> str:
     return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
-def _nbytes(dtype: Any, shape: tuple[int, ...]) -> int:
+def nbytes(dtype: Any, shape: tuple[int, ...]) -> int:
+    """Bytes of a tensor of ``dtype`` and ``shape``."""
     import math
 
     import torch
@@ -280,5 +284,7 @@ def _nbytes(dtype: Any, shape: tuple[int, ...]) -> int:
 
 
 def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    from zoo.store import writing
+
+    with writing(path), open(path, "w", encoding="utf-8") as f:
         f.write(text)

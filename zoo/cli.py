@@ -7,9 +7,13 @@ shows the traceback instead. Nothing here imports torch until a command needs a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +21,61 @@ import click
 
 from zoo.errors import ZooError
 
+# What stops a command cleanly: Ctrl-C, and what docker, systemd, `timeout` and a closed
+# terminal send. Each becomes an exception, so that every `finally` and staging folder
+# cleans up; the exit status is the shell's 128 + signal number.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+SEED = click.IntRange(0, 2**63 - 1)  # what torch.Generator.manual_seed takes
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal arrived; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: Any) -> None:
+    # Cleanup must not be cut short by a second signal (a user pressing Ctrl-C again, a
+    # supervisor repeating SIGTERM): from now on they are ignored; SIGKILL still works.
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into :class:`Stopped` while a command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signums = [getattr(signal, n) for n in STOP_SIGNALS if hasattr(signal, n)]
+    saved = {s: signal.getsignal(s) for s in signums}
+    for s in signums:
+        if saved[s] is not signal.SIG_IGN:  # nohup's ignored SIGHUP stays ignored
+            signal.signal(s, _stop)
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
 
 class ZooGroup(click.Group):
     """A group that turns exceptions into one-line errors (unless ``--debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with stop_signals():
+                return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
-            raise click.Abort() from None
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            click.echo(f"Error: stopped by {signal.Signals(signum).name}; unfinished writes "
+                       "were removed", err=True)
+            ctx.exit(128 + signum)
         except Exception as exc:
             if ctx.params.get("debug") or os.environ.get("ZOO_DEBUG"):
                 raise
@@ -36,6 +84,10 @@ class ZooGroup(click.Group):
 
 def one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line; unexpected errors say how to see more."""
+    if isinstance(exc, OSError) and not isinstance(exc, ZooError) and exc.filename:
+        from zoo.store import os_error_message  # names the path and what to do
+
+        return os_error_message(exc, action=None)
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, (ZooError, ValueError, OSError, LookupError)):
         return text
@@ -195,7 +247,7 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the recipe's step count.")
-@click.option("--seed", type=click.IntRange(min=0), help="Override the recipe's seed.")
+@click.option("--seed", type=SEED, help="Override the recipe's seed (0 .. 2**63-1).")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Artifact directory to write (default: the store entry of NAME).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -236,7 +288,7 @@ def train(name: str, steps: int | None, seed: int | None, output: Path | None,
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Where to write: .png (plot or image grid), .pt, .npy, .csv, .safetensors.")
 @click.option("--temperature", "-t", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), help="Seed for reproducible samples.")
+@click.option("--seed", type=SEED, help="Seed for reproducible samples (0 .. 2**63-1).")
 @click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Complete this image (PNG, or .pt/.npy of levels) instead of sampling freely.")
 @click.option("--keep", default="top-half", show_default=True,

@@ -40,3 +40,8 @@ class TrainingError(ZooError):
 
 class HubError(ZooError):
     """Talking to the Hugging Face Hub failed; the message says what to do."""
+
+
+class StoreError(ZooError, OSError):
+    """The store (or an output path) cannot be written: the message names the path and
+    what to do (free space, permissions, a shorter ``ZOO_HOME``)."""

@@ -35,6 +35,14 @@ class VerifyResult:
 
 def check(path: Path) -> tuple[str, ...]:
     """What is wrong with the artifact directory ``path`` (empty when nothing is)."""
+    try:
+        return _check(path)
+    except OSError as exc:  # unreadable (EACCES): this artifact is bad, the others are checked
+        where = exc.filename or path
+        return (f"cannot read {where}: {exc.strerror or exc}",)
+
+
+def _check(path: Path) -> tuple[str, ...]:
     from zoo import artifacts
 
     if not path.is_dir():
@@ -54,6 +62,7 @@ def stored_names() -> list[str]:
     """The names of the artifacts in the store (hidden staging and trash folders excluded)."""
     from zoo import store
 
+    store.check_home()  # a store that is a file is an error, not an empty store
     folder = store.models_dir()
     if not folder.is_dir():
         return []

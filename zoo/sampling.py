@@ -8,6 +8,7 @@ a scatter plot over the model's density; any samples can be saved as ``.pt``, ``
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import tempfile
@@ -18,9 +19,12 @@ import torch
 from torch import Tensor
 
 from zoo.model import ZooModel
+from zoo.store import file_mode, writing
 
 FORMATS = (".png", ".pt", ".npy", ".csv", ".safetensors")
 KEEP = ("top-half", "bottom-half", "left-half", "right-half")
+MAX_SAMPLE_BYTES = 2 << 30  # the samples of one `zoo sample` run, held in memory to be written
+BATCH_VALUES = 1 << 20  # values drawn per model.sample call (a moons batch is 524288 samples)
 
 
 def is_discrete(model: ZooModel) -> bool:
@@ -29,16 +33,48 @@ def is_discrete(model: ZooModel) -> bool:
 
 def draw(model: ZooModel, n: int, *, temperature: float = 1.0, seed: int | None = None,
          complete: Path | None = None, keep: str = "top-half") -> Tensor:
-    """``n`` samples of ``model``; with ``complete``, completions of that image."""
+    """``n`` samples of ``model``; with ``complete``, completions of that image.
+
+    ``n`` is bounded by the memory its samples take (``MAX_SAMPLE_BYTES``), checked before
+    anything is allocated; the samples are drawn in batches of ``BATCH_VALUES`` values, so
+    that the model's working memory stays that of one batch. Samples that are not finite
+    numbers (a temperature so high that they overflow) are refused, never written.
+    """
+    check_count(model, n)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    if complete is None:
-        return model.sample(n, temperature=temperature, generator=generator)
-    if not is_discrete(model):
-        raise ValueError("--complete needs a model of discrete images")
-    shape = tuple(model.config.shape)
-    given = read_image(complete, shape, model.config.levels)
-    return model.sample(n, temperature=temperature, generator=generator,
-                        given=given, mask=known_region(shape, keep))
+    extra = {}
+    if complete is not None:
+        if not is_discrete(model):
+            raise ValueError("--complete needs a model of discrete images")
+        shape = tuple(model.config.shape)
+        given = read_image(complete, shape, model.config.levels)
+        extra = {"given": given, "mask": known_region(shape, keep)}
+    per_batch = max(1, BATCH_VALUES // values_per_sample(model))
+    parts = []
+    for start in range(0, n, per_batch):
+        part = model.sample(min(per_batch, n - start), temperature=temperature,
+                            generator=generator, **extra)
+        if part.is_floating_point() and not bool(torch.isfinite(part).all()):
+            raise ValueError(f"temperature {temperature:g} gives samples that are not finite "
+                             "numbers (they overflow); use a smaller temperature")
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def values_per_sample(model: ZooModel) -> int:
+    return max(1, math.prod(int(d) for d in getattr(model.config, "shape", [1])))
+
+
+def check_count(model: ZooModel, n: int) -> None:
+    """Refuse ``-n`` whose samples would take more than ``MAX_SAMPLE_BYTES`` of memory."""
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"-n: number of samples must be a positive integer, got {n!r}")
+    per_sample = values_per_sample(model) * (8 if is_discrete(model) else 4)
+    most = max(1, MAX_SAMPLE_BYTES // per_sample)
+    if n > most:
+        raise ValueError(f"-n {n}: the samples would take {n * per_sample / 1e9:.3g} GB; at most "
+                         f"{most} samples of this model ({MAX_SAMPLE_BYTES >> 30} GiB) at once, "
+                         "so draw them in several runs (with different --seed)")
 
 
 def known_region(shape: tuple[int, ...], keep: str) -> Tensor:
@@ -62,19 +98,9 @@ def read_image(path: Path, shape: tuple[int, ...], levels: int) -> Tensor:
     """An image of ``shape`` with values in ``0..levels-1`` from a PNG, ``.npy`` or ``.safetensors``."""
     suffix = path.suffix.lower()
     if suffix == ".png":
-        from PIL import Image
-
-        with Image.open(path) as img:
-            gray = img.convert("L")
-            if gray.size != (shape[-1], shape[-2]):
-                gray = gray.resize((shape[-1], shape[-2]))
-            values = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
-        x = values.reshape(shape[-2], shape[-1]).double()
-        return torch.round(x * (levels - 1) / 255.0).long().reshape(shape)
+        return read_png(path, shape, levels)
     if suffix == ".npy":
-        import numpy as np
-
-        x = torch.as_tensor(np.load(path, allow_pickle=False))
+        x = read_npy(path, shape)
     elif suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -92,6 +118,59 @@ def read_image(path: Path, shape: tuple[int, ...], levels: int) -> Tensor:
     return x.reshape(shape).long()
 
 
+def read_png(path: Path, shape: tuple[int, ...], levels: int) -> Tensor:
+    """A PNG as grey levels ``0..levels-1`` of ``shape``. Images big enough for Pillow to
+    suspect a decompression bomb (it warns at half its pixel limit) are refused, with the
+    size the model takes, before they are decoded."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        reason = " ".join(str(exc).split()).split(", could be")[0]
+        raise ValueError(f"{path}: the image is too large to read safely ({reason}); the "
+                         f"model takes {shape[-2]}x{shape[-1]} images") from None
+    with img:
+        gray = img.convert("L")
+        if gray.size != (shape[-1], shape[-2]):
+            gray = gray.resize((shape[-1], shape[-2]))
+        values = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
+    x = values.reshape(shape[-2], shape[-1]).double()
+    return torch.round(x * (levels - 1) / 255.0).long().reshape(shape)
+
+
+def read_npy(path: Path, shape: tuple[int, ...]) -> Tensor:
+    """A ``.npy`` array of ``prod(shape)`` values: the header's shape, dtype and the file's
+    size are checked before anything is allocated (a header may claim 1e11 elements)."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    want = math.prod(shape)
+    try:
+        with open(path, "rb") as f:
+            version = npy.read_magic(f)
+            read_header = npy.read_array_header_1_0 if version == (1, 0) else \
+                npy.read_array_header_2_0
+            stored, _, dtype = read_header(f)
+            offset = f.tell()
+    except (ValueError, EOFError) as exc:
+        raise ValueError(f"{path}: not a valid .npy file ({' '.join(str(exc).split())})") from None
+    count = math.prod(stored)
+    if count != want:
+        raise ValueError(f"{path}: expected {want} values for shape {list(shape)}, "
+                         f"got shape {list(stored)}")
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise ValueError(f"{path}: expected integer levels, got dtype {dtype}")
+    if path.stat().st_size < offset + count * dtype.itemsize:
+        raise ValueError(f"{path}: truncated: its header describes {count * dtype.itemsize} "
+                         "bytes of data that the file does not hold")
+    return torch.as_tensor(np.load(path, allow_pickle=False))
+
+
 def check_format(path: Path) -> str:
     """The output format named by ``path``'s suffix, or a ValueError listing the known ones."""
     suffix = path.suffix.lower()
@@ -104,7 +183,7 @@ def write_samples(model: ZooModel, samples: Tensor, path: Path) -> Path:
     """Save ``samples`` in the format named by ``path``'s suffix (atomically)."""
     suffix = check_format(path)
     samples = samples.detach().cpu()
-    with atomic_path(path) as tmp:
+    with writing(path), atomic_path(path) as tmp:
         if suffix == ".png":
             if is_discrete(model) and samples.dim() == 4:
                 save_grid(samples, model.config.levels, tmp)
@@ -113,7 +192,10 @@ def write_samples(model: ZooModel, samples: Tensor, path: Path) -> Path:
         elif suffix == ".pt":
             # A plain tensor, for users who asked for .pt; their loader needs no code execution
             # (weights-only mode). zoo itself never reads .pt files.
-            torch.save(samples, tmp)
+            try:
+                torch.save(samples, tmp)
+            except RuntimeError as exc:  # torch's writer reports a full disk this way
+                raise OSError(errno.EIO, " ".join(str(exc).split())[-200:], str(path)) from None
         elif suffix == ".npy":
             import numpy as np
 
@@ -175,6 +257,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
+        # mkstemp's file is 0600: give it the mode open() would (the old file's, or the
+        # umask's), so that a file others could read stays readable for them.
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            mode = file_mode()
+        os.chmod(tmp, mode)
         yield tmp
         os.replace(tmp, path)
     finally:

@@ -257,14 +257,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
-        # mkstemp's file is 0600: give it the mode open() would (the old file's, or the
-        # umask's), so that a file others could read stays readable for them.
+        yield tmp
+        # mkstemp's file (and safetensors' own temporary one) is 0600: give it the mode
+        # open() would, the old file's or the umask's, so that others can still read it.
         try:
             mode = path.stat().st_mode & 0o777
         except OSError:
             mode = file_mode()
         os.chmod(tmp, mode)
-        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

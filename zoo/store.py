@@ -71,7 +71,7 @@ def check_home() -> None:
         try:
             bad = path.exists() and not path.is_dir()
         except OSError as exc:
-            raise StoreError(os_error_message(exc, path)) from None
+            raise StoreError(os_error_message(exc, path, action="cannot use")) from None
         if bad:
             raise StoreError(f"the zoo store {shown(path)} is not a directory; move it away, "
                              "or set ZOO_HOME to a folder")
@@ -148,7 +148,7 @@ def publish(tmp: Path, final: Path) -> Path:
             os.replace(tmp, final)
     fsync(final.parent)
     if old is not None:
-        if old.is_symlink():  # a link in the store is replaced, its target never touched
+        if old.is_symlink() or not old.is_dir():  # a link's target is never touched
             old.unlink()
         else:
             shutil.rmtree(old, ignore_errors=True)
@@ -260,12 +260,14 @@ def check_writable(folder: Path, need: int = 0) -> None:
             os.fsync(f.fileno())
         probe.unlink()
     if need > 0:
-        with contextlib.suppress(OSError):
+        try:
             free = shutil.disk_usage(folder).free
-            if free < need:
-                raise StoreError(
-                    f"not enough space in {shown(folder.parent)}: {_mb(free)} free, about "
-                    f"{_mb(need)} needed; {_advice(errno.ENOSPC, folder)}")
+        except OSError:  # no figure to go by: the write itself will tell
+            return
+        if free < need:
+            raise StoreError(
+                f"not enough space in {shown(folder.parent)}: {_mb(free)} free, about "
+                f"{_mb(need)} needed; {_advice(errno.ENOSPC, folder)}")
 
 
 def _mb(n: int) -> str:

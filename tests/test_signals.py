@@ -1,0 +1,128 @@
+"""Stop signals: real ``zoo`` processes sent SIGTERM (docker, systemd, ``timeout``), SIGINT
+(Ctrl-C) or SIGHUP (a closed terminal) clean up and say so in one line.
+
+- During ``zoo pull``'s recipe training: exit 128 + signal, one line, no staging folder
+  left, nothing under the final name.
+- Between the two renames of ``zoo pull --force`` (``ZOO_FAULT_PAUSE=publish-swap``): the
+  old artifact is back under its name before the process exits, byte for byte.
+
+All victims run at once, each with its own ``ZOO_HOME``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import faultkit
+import pytest
+from faultkit import fault_line, start_zoo, store_artifacts, zoo_env
+
+from zoo import api, plugins, store
+from zoo.integrity import check
+
+# `zoo` with SIGINT handled as Python does by default: a test runner started in the
+# background of a non-interactive shell may hand its children SIGINT ignored, and zoo
+# rightly keeps an ignored signal ignored.
+DEFAULT_SIGINT_DRIVER = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from zoo.cli import cli
+cli(args=sys.argv[1:], prog_name="zoo")
+"""
+
+SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT, "SIGHUP": signal.SIGHUP}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    yield from faultkit.one_thread()
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory) -> Path:
+    """A valid artifact of the tiny entry, built once."""
+    root = tmp_path_factory.mktemp("seed")
+    registry = faultkit.tiny_registry(root / "r.yaml", steps=100)
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setenv("ZOO_HOME", str(root / "home"))
+        mp.setenv("ZOO_REGISTRY", str(registry))
+        plugins.reset()
+        return api.pull("tiny", progress=False)
+    finally:
+        mp.undo()
+        plugins.reset()
+
+
+def start(args: list[str], home: Path, registry: Path, sig: str, **kwargs) -> faultkit.Proc:
+    argv = ["-c", DEFAULT_SIGINT_DRIVER, *args] if sig == "SIGINT" else None
+    return start_zoo(args, zoo_env(home, registry), argv=argv, **kwargs)
+
+
+def said(proc: faultkit.Proc) -> list[str]:
+    """What the process printed on stderr, but the fault-point announcements."""
+    return [line for line in proc.stderr.splitlines()
+            if line.strip() and not line.startswith("zoo-fault-point")]
+
+
+def test_a_stop_signal_during_pull_removes_the_staging_folder(tmp_path):
+    endless = faultkit.tiny_registry(tmp_path / "endless.yaml", steps=1_000_000)
+    procs = {}
+    for sig in SIGNALS:
+        procs[sig] = start(["pull", "tiny", "-q"], tmp_path / sig, endless, sig,
+                           pause="train-start", seconds=0)
+    try:
+        for proc in procs.values():
+            proc.wait_for(fault_line("train-start"))
+        time.sleep(1.5)  # well into the endless training
+        for sig, proc in procs.items():
+            proc.popen.send_signal(SIGNALS[sig])
+        codes = {sig: proc.finish(timeout=60) for sig, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.kill()
+    for sig, proc in procs.items():
+        assert codes[sig] == 128 + SIGNALS[sig], (sig, codes[sig], proc.stderr)
+        assert said(proc) == [f"Error: stopped by {sig}; unfinished writes were removed"], sig
+        home = tmp_path / sig
+        assert store_artifacts(home) == [] and list((home / "models").iterdir()) == [], sig
+    faultkit.record("signals", "SIGTERM, SIGINT or SIGHUP to `zoo pull` during recipe "
+                    "training", len(procs), "exit 143 / 130 / 129 with one line (\"stopped "
+                    "by SIGTERM\"), no traceback",
+                    "no final-named folder, no staging folder")
+
+
+def test_a_stop_signal_between_the_renames_of_a_forced_pull_rolls_back(tmp_path, seed):
+    """Old code: the new build was deleted and the old artifact left only in the trash."""
+    registry = faultkit.tiny_registry(tmp_path / "r.yaml", steps=100)
+    old = (seed / "model.safetensors").read_bytes()
+    procs = {}
+    for sig in ("SIGINT", "SIGTERM"):
+        shutil.copytree(seed, tmp_path / sig / "models" / "tiny")
+        procs[sig] = start(["pull", "tiny", "--force", "-q"], tmp_path / sig, registry, sig,
+                           pause="publish-swap", seconds=300)
+    try:
+        for sig, proc in procs.items():
+            proc.wait_for(fault_line("publish-swap"))
+            proc.popen.send_signal(SIGNALS[sig])
+        codes = {sig: proc.finish(timeout=60) for sig, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.kill()
+    for sig, proc in procs.items():
+        assert codes[sig] == 128 + SIGNALS[sig], (sig, proc.stderr)
+        assert said(proc) == [f"Error: stopped by {sig}; unfinished writes were removed"]
+        models = tmp_path / sig / "models"
+        # Before anything else runs: the old artifact is back under its name, whole.
+        assert sorted(p.name for p in models.iterdir()) == ["tiny"], sig
+        assert (models / "tiny" / "model.safetensors").read_bytes() == old
+        assert check(models / "tiny") == ()
+        assert store.leftovers(models) == []
+    faultkit.record("signals", "SIGINT or SIGTERM to `zoo pull --force` between its two "
+                    "renames (`ZOO_FAULT_PAUSE=publish-swap`)", len(procs),
+                    "rolled back before exiting (130 / 143, one line)",
+                    "the previous artifact under its name, byte for byte; no trash, "
+                    "no staging folder")

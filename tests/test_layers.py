@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("data", ["data"]),
     ("registry", ["registry"]),
     ("catalog", ["catalog"]),
-    ("format", ["manifest", "card", "artifacts"]),
+    ("format", ["manifest", "card", "artifacts", "stored"]),
     ("compute", ["evaluation", "distributed", "checkpoint", "training", "sampling"]),
     ("family", ["family"]),
     ("transport", ["hub"]),

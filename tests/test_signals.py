@@ -20,7 +20,8 @@ import faultkit
 import pytest
 from faultkit import fault_line, start_zoo, store_artifacts, zoo_env
 
-from zoo import api, plugins, store
+from zoo import api, store
+from zoo import registry as plugin_registry
 from zoo.integrity import check
 
 # `zoo` with SIGINT handled as Python does by default: a test runner started in the
@@ -45,16 +46,16 @@ def _one_thread():
 def seed(tmp_path_factory) -> Path:
     """A valid artifact of the tiny entry, built once."""
     root = tmp_path_factory.mktemp("seed")
-    registry = faultkit.tiny_registry(root / "r.yaml", steps=100)
+    catalog = faultkit.tiny_registry(root / "r.yaml", steps=100)
     mp = pytest.MonkeyPatch()
     try:
         mp.setenv("ZOO_HOME", str(root / "home"))
-        mp.setenv("ZOO_REGISTRY", str(registry))
-        plugins.reset()
+        mp.setenv("ZOO_REGISTRY", str(catalog))
+        plugin_registry.reset()
         return api.pull("tiny", progress=False)
     finally:
         mp.undo()
-        plugins.reset()
+        plugin_registry.reset()
 
 
 def start(args: list[str], home: Path, registry: Path, sig: str, **kwargs) -> faultkit.Proc:

@@ -5,6 +5,11 @@ package of a wheel; ``ZOO_REGISTRY`` points at
 another file) and from plugins' ``zoo_register_entries`` hooks. Each is validated on load:
 an unknown key, a missing field, a wrong type, an unknown family or dataset, or a family
 config the family refuses gives one message naming the entry and the field.
+
+A bad entry in the catalog file makes the catalog an error; a bad entry from a plugin, or
+one that needs a name a plugin failed to provide or two plugins both provide, is *rejected*:
+it is left out, ``zoo plugins`` lists it with its message, and asking for it by name raises
+that message. Every other entry keeps working.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from typing import Any
 import yaml
 
 from zoo import config as _config
-from zoo.errors import CatalogError, ConfigError, NotFoundError
-from zoo.names import check_catalog_name, check_repo_id, check_revision, unknown_name_message
+from zoo.errors import CatalogError, ConfigError, NotFoundError, PluginError
+from zoo.names import check_catalog_name, check_repo_id, check_revision
 from zoo.recipe import Recipe
 from zoo.registry import registry
 
@@ -76,21 +81,37 @@ class Entry:
         return data
 
 
-class Catalog:
-    """All entries by name."""
+@dataclass(frozen=True)
+class Rejected:
+    """A catalog entry left out because of a plugin's problem, and why."""
 
-    def __init__(self, entries: dict[str, Entry]) -> None:
+    name: str
+    provider: str  # the plugin that registered it, or the catalog file's name
+    message: str
+
+
+class Catalog:
+    """All entries by name, and the entries that were rejected."""
+
+    def __init__(self, entries: dict[str, Entry],
+                 rejected: dict[str, Rejected] | None = None) -> None:
         self.entries = entries
+        self.rejected = rejected or {}
 
     def names(self) -> list[str]:
         return sorted(self.entries)
 
     def get(self, name: str) -> Entry:
-        """The entry called ``name``; an unknown name suggests close matches."""
+        """The entry called ``name``; a rejected entry raises its rejection, an unknown
+        name suggests close matches (or names the plugins that failed to load)."""
         try:
             return self.entries[name]
         except KeyError:
-            raise NotFoundError(unknown_name_message("model", name, self.entries)) from None
+            pass
+        if name in self.rejected:
+            raise NotFoundError(f"model {name!r} was rejected from the catalog: "
+                                f"{self.rejected[name].message}")
+        raise NotFoundError(registry().unknown("model", name, list(self.entries)))
 
     def __contains__(self, name: object) -> bool:
         return name in self.entries
@@ -105,12 +126,17 @@ def parse_entry(raw: Any, *, where: str, provider: str) -> Entry:
         raise ConfigError(f"{where}: unknown key 'provider'")
     entry = _config.parse(Entry, raw, where=where)
     reg = registry()
-    family = reg.get("families", entry.family)
+    try:
+        family = reg.get("families", entry.family)
+        dataset = reg.get("datasets", entry.dataset)
+    except PluginError as exc:  # a name two plugins provide
+        raise PluginError(f"{where}: {exc}") from None
     if family is None:
-        raise ConfigError(f"{where}, field 'family': " + unknown_name_message(
-            "family", entry.family, reg.names("families")) + _install_hint(reg))
-    if reg.get("datasets", entry.dataset) is None:
-        raise ConfigError(f"{where}, field 'dataset': " + unknown_name_message(
+        raise ConfigError(f"{where}, field 'family': " + reg.unknown(
+            "family", entry.family, reg.names("families"))
+            + ("" if reg.failed() else _install_hint(reg)))
+    if dataset is None:
+        raise ConfigError(f"{where}, field 'dataset': " + reg.unknown(
             "dataset", entry.dataset, reg.names("datasets")))
     family.obj.parse_config(entry.config, where=f"{where}, field 'config'")
     return dataclasses.replace(entry, provider=provider)
@@ -162,35 +188,47 @@ def _flow_depth(text: str) -> int:
     return deepest
 
 
-def _left_out(raw: Any) -> bool:
-    """Whether ``raw`` needs a family or dataset that is missing because ``ZOO_LOAD_PLUGINS``
-    or ``ZOO_DISABLE_PLUGINS`` kept plugins out: then the entry is hidden, not an error."""
+def _needs_missing(raw: Any) -> bool:
+    """Whether ``raw`` names a family or dataset that no plugin provided."""
     reg = registry()
-    if not reg.disabled or not isinstance(raw, dict):
+    if not isinstance(raw, dict):
         return False
     family, dataset = raw.get("family"), raw.get("dataset")
     return ((isinstance(family, str) and family not in reg.items["families"])
             or (isinstance(dataset, str) and dataset not in reg.items["datasets"]))
 
 
+def _left_out(raw: Any) -> bool:
+    """Whether ``raw`` needs a family or dataset that is missing because ``ZOO_LOAD_PLUGINS``
+    or ``ZOO_DISABLE_PLUGINS`` kept plugins out: then the entry is hidden, not an error."""
+    return bool(registry().disabled) and _needs_missing(raw)
+
+
 def load_catalog(path: Path | None = None) -> Catalog:
     """Read, validate and merge the registry file and the plugins' entries."""
     path = Path(path or os.environ.get("ZOO_REGISTRY") or BUILTIN_REGISTRY)
     entries: dict[str, Entry] = {}
+    rejected: dict[str, Rejected] = {}
+    reg = registry()
     for i, raw in enumerate(read_registry(path)):
         label = raw.get("name") if isinstance(raw, dict) else None
         shown = label if isinstance(label, str) and len(label) <= 80 else None
         where = f"{path.name} entry {shown!r}" if shown is not None else f"{path.name} entry #{i + 1}"
         try:
             entry = parse_entry(raw, where=where, provider=path.name)
-        except ConfigError as exc:
+        except (ConfigError, PluginError) as exc:
             if _left_out(raw):
                 continue  # its plugin was kept out on purpose (ZOO_LOAD/DISABLE_PLUGINS)
+            # A plugin's fault (a name two plugins provide, or a plugin that failed and may
+            # be the one providing it) leaves this entry out; a mistake in the file is fatal.
+            if shown is not None and (isinstance(exc, PluginError)
+                                      or (reg.failed() and _needs_missing(raw))):
+                rejected[shown] = Rejected(shown, path.name, str(exc))
+                continue
             raise CatalogError(str(exc)) from None
         if entry.name in entries:
             raise CatalogError(f"{path.name}: entry {entry.name!r} is defined twice")
         entries[entry.name] = entry
-    reg = registry()
     for name, item in sorted(reg.items["entries"].items()):
         info = reg.plugins[item.plugin]
         try:
@@ -199,11 +237,12 @@ def load_catalog(path: Path | None = None) -> Catalog:
             if name in entries:
                 raise ConfigError(f"entry {name!r} of plugin {item.plugin!r} is already defined "
                                   f"by {entries[name].provider}")
-        except ConfigError as exc:  # a plugin's bad entry is its own failure, not the catalog's
+        except (ConfigError, PluginError) as exc:  # the plugin's failure, not the catalog's
+            rejected.setdefault(name, Rejected(name, item.plugin, str(exc)))
             reg._fail(info, CatalogError(str(exc)))
             continue
         entries[name] = entry
-    return Catalog(entries)
+    return Catalog(entries, rejected)
 
 
 _catalog: Catalog | None = None

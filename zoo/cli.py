@@ -177,15 +177,44 @@ def info(name: str, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def plugins(as_json: bool) -> None:
-    """List installed plugins, what each registered, and load errors."""
+@click.option("--check", is_flag=True,
+              help="Exit non-zero if any plugin failed or any catalog entry was rejected "
+                   "(for plugin authors' CI); plain listing always exits 0.")
+def plugins(as_json: bool, check: bool) -> None:
+    """List installed plugins: what each registered, how long it took to load, load errors
+    and rejected catalog entries."""
+    from zoo.catalog import catalog
     from zoo.registry import registry
 
     reg = registry()
+    try:  # validating the entries is what finds the rejected ones
+        rejected, catalog_error = catalog().rejected, None
+    except ZooError as exc:
+        rejected, catalog_error = {}, one_line(exc)
     infos = [p.as_dict() for p in [*reg.plugins.values(), *reg.disabled.values()]]
+    for p in infos:
+        p["rejected_entries"] = {r.name: r.message for r in rejected.values()
+                                 if r.provider == p["name"]}
     if as_json:
         emit_json(infos)
-        return
+    else:
+        _show_plugins(infos)
+        others = [r for r in rejected.values() if r.provider not in reg.plugins]
+        for r in others:
+            click.echo(f"rejected catalog entry {r.name!r} ({r.provider}): {r.message}")
+        if catalog_error:
+            click.echo(f"catalog error: {catalog_error}")
+        for var, names in sorted(reg.unmatched.items()):
+            click.echo(f"note: {var} names {', '.join(names)}, which no installed plugin is called")
+    failed = [p for p in infos if p["error"]]
+    if check and (failed or rejected or catalog_error):
+        raise click.ClickException(
+            f"{len(failed)} plugin(s) failed, {len(rejected)} catalog entr"
+            f"{'y was' if len(rejected) == 1 else 'ies were'} rejected"
+            + (", and the catalog does not load" if catalog_error else ""))
+
+
+def _show_plugins(infos: list[dict[str, Any]]) -> None:
     for p in infos:
         version = f" {p['version']}" if p["version"] else ""
         click.echo(f"{p['name']}{version}  ({p['source']}: {p['module']})")
@@ -193,14 +222,18 @@ def plugins(as_json: bool) -> None:
             click.echo(f"  not loaded: {p['disabled']}")
         if p["path"]:
             click.echo(f"  from: {p['path']}")
+        if p["import_seconds"] is not None:
+            click.echo(f"  import: {p['import_seconds'] * 1000:.0f} ms")
+        if p["slow"]:
+            click.echo(f"  SLOW: {p['slow']}")
         if p["hooks"]:
             click.echo(f"  hooks: {', '.join(p['hooks'])}")
         for kind, names in sorted(p["registered"].items()):
             click.echo(f"  {kind}: {', '.join(names)}")
+        for name, message in sorted(p["rejected_entries"].items()):
+            click.echo(f"  REJECTED entry {name!r}: {message}")
         if p["error"]:
             click.echo(f"  ERROR: {p['error']}")
-    for var, names in sorted(reg.unmatched.items()):
-        click.echo(f"note: {var} names {', '.join(names)}, which no installed plugin is called")
 
 
 @cli.command()

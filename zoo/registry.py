@@ -16,6 +16,8 @@ says why, and catalog entries that need it are hidden rather than errors.
 from __future__ import annotations
 
 import os
+import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -26,6 +28,10 @@ import pluggy
 from zoo import hookspecs
 from zoo.errors import NotFoundError, PluginError
 from zoo.names import unknown_name_message
+
+#: A plugin whose import and registration take longer than this is flagged by ``zoo plugins``:
+#: every ``zoo list`` and ``zoo --help`` loads every plugin, so each one pays it.
+SLOW_IMPORT_SECONDS = 0.1
 
 KINDS = ("families", "datasets", "entries")
 HOOKS = {
@@ -49,6 +55,22 @@ class PluginInfo:
     error: str | None = None
     disabled: str | None = None  # why it was not loaded (ZOO_LOAD_PLUGINS / ZOO_DISABLE_PLUGINS)
     traceback: str | None = field(default=None, repr=False)
+    #: Seconds spent importing the plugin's module and running its hooks (entry points only).
+    import_seconds: float | None = None
+    #: Whether torch was first imported while this plugin loaded.
+    imported_torch: bool = False
+
+    @property
+    def slow(self) -> str | None:
+        """Why this plugin's load time matters, when it is over ``SLOW_IMPORT_SECONDS``."""
+        if self.import_seconds is None or self.import_seconds <= SLOW_IMPORT_SECONDS:
+            return None
+        cause = ("it imports torch at import time; import torch inside create() and dataset "
+                 "loaders instead" if self.imported_torch else
+                 "import heavy modules inside create() and dataset loaders, not at module level")
+        return (f"loading takes {self.import_seconds:.2f} s (over "
+                f"{SLOW_IMPORT_SECONDS * 1000:.0f} ms), which every `zoo list` and "
+                f"`zoo --help` pays: {cause}")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +83,8 @@ class PluginInfo:
             "registered": self.registered,
             "error": self.error,
             "disabled": self.disabled,
+            "import_seconds": self.import_seconds,
+            "slow": self.slow,
         }
 
 
@@ -165,14 +189,20 @@ class PluginRegistry:
             if info.disabled:
                 self.disabled[ep.name] = info  # recorded for `zoo plugins`, never imported
                 continue
+            had_torch = "torch" in sys.modules
+            start = time.perf_counter()
             try:
-                plugin = ep.load()
-            except Exception as exc:
-                self.plugins[info.name] = info
-                self._fail(info, exc)
-                continue
-            info.path = getattr(plugin, "__file__", None)
-            self.add(plugin, info)
+                try:
+                    plugin = ep.load()
+                except Exception as exc:
+                    self.plugins[info.name] = info
+                    self._fail(info, exc)
+                    continue
+                info.path = getattr(plugin, "__file__", None)
+                self.add(plugin, info)
+            finally:
+                info.import_seconds = time.perf_counter() - start
+                info.imported_torch = not had_torch and "torch" in sys.modules
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -184,6 +214,30 @@ class PluginRegistry:
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.items[kind])
+
+    def failed(self) -> list[PluginInfo]:
+        """The plugins that failed to import or to register something, by name."""
+        return [info for name, info in sorted(self.plugins.items()) if info.error]
+
+    def unknown(self, what: str, name: str, known: list[str]) -> str:
+        """The message for an unknown ``what`` called ``name``.
+
+        When plugins failed to load, the name may be theirs: the message names each with
+        its error instead of suggesting a similar name that is most likely not the one meant.
+        """
+        failed = self.failed()
+        if not failed:
+            return unknown_name_message(what, name, known)
+        shown = repr(name) if len(name) <= 80 else repr(name[:77]) + "..."
+        causes = "; ".join(f"{info.name!r} ({_clip(info.error or '')})" for info in failed)
+        return (f"unknown {what} {shown}; {len(failed)} plugin(s) failed to load and may "
+                f"provide it: {causes} (see `zoo plugins`)")
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """An error on one line, short enough to sit inside another message."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _singular(kind: str) -> str:
@@ -258,10 +312,11 @@ def get_family(name: str) -> Any:
     reg = registry()
     found = reg.get("families", name)
     if found is None:
-        raise NotFoundError(
-            unknown_name_message("family", name, reg.names("families"))
-            + f" (installed: {', '.join(reg.names('families')) or 'none'}; is its plugin installed?)"
-        )
+        message = reg.unknown("family", name, reg.names("families"))
+        if not reg.failed():
+            message += (f" (installed: {', '.join(reg.names('families')) or 'none'}; "
+                        "is its plugin installed?)")
+        raise NotFoundError(message)
     return found.obj
 
 
@@ -270,7 +325,7 @@ def get_dataset(name: str) -> Any:
     reg = registry()
     found = reg.get("datasets", name)
     if found is None:
-        raise NotFoundError(unknown_name_message("dataset", name, reg.names("datasets")))
+        raise NotFoundError(reg.unknown("dataset", name, reg.names("datasets")))
     return found.obj
 
 

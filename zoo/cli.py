@@ -327,17 +327,24 @@ def train(name: str, steps: int | None, seed: int | None, output: Path | None,
 @click.option("--keep", default="top-half", show_default=True,
               type=click.Choice(["top-half", "left-half", "bottom-half", "right-half"]),
               help="With --complete: which part of the image is known.")
+@click.option("--nrow", type=click.IntRange(min=1), metavar="N",
+              help="Image grids: N images a row (default: a square grid).")
+# 64 is zoo.pictures.MAX_SCALE (not imported here: it would import torch for --help).
+@click.option("--scale", type=click.IntRange(1, 64), metavar="N",
+              help="Image grids: draw each pixel as an NxN block (default: the grid is at "
+                   "least 512 pixels wide).")
 def sample(name: str, count: int, output: Path | None, temperature: float, seed: int | None,
-           complete: Path | None, keep: str) -> None:
+           complete: Path | None, keep: str, nrow: int | None, scale: int | None) -> None:
     """Draw samples from a model and save them."""
     from zoo import api
-    from zoo.sampling import check_format, draw, write_samples
+    from zoo.sampling import check_format, check_grid_options, draw, write_samples
 
     output = output or Path(f"{Path(name).name.replace(':', '_').replace('@', '_')}-samples.png")
     check_format(output)
     model = api.load(name)
+    check_grid_options(model, output, nrow=nrow, scale=scale)
     samples = draw(model, count, temperature=temperature, seed=seed, complete=complete, keep=keep)
-    write_samples(model, samples, output)
+    write_samples(model, samples, output, nrow=nrow, scale=scale)
     click.echo(f"wrote {len(samples)} samples to {output}")
 
 

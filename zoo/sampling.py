@@ -1,8 +1,9 @@
 """Drawing samples for the command line, and writing them to files people can use.
 
-Images become a PNG grid (``torchvision.utils.save_image``); 2-D continuous samples become
-a scatter plot over the model's density; any samples can be saved as ``.pt``, ``.npy``,
-``.csv`` or ``.safetensors``. Files are written to a temporary name and renamed.
+Discrete samples become a PNG grid scaled up to be readable, continuous ones a scatter
+plot over the model's density (both drawn by ``zoo.pictures``); any samples can be saved as
+``.pt``, ``.npy``, ``.csv`` or ``.safetensors``. Files are written to a temporary name and
+renamed.
 """
 
 from __future__ import annotations
@@ -179,14 +180,33 @@ def check_format(path: Path) -> str:
     return suffix
 
 
-def write_samples(model: ZooModel, samples: Tensor, path: Path) -> Path:
-    """Save ``samples`` in the format named by ``path``'s suffix (atomically)."""
+def check_grid_options(model: ZooModel, path: Path, *, nrow: int | None = None,
+                       scale: int | None = None) -> None:
+    """``nrow`` and ``scale`` shape image grids only: refuse them (before any sampling) for
+    other outputs rather than silently ignoring them."""
+    if nrow is None and scale is None:
+        return
+    flags = " and ".join(f for f, v in (("--nrow", nrow), ("--scale", scale)) if v is not None)
+    if check_format(path) != ".png":
+        raise ValueError(f"{flags} only apply to .png image grids, not {path.suffix} files")
+    if not is_discrete(model):
+        raise ValueError(f"{flags} only apply to image grids; this {model.family} model's "
+                         "samples are continuous and drawn as a plot")
+
+
+def write_samples(model: ZooModel, samples: Tensor, path: Path, *, nrow: int | None = None,
+                  scale: int | None = None) -> Path:
+    """Save ``samples`` in the format named by ``path``'s suffix (atomically).
+
+    A PNG of discrete samples is a grid of ``nrow`` images a row, each pixel a ``scale`` x
+    ``scale`` block (defaults: square-ish, at least ``zoo.pictures.MIN_WIDTH`` pixels wide).
+    """
     suffix = check_format(path)
     samples = samples.detach().cpu()
     with writing(path), atomic_path(path) as tmp:
         if suffix == ".png":
-            if is_discrete(model) and samples.dim() == 4:
-                save_grid(samples, model.config.levels, tmp)
+            if is_discrete(model):
+                save_grid(samples, model.config.levels, tmp, nrow=nrow, scale=scale)
             else:
                 plot_points(model, samples, tmp)
         elif suffix == ".pt":
@@ -212,41 +232,26 @@ def write_samples(model: ZooModel, samples: Tensor, path: Path) -> Path:
     return path
 
 
-def save_grid(images: Tensor, levels: int, path: Path) -> None:
-    from torchvision.utils import save_image
+def save_grid(images: Tensor, levels: int, path: Path, *, nrow: int | None = None,
+              scale: int | None = None) -> None:
+    """Discrete samples as a readable PNG grid (see ``zoo.pictures.image_grid``)."""
+    from zoo import pictures
 
-    nrow = max(1, math.ceil(math.sqrt(len(images))))
-    save_image(images.float() / max(1, levels - 1), str(path), nrow=nrow, padding=1, format="png")
+    pictures.save_png(pictures.image_grid(images, levels, nrow=nrow, scale=scale), path)
 
 
 def plot_points(model: ZooModel, samples: Tensor, path: Path) -> None:
     """Scatter the first two coordinates; for 2-D models, over the model's density."""
-    import matplotlib
+    from zoo import pictures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    pictures.density_plot(lambda x: model.log_prob(x.to(model.device)), samples, path,
+                          title=f"{len(samples)} samples of {model_name(model)}")
 
-    points = samples.reshape(len(samples), -1).float()
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=120)
-    if points.shape[1] == 2:
-        lo = torch.quantile(points, 0.005, dim=0) - 0.5
-        hi = torch.quantile(points, 0.995, dim=0) + 0.5
-        xs = torch.linspace(lo[0].item(), hi[0].item(), 200)
-        ys = torch.linspace(lo[1].item(), hi[1].item(), 200)
-        gx, gy = torch.meshgrid(xs, ys, indexing="xy")
-        with torch.no_grad():
-            density = model.log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).exp()
-        ax.contourf(gx.numpy(), gy.numpy(), density.reshape(gx.shape).numpy(), levels=30,
-                    cmap="viridis")
-        ax.set_xlim(lo[0].item(), hi[0].item())
-        ax.set_ylim(lo[1].item(), hi[1].item())
-    ax.scatter(points[:, 0].numpy(), points[:, 1].numpy() if points.shape[1] > 1 else
-               torch.zeros(len(points)).numpy(), s=2, c="white", alpha=0.6, linewidths=0)
-    ax.set_title(f"{len(points)} samples of {model.family}")
-    ax.set_aspect("equal")
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+
+def model_name(model: ZooModel) -> str:
+    """The artifact name of a loaded model, else its family."""
+    artifact = getattr(model, "artifact", None)
+    return getattr(artifact, "name", None) or model.family or type(model).__name__
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -59,3 +61,28 @@ def cli_runner():
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def pictured_artifact_once(tmp_path_factory):
+    """``realnvp-tiny`` built from its recipe once (pictures and history included)."""
+    import zoo
+
+    work = tmp_path_factory.mktemp("pictured")
+    (work / "registry.yaml").write_text(TINY_MOONS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZOO_HOME", str(work / "home"))
+        mp.setenv("ZOO_REGISTRY", str(work / "registry.yaml"))
+        plugins.reset()
+        try:
+            return zoo.train("realnvp-tiny", output=work / "realnvp-tiny", progress=False)
+        finally:
+            plugins.reset()
+
+
+@pytest.fixture
+def pictured_artifact(pictured_artifact_once, tmp_path):
+    """A fresh copy of the recipe-built ``realnvp-tiny`` artifact folder, for this test to change."""
+    import shutil
+
+    return Path(shutil.copytree(pictured_artifact_once, tmp_path / "realnvp-tiny"))

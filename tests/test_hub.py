@@ -12,20 +12,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 
 import httpx2
 import pytest
 import torch
-from hubserver import HubServer, hub_server, tiny_artifacts  # noqa: F401  (fixtures)
+from hubserver import HubServer, commit_files, hub_server, tiny_artifacts  # noqa: F401  (fixtures)
 from huggingface_hub import CommitInfo, HfApi, constants
 from huggingface_hub.utils import set_client_factory
 from huggingface_hub.utils._http import default_client_factory
 
 import zoo
-from zoo import hub, store
+from zoo import extras, hub, store
 from zoo.artifacts import CONFIG, FILES, WEIGHTS, read_config, sha256_file
-from zoo.errors import HubError
+from zoo.errors import ArtifactError, HubError
 
 MOONS = "hf-hub:acme/moons"
 SECRET = "hf_zooTESTtokenNEVERprinted0123456789"
@@ -352,7 +353,7 @@ def test_push_uploads_the_artifact_with_a_completed_card(hf_env, tiny_artifacts,
                  "- bits_per_dim"):
         assert line in front
     assert "test_n\n" not in front
-    assert "zoo.load('hf-hub:acme/new')" in card and cfg.weights_sha256 in card
+    assert 'zoo.load("hf-hub:acme/new")' in card and cfg.weights_sha256 in card
     assert f"{cfg.metrics['test_nll']:.4f} ± {cfg.metrics['test_nll_stderr']:.4f}" in card
     assert result == hub.PushResult(repo="acme/new", commit="c" * 40, sha256=cfg.weights_sha256,
                                     commit_url=f"{FAKE_ENDPOINT}/acme/new/commit/" + "c" * 40)
@@ -431,6 +432,72 @@ def test_push_errors_are_one_line_and_hide_the_token(hf_env, tiny_artifacts, cli
     result = cli_runner.invoke(cli, ["push", str(tiny_artifacts["A"]), "--repo", "acme/x"])
     assert result.exit_code != 0 and result.stderr.count("\n") == 1
     assert SECRET not in result.output
+
+
+# -- pictures: pushed, served by the Hub, pulled ---------------------------------------------
+
+EXTRAS = (extras.SAMPLES, extras.TRAINING, extras.HISTORY)
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_pictures_go_up_with_push_and_come_back_from_the_hub(hub_env: HubServer,
+                                                             pictured_artifact: Path,
+                                                             registry_file,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    fake = FakeHub(monkeypatch)
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    hub.push(pictured_artifact, repo="acme/pictured")
+    assert sorted(fake.uploaded) == sorted([*FILES, *EXTRAS])
+    for name in (CONFIG, WEIGHTS, *EXTRAS):
+        assert fake.uploaded[name] == (pictured_artifact / name).read_bytes()
+    card = fake.uploaded["README.md"].decode()
+    assert "pip install genzoo" in card and 'zoo.load("hf-hub:acme/pictured")' in card
+    assert set(LINK.findall(card)) == set(fake.uploaded)  # every file shown is uploaded
+
+    # The local Hub serves what was uploaded (pictures as LFS files, as the Hub keeps them).
+    repo = hub_env.mirrors / "models" / "acme" / "pictured"
+    commit = commit_files(repo, fake.uploaded, "upload",
+                          lfs=(WEIGHTS, extras.SAMPLES, extras.TRAINING))
+    path = zoo.pull("hf-hub:acme/pictured")
+    assert path.name == commit
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == fake.uploaded
+    [result] = zoo.verify(["hf-hub:acme/pictured"])
+    assert result.ok and result.warnings == ()
+
+    # A catalog entry published there gets the pictures in its store folder too.
+    registry_file(f"""
+version: 1
+entries:
+  - name: realnvp-tiny
+    family: realnvp
+    dataset: moons
+    config: {{shape: [2], couplings: 2, hidden: 8}}
+    recipe: {{steps: 5, batch_size: 64, eval_every: 5, val_fraction: 0.05}}
+    sources:
+      - {{repo: acme/pictured, revision: {commit}, sha256: {read_config(path).weights_sha256}}}
+""")
+    stored = zoo.pull("realnvp-tiny")
+    for name in EXTRAS:
+        assert os.path.samefile(stored / name, path / name)  # linked from the cache
+    [result] = zoo.verify(["realnvp-tiny"])
+    assert result.ok and result.warnings == ()
+    assert zoo.info("realnvp-tiny")["source"]["repo"] == "acme/pictured"
+
+
+def test_push_refuses_a_changed_picture_and_leaves_out_a_missing_one(
+        hf_env, pictured_artifact: Path, monkeypatch: pytest.MonkeyPatch, caplog):
+    fake = FakeHub(monkeypatch)
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    (pictured_artifact / extras.TRAINING).write_bytes(b"not the curve")
+    with pytest.raises(ArtifactError, match="training.png is corrupted: sha256 .* not publishing"):
+        hub.push(pictured_artifact, repo="acme/pictured")
+    assert fake.calls == []
+    (pictured_artifact / extras.TRAINING).unlink()
+    hub.push(pictured_artifact, repo="acme/pictured")
+    assert sorted(fake.uploaded) == sorted([*FILES, extras.SAMPLES, extras.HISTORY])
+    card = fake.uploaded["README.md"].decode()
+    assert extras.TRAINING not in card and set(LINK.findall(card)) == set(fake.uploaded)
+    assert "training.png is missing" in caplog.text
 
 
 # -- the errors users hit, as the Hub answers them -------------------------------------------

@@ -54,7 +54,7 @@ def test_a_flipped_byte_is_found_by_load_and_verify_then_repaired(pulled, cli_ru
     result = cli_runner.invoke(cli, ["verify", "--json"])
     assert result.exit_code == 0
     assert json.loads(result.output) == [{"name": "realnvp-tiny", "path": str(pulled),
-                                          "ok": True, "problems": []}]
+                                          "ok": True, "problems": [], "warnings": []}]
     assert store.leftovers() == []
     faultkit.record("integrity", "one flipped byte in a stored model.safetensors", 1,
                     "load refused naming the file; `zoo verify` BAD with the path, exit 1; "

@@ -137,7 +137,7 @@ def build_artifact(entry: Entry, directory: Path | None, *, steps: int | None = 
     """
     import torch
 
-    from zoo import artifacts, distributed
+    from zoo import artifacts, distributed, extras
     from zoo.config import to_dict
     from zoo.evaluation import evaluate as score
 
@@ -158,9 +158,14 @@ def build_artifact(entry: Entry, directory: Path | None, *, steps: int | None = 
     recipe_dict = to_dict(recipe)
     if steps is not None:
         recipe_dict["steps"] = steps
+    # Pictures and history (a family's own train() may return no history: then samples only).
+    files = extras.render(directory, model, title=entry.name,
+                          history=getattr(result, "history", None),
+                          best_step=getattr(result, "best_step", None),
+                          steps=recipe_dict.get("steps"), test_nll=test.nll)
     artifacts.write(directory, model, name=entry.name, description=entry.description,
                     dataset=entry.dataset, recipe=recipe_dict, metrics=metrics,
-                    source={"kind": "recipe", "best_step": result.best_step})
+                    source={"kind": "recipe", "best_step": result.best_step}, files=files)
     return model
 
 

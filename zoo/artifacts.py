@@ -5,6 +5,10 @@ version, family and family config, dataset, recipe, metrics, library versions an
 sha256 of the weights. Loading is strict: a missing file, a hash that does not match, a
 missing, unexpected or mis-shaped tensor are errors. No pickle anywhere: safetensors
 and JSON only.
+
+Format 2 adds ``files``: the extra files (pictures, training history; ``zoo.extras``) with
+their sha256. Loading never reads them; :func:`check_files` checks them for ``zoo verify``.
+An artifact without extra files is written as format 1, which every zoo reads.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import hashlib
 import json
 import platform
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +37,7 @@ from zoo.store import CARD, CONFIG, FILES, WEIGHTS  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from zoo.model import ZooModel
+
 
 def library_versions() -> dict[str, str]:
     import torch
@@ -56,8 +61,13 @@ def write(
     recipe: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
     source: dict[str, Any] | None = None,
+    files: Sequence[str] = (),
 ) -> ArtifactConfig:
-    """Write the three files of an artifact into ``directory`` (normally a staging folder)."""
+    """Write the three files of an artifact into ``directory`` (normally a staging folder).
+
+    ``files`` names extra files already written there (``zoo.extras.render``): they are
+    listed with their sha256 in ``config.json`` and shown by the model card.
+    """
     from safetensors.torch import save_file
 
     from zoo.registry import registry
@@ -83,12 +93,39 @@ def write(
         metrics=dict(metrics or {}),
         versions=library_versions(),
         source=dict(source or {}),
+        files={name: sha256_file(directory / name) for name in files},
+        format=FORMAT if files else 1,
     )
-    _write_text(directory / CONFIG, json.dumps(_config.to_dict(cfg), indent=2) + "\n")
+    cfg.validate()
+    data = _config.to_dict(cfg)
+    if not cfg.files:  # the format-1 layout exactly, which zoo versions without extras read
+        del data["files"]
+    _write_text(directory / CONFIG, json.dumps(data, indent=2) + "\n")
     from zoo.card import model_card
 
     _write_text(directory / CARD, model_card(cfg))
     return cfg
+
+
+def check_files(path: Path, cfg: ArtifactConfig) -> tuple[list[str], list[str]]:
+    """Problems and warnings about the extra files ``cfg`` lists in the artifact ``path``:
+    a file whose sha256 differs from the listed one is a problem (the artifact was changed
+    or damaged); a missing one only a warning (the model is whole without it)."""
+    problems, warnings = [], []
+    for name, digest in sorted(cfg.files.items()):
+        file = path / name
+        if not file.is_file():
+            warnings.append(f"{file} is missing (listed in {CONFIG}; the model loads without it)")
+            continue
+        try:
+            actual = sha256_file(file)
+        except OSError as exc:  # unreadable: say so, and check the rest
+            problems.append(f"cannot read {file}: {exc.strerror or exc}")
+            continue
+        if actual != digest:
+            problems.append(f"{file} is corrupted: sha256 {actual} does not match the "
+                            f"{digest} recorded in {CONFIG}")
+    return problems, warnings
 
 
 def save(model: ZooModel, path: str | Path, **meta: Any) -> Path:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from zoo.extras import HISTORY, SAMPLES, TRAINING
 
 if TYPE_CHECKING:
     from zoo.manifest import ArtifactConfig
@@ -21,6 +24,15 @@ LICENSE = "mit"
 BASE_TAGS = ("zoo", "density-estimation", "exact-likelihood", "generative-model")
 # Bookkeeping numbers in ``metrics`` that are not metrics of the model.
 NOT_METRICS = ("test_n",)
+# Metric keys are SPLIT_QUANTITY; the table has a column per split.
+SPLITS = {"test": "test split", "val": "validation split (held out of training)",
+          "train": "training split"}
+LEGACY_METRICS = {"bits_per_dim": ("test", "bits_per_dim")}
+QUANTITIES = {"nll": "NLL (nats per example)", "bits_per_dim": "bits per dimension",
+              "n": "examples"}
+QUANTITY_ORDER = ("nll", "bits_per_dim", "n")
+FILE_ROLES = {SAMPLES: "samples drawn by the model (seed 0)",
+              TRAINING: "the training curve", HISTORY: "the training curve's numbers"}
 
 log = logging.getLogger(__name__)
 
@@ -39,31 +51,81 @@ def front_matter_data(cfg: ArtifactConfig):
     )
 
 
-def model_card(cfg: ArtifactConfig, *, repo: str | None = None) -> str:
-    """A model card for ``cfg``; ``repo`` (``ORG/REPO``) is where it is published, if it is."""
+def model_card(cfg: ArtifactConfig, *, repo: str | None = None,
+               files: Iterable[str] | None = None) -> str:
+    """A model card for ``cfg``; ``repo`` (``ORG/REPO``) is where it is published, if it is.
+
+    ``files`` are the extra files present beside it (default: every one ``cfg`` lists); the
+    card shows the pictures among them and lists them all, with their sha256, under "Files".
+    """
     title = cfg.name or f"{cfg.family} model"
     front = front_matter_data(cfg).to_yaml()
-    if repo is not None:
-        usage = f"hf-hub:{repo}"
-    else:
-        usage = cfg.name or "PATH/TO/ARTIFACT"
+    present = [f for f in (cfg.files if files is None else files) if f in cfg.files]
     parts = [
         f"---\n{front}\n---\n",
         f"# {title}\n",
         f"{cfg.description or 'A zoo model.'}\n",
+    ]
+    if SAMPLES in present:
+        parts.append(f"![{_samples_caption(cfg)}]({SAMPLES})\n")
+    parts += [
         f"- family: `{cfg.family}`\n- dataset: `{cfg.dataset or 'unknown'}`\n"
         f"- weights: `model.safetensors`, sha256 `{cfg.weights_sha256}`\n",
-        "## Metrics (test split, nats per example)\n",
-        _metrics_table(cfg),
+        "## Metrics\n",
+        metrics_table(cfg),
+    ]
+    training = _training_section(cfg, present)
+    if training:
+        parts += ["## Training\n", *training]
+    parts += [
         "## Model\n",
         f"```json\n{json.dumps(cfg.config, indent=2, sort_keys=True)}\n```\n",
     ]
     if cfg.recipe:
         parts += ["## Training recipe\n",
                   f"```json\n{json.dumps(cfg.recipe, indent=2, sort_keys=True)}\n```\n"]
-    parts += [
-        "## Use\n",
-        f"```python\nimport zoo\n\nmodel = zoo.load({usage!r})\n"
+    parts += ["## Use\n", *_use_section(cfg, repo)]
+    parts += ["## Files\n", _files_table(cfg, present)]
+    if cfg.versions:
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(cfg.versions.items()))
+        parts.append(f"Written with {versions}.\n")
+    parts.append(GENERATED_MARK + "\n")
+    return "\n".join(parts)
+
+
+def _samples_caption(cfg: ArtifactConfig) -> str:
+    kind = ("images drawn by the model" if "levels" in cfg.config
+            else "samples drawn by the model, over its density")
+    return f"{cfg.name or cfg.family}: {kind}"
+
+
+def _training_section(cfg: ArtifactConfig, present: list[str]) -> list[str]:
+    parts = []
+    if TRAINING in present:
+        parts.append(f"![training and validation NLL of {cfg.name or cfg.family} against the "
+                     f"step]({TRAINING})\n")
+    best = cfg.source.get("best_step") if isinstance(cfg.source, dict) else None
+    steps = (cfg.recipe or {}).get("steps")
+    if isinstance(best, int) and isinstance(steps, int):
+        sentence = (f"Trained for {steps} steps; the published weights are those of step "
+                    f"{best}, where the validation NLL was lowest.")
+        if HISTORY in present:
+            sentence += f" The numbers are in [`{HISTORY}`]({HISTORY})."
+        parts.append(sentence + "\n")
+    return parts
+
+
+def _use_section(cfg: ArtifactConfig, repo: str | None) -> list[str]:
+    if repo is not None:
+        usage, where = f"hf-hub:{repo}", f"from the Hugging Face Hub repository `{repo}`"
+    elif cfg.name:
+        usage, where = cfg.name, "by its catalog name (pulled or built on first use)"
+    else:
+        usage, where = "PATH/TO/ARTIFACT", "from its folder"
+    parts = [
+        f"Install zoo (the distribution is called `genzoo`) and load the model {where}:\n",
+        "```bash\npip install genzoo\n```\n",
+        f"```python\nimport zoo\n\nmodel = zoo.load({json.dumps(usage)})\n"
         f"x = model.sample(16)\nlog_p = model.log_prob(x)  # nats per example\n```\n",
     ]
     if repo is not None:
@@ -73,18 +135,26 @@ def model_card(cfg: ArtifactConfig, *, repo: str | None = None) -> str:
             f"```yaml\nsources:\n  - repo: {repo}\n    revision: main\n"
             f"    sha256: {cfg.weights_sha256}\n```\n",
         ]
-    if cfg.versions:
-        versions = ", ".join(f"{k} {v}" for k, v in sorted(cfg.versions.items()))
-        parts.append(f"Written with {versions}.\n")
-    parts.append(GENERATED_MARK + "\n")
-    return "\n".join(parts)
+    return parts
 
 
-def complete_card(existing: str | None, cfg: ArtifactConfig, *, repo: str | None = None) -> str:
+def _files_table(cfg: ArtifactConfig, present: list[str]) -> str:
+    rows = [("config.json", "family, config, recipe, metrics, sha256 of the other files", ""),
+            ("model.safetensors", "the weights", cfg.weights_sha256),
+            ("README.md", "this card", "")]
+    rows += [(name, FILE_ROLES.get(name, "extra file"), cfg.files[name]) for name in present]
+    lines = [f"| [`{name}`]({name}) | {role} | {f'`{digest}`' if digest else ''} |"
+             for name, role, digest in rows]
+    return "| file | what | sha256 |\n| --- | --- | --- |\n" + "\n".join(lines) + "\n"
+
+
+def complete_card(existing: str | None, cfg: ArtifactConfig, *, repo: str | None = None,
+                  files: Iterable[str] | None = None) -> str:
     """The card to publish: a fresh one if zoo wrote ``existing`` (or there is none); else
-    ``existing`` with the Hub metadata it lacks added to its front matter, text untouched."""
+    ``existing`` with the Hub metadata it lacks added to its front matter, text untouched.
+    ``files`` are the extra files published with it (see :func:`model_card`)."""
     if existing is None or not existing.strip() or GENERATED_MARK in existing:
-        return model_card(cfg, repo=repo)
+        return model_card(cfg, repo=repo, files=files)
     from huggingface_hub import ModelCard
 
     # Lone carriage returns (old Mac line ends) make huggingface_hub write front matter
@@ -122,16 +192,41 @@ def _metric_names(cfg: ArtifactConfig) -> list[str]:
     return sorted(k for k in cfg.metrics if k not in NOT_METRICS and not k.endswith("_stderr"))
 
 
-def _metrics_table(cfg: ArtifactConfig) -> str:
+def split_of(key: str) -> tuple[str, str]:
+    """The split a metric comes from and the quantity it is: ``test_nll`` -> ("test",
+    "nll"); ``bits_per_dim`` (named before splits were) is the test split's."""
+    if key in LEGACY_METRICS:
+        return LEGACY_METRICS[key]
+    for split in SPLITS:
+        if key.startswith(f"{split}_"):
+            return split, key[len(split) + 1:]
+    return "", key
+
+
+def metrics_table(cfg: ArtifactConfig) -> str:
+    """The metrics as a table with one column per split, so every value says where it is from."""
     if not cfg.metrics:
         return "Not evaluated.\n"
-    rows = []
-    for key in _metric_names(cfg):
-        value = f"{cfg.metrics[key]:.4f}"
-        stderr = cfg.metrics.get(f"{key}_stderr")
-        if stderr is not None:
-            value += f" ± {stderr:.4f}"
-        rows.append(f"| {key} | {value} |")
-    if "test_n" in cfg.metrics:
-        rows.append(f"| test examples | {int(cfg.metrics['test_n'])} |")
-    return "| metric | value |\n| --- | --- |\n" + "\n".join(rows) + "\n"
+    cells: dict[str, dict[str, str]] = {}
+    for key in [*_metric_names(cfg), *NOT_METRICS]:
+        if key not in cfg.metrics:
+            continue
+        split, quantity = split_of(key)
+        value = cfg.metrics[key]
+        if quantity == "n":
+            text = f"{int(value)}"
+        else:
+            text = f"{value:.4f}"
+            stderr = cfg.metrics.get(f"{key}_stderr")
+            if stderr is not None:
+                text += f" ± {stderr:.4f}"
+        cells.setdefault(quantity, {})[split] = text
+    splits = [s for s in [*SPLITS, ""] if any(s in row for row in cells.values())]
+    header = "| metric | " + " | ".join(SPLITS.get(s, "split not recorded") for s in splits) + " |"
+    lines = [header, "|" + " --- |" * (len(splits) + 1)]
+    for quantity in sorted(cells, key=lambda q: (QUANTITY_ORDER.index(q)
+                                                 if q in QUANTITY_ORDER else 99, q)):
+        row = cells[quantity]
+        lines.append(f"| {QUANTITIES.get(quantity, quantity)} | "
+                     + " | ".join(row.get(s, "") for s in splits) + " |")
+    return "\n".join(lines) + "\n"

@@ -267,6 +267,8 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"{'ok ' if r.ok else 'BAD'}  {shown}  {r.path or ''}")
             for problem in r.problems:
                 click.echo(f"     {problem}")
+            for warning in r.warnings:
+                click.echo(f"     warning: {warning}")
         if not results:
             click.echo("The store holds no artifacts.")
         leftovers = store.leftovers() if not names else []

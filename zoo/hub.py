@@ -126,8 +126,9 @@ def fetch_entry(entry: Entry, directory: Path, *, offline: bool = False,
     """Fill ``directory`` with ``entry``'s published artifact from the first of its Hub
     sources that can be had; return False if none can (the caller then builds the recipe).
 
-    The three artifact files are hard-linked from the Hugging Face cache (copied where
-    links are impossible) and ``source.json`` records the repository, revision and commit.
+    The artifact's files (its three, and the extra files its config lists that the
+    repository has) are hard-linked from the Hugging Face cache (copied where links are
+    impossible) and ``source.json`` records the repository, revision and commit.
     Weights whose sha256 is not the one the entry pins raise :class:`HubIntegrityError`
     (naming both hashes) instead of falling back: that is a wrong catalog or a tampered
     repository, and building something else under the name would hide it.
@@ -151,6 +152,9 @@ def fetch_entry(entry: Entry, directory: Path, *, offline: bool = False,
                            "model; fix the entry's sources")
         for file in FILES:
             _link_or_copy(snapshot / file, directory / file)
+        for file in cfg.files:  # pictures and history, where the repository has them
+            if (snapshot / file).is_file():
+                _link_or_copy(snapshot / file, directory / file)
         write_source(directory, {"kind": "hub", "repo": source.repo,
                                  "revision": source.revision, "commit": snapshot.name})
         return True
@@ -229,6 +233,7 @@ def _snapshot(repo: str, revision: str, *, force: bool, offline: bool,
     """The snapshot folder of ``repo@revision`` with every artifact file, downloading what
     is missing (or everything, with ``force``) unless offline."""
     from zoo.artifacts import FILES
+    from zoo.extras import HUB_PATTERNS
 
     check_repo_id(repo)
     check_revision(revision)
@@ -261,7 +266,7 @@ def _snapshot(repo: str, revision: str, *, force: bool, offline: bool,
                 repo, revision=revision, files_metadata=False)
         folder = snapshot_download(
             repo, revision=revision, cache_dir=cache_dir(), endpoint=endpoint(),
-            allow_patterns=list(FILES), force_download=force,
+            allow_patterns=[*FILES, *HUB_PATTERNS], force_download=force,
             library_name="zoo", library_version=_version())
     snapshot = Path(folder)
     missing = [f for f in FILES if not (snapshot / f).is_file()]
@@ -308,7 +313,8 @@ def push(path: str | os.PathLike, *, repo: str, revision: str | None = None,
     """Publish the artifact directory ``path`` to the Hub repository ``repo``, creating it if
     needed, on branch ``revision``. (``zoo.api.push`` takes names too: it pulls them first.)
 
-    The model card is completed from the config and metrics before upload. The token is
+    The model card is completed from the config and metrics before upload, and the extra
+    files (pictures, training history) the config lists go with it. The token is
     ``token``, else the one huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``).
     """
     from huggingface_hub import HfApi, get_token
@@ -330,16 +336,17 @@ def push(path: str | os.PathLike, *, repo: str, revision: str | None = None,
     if actual != cfg.weights_sha256:
         raise ArtifactError(f"{path / artifacts.WEIGHTS} is corrupted (sha256 {actual}, "
                             f"config.json records {cfg.weights_sha256}); not publishing it")
+    extras = _extras_to_push(path, cfg)
     card = path / artifacts.CARD
     existing = card.read_text(encoding="utf-8") if card.is_file() else None
     hub = HfApi(endpoint=endpoint(), token=token, library_name="zoo", library_version=_version())
     target = f"{repo}@{revision or DEFAULT_REVISION}"
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         folder = Path(tmp)
-        for file in (artifacts.CONFIG, artifacts.WEIGHTS):
+        for file in (artifacts.CONFIG, artifacts.WEIGHTS, *extras):
             _link_or_copy(path / file, folder / file)
-        (folder / artifacts.CARD).write_text(complete_card(existing, cfg, repo=repo),
-                                             encoding="utf-8")
+        (folder / artifacts.CARD).write_text(complete_card(existing, cfg, repo=repo,
+                                                           files=extras), encoding="utf-8")
         with _translated(f"hf-hub:{target}", repo=repo, revision=revision, token=token,
                          pushing=True):
             hub.create_repo(repo_id=repo, repo_type="model", private=private, exist_ok=True)
@@ -348,9 +355,23 @@ def push(path: str | os.PathLike, *, repo: str, revision: str | None = None,
                                   exist_ok=True)
             info = hub.upload_folder(
                 repo_id=repo, repo_type="model", folder_path=folder, revision=revision,
-                allow_patterns=list(artifacts.FILES),
+                allow_patterns=[*artifacts.FILES, *extras],
                 commit_message=message or f"Upload {cfg.name or path.name} with zoo {_version()}")
     return PushResult(repo=repo, commit=info.oid, commit_url=info.commit_url, sha256=actual)
+
+
+def _extras_to_push(path: Path, cfg: ArtifactConfig) -> list[str]:
+    """The extra files (pictures, history) to publish with the artifact at ``path``: those
+    its config lists and it has. One whose sha256 is not the listed one is refused, as
+    corrupted weights are; a missing one is left out (the card then does not show it)."""
+    from zoo import artifacts
+
+    problems, warnings = artifacts.check_files(path, cfg)
+    if problems:
+        raise ArtifactError(f"{problems[0]}; not publishing it")
+    for warning in warnings:
+        log.warning("%s: publishing the artifact without it", warning)
+    return [name for name in sorted(cfg.files) if (path / name).is_file()]
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 Each artifact is checked completely: its three files are there, ``config.json`` parses and
 validates, the weights' sha256 is the one the config records, and the model loads strictly
 (every tensor present with the right name, shape and dtype, no extra ones, finite weights).
+The extra files ``config.json`` lists (pictures, history) must have their recorded sha256;
+one that is missing is only a warning, since the model is whole without it.
 A bad artifact is reported with its path and what is wrong; ``zoo pull --force NAME``
 replaces it. Nothing here writes to the store.
 """
@@ -18,11 +20,16 @@ from zoo.errors import ConfigError, NotFoundError, ZooError
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """The verdict on one artifact: ``ok``, or the ``problems`` found at ``path``."""
+    """The verdict on one artifact: ``ok``, or the ``problems`` found at ``path``.
+
+    ``warnings`` say what is amiss without making the artifact bad (a listed picture that
+    is missing: the model is whole without it).
+    """
 
     name: str
     path: Path | None
     problems: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
@@ -30,32 +37,41 @@ class VerifyResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": None if self.path is None else str(self.path),
-                "ok": self.ok, "problems": list(self.problems)}
+                "ok": self.ok, "problems": list(self.problems), "warnings": list(self.warnings)}
 
 
 def check(path: Path) -> tuple[str, ...]:
     """What is wrong with the artifact directory ``path`` (empty when nothing is)."""
+    return inspect(path)[0]
+
+
+def inspect(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The problems and the warnings of the artifact directory ``path``."""
     try:
-        return _check(path)
+        return _inspect(path)
     except OSError as exc:  # unreadable (EACCES): this artifact is bad, the others are checked
         where = exc.filename or path
-        return (f"cannot read {where}: {exc.strerror or exc}",)
+        return (f"cannot read {where}: {exc.strerror or exc}",), ()
 
 
-def _check(path: Path) -> tuple[str, ...]:
+def _inspect(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     from zoo import artifacts
 
     if not path.is_dir():
-        return (f"{path} is not a directory",)
+        return (f"{path} is not a directory",), ()
     problems = [f"{path / f} is missing" for f in artifacts.FILES if not (path / f).is_file()]
+    warnings: list[str] = []
     if (path / artifacts.CONFIG).is_file() and (path / artifacts.WEIGHTS).is_file():
         try:
             # The strict load reads and validates the config, checks the sha256 of the
             # weights and every tensor; it allocates nothing before the file is known good.
-            artifacts.load(path)
+            model = artifacts.load(path)
         except (ZooError, ValueError) as exc:
             problems.append(" ".join(str(exc).split()))
-    return tuple(problems)
+        else:
+            extra_problems, warnings = artifacts.check_files(path, model.artifact)
+            problems += extra_problems
+    return tuple(problems), tuple(warnings)
 
 
 def stored_names() -> list[str]:
@@ -79,7 +95,7 @@ def verify(names: list[str] | None = None) -> list[VerifyResult]:
         except (ConfigError, NotFoundError) as exc:  # an invalid, unknown or unpulled name
             results.append(VerifyResult(name, None, (str(exc),)))
             continue
-        results.append(VerifyResult(name, path, check(path)))
+        results.append(VerifyResult(name, path, *inspect(path)))
     return results
 
 

@@ -3,6 +3,10 @@
 What an artifact *is*, without torch: the format version, family and family config,
 dataset, recipe, metrics, library versions and the sha256 of the weights. ``zoo.card``
 renders it; ``zoo.artifacts`` writes and loads the model it describes.
+
+Format 2 adds ``files``: the artifact's extra files (pictures, training history; see
+``zoo.extras``) with their sha256. An artifact without extra files is written as format 1,
+the layout every zoo reads.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 from zoo import config as _config
 from zoo.config import bounds
 from zoo.errors import ArtifactError, ConfigError, NotFoundError
+from zoo.extras import check_listing
 from zoo.store import CONFIG
 
-FORMAT = 1
+FORMAT = 2  # the newest format this zoo reads and writes (2: ``files``)
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 32  # config.json nests 3 levels; deeper is not ours (and would recurse badly)
 MAX_HEADER_BYTES = 100_000_000  # the largest safetensors header the safetensors library reads
@@ -39,11 +44,13 @@ class ArtifactConfig:
     metrics: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         digest = self.weights_sha256
         if len(digest) != 64 or set(digest) - set("0123456789abcdef"):
             raise ConfigError(f"weights_sha256: expected 64 hex digits, got {digest!r}")
+        check_listing(self.files)
 
 
 def sha256_file(path: Path) -> str:

@@ -178,7 +178,9 @@ def test_killed_while_writing_the_weights(killed, short_registry, monkeypatch):
     assert victim.returncode == -9
     assert victim.after_kill["final"] == [] and len(victim.after_kill["hidden"]) == 1
     staging = victim.home / "models" / victim.after_kill["hidden"][0]
-    assert [p.name for p in staging.iterdir()] == ["model.safetensors"]
+    # The pictures come first, then the weights; config.json (and the card) never came.
+    assert sorted(p.name for p in staging.iterdir()) == sorted(
+        ["model.safetensors", "samples.png", "training.png", "history.json"])
     path = resume(victim, short_registry, monkeypatch,
                   lambda: api.pull("tiny", progress=False))
     assert check(path) == () and store.leftovers() == []
@@ -186,7 +188,8 @@ def test_killed_while_writing_the_weights(killed, short_registry, monkeypatch):
                     "config.json", 1,
                     "killed (-9); the next `zoo pull` removed the leftover and completed",
                     "after kill: no final-named folder, a staging folder with the weights "
-                    "only; after next run: 1 valid artifact, no leftovers")
+                    "and pictures, no config.json; after next run: 1 valid artifact, no "
+                    "leftovers")
 
 
 def test_killed_between_the_renames_of_a_forced_pull(killed, seed_artifact, short_registry,

@@ -73,11 +73,11 @@ def pictured_artifact_once(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ZOO_HOME", str(work / "home"))
         mp.setenv("ZOO_REGISTRY", str(work / "registry.yaml"))
-        plugins.reset()
+        registry.reset()
         try:
             return zoo.train("realnvp-tiny", output=work / "realnvp-tiny", progress=False)
         finally:
-            plugins.reset()
+            registry.reset()
 
 
 @pytest.fixture

@@ -79,3 +79,25 @@ def test_use_section_before_and_after_publishing(built: Path):
         assert "pip install genzoo" in use
     assert 'zoo.load("realnvp-tiny")' in local
     assert 'zoo.load("hf-hub:acme/tiny")' in published and 'zoo.load("realnvp-tiny")' not in published
+
+
+def test_a_rebuilt_card_shows_only_the_pictures_that_are_there(pictured_artifact: Path,
+                                                              registry_file, caplog):
+    import shutil
+
+    from conftest import TINY_MOONS
+
+    import zoo
+    from zoo import store
+
+    registry_file(TINY_MOONS)
+    stored = store.artifact_dir("realnvp-tiny")
+    shutil.copytree(pictured_artifact, stored)
+    (stored / artifacts.CARD).unlink()
+    (stored / extras.SAMPLES).unlink()
+    assert zoo.pull("realnvp-tiny") == stored
+    card = (stored / artifacts.CARD).read_text()
+    assert "was missing; rebuilt it" in caplog.text
+    assert extras.SAMPLES not in card and f"]({extras.TRAINING})" in card
+    for target in LINK.findall(card):
+        assert (stored / target).is_file()

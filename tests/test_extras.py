@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import zoo
-from zoo import artifacts, extras
+from zoo import artifacts, extras, manifest
 from zoo.errors import ArtifactError
 from zoo.integrity import verify
 
@@ -148,6 +148,6 @@ def test_a_config_listing_bad_extra_files_is_refused(pictured_artifact, case):
 def test_a_format_2_config_is_refused_by_name_when_newer_than_this_zoo(pictured_artifact,
                                                                         monkeypatch):
     path = pictured_artifact
-    monkeypatch.setattr(artifacts, "FORMAT", 1)
+    monkeypatch.setattr(manifest, "FORMAT", 1)
     with pytest.raises(ArtifactError, match="format 2 is newer than this zoo reads"):
         artifacts.read_config(path)

@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: submodules share its layer.
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["errors", "names", "faults", "hookspecs", "config", "__init__"]),
-    ("primitives", ["model", "recipe", "store", "devices"]),
+    ("primitives", ["model", "recipe", "store", "devices", "pictures"]),
     ("data", ["data"]),
     ("registry", ["registry"]),
     ("catalog", ["catalog"]),
-    ("format", ["manifest", "card", "artifacts", "stored"]),
+    ("format", ["extras", "manifest", "card", "artifacts", "stored"]),
     ("compute", ["evaluation", "distributed", "checkpoint", "training", "sampling"]),
     ("family", ["family"]),
     ("transport", ["hub"]),

@@ -66,7 +66,9 @@ def rebuild_card(folder: Path, cfg: object) -> None:
     tmp = folder / f".{store.CARD}.{os.getpid()}.tmp"
     try:
         with store.writing(card), open(tmp, "w", encoding="utf-8") as f:
-            f.write(model_card(cfg))  # type: ignore[arg-type]
+            # Only the pictures that are there: the card never shows a missing file.
+            present = [f for f in getattr(cfg, "files", {}) if (folder / f).is_file()]
+            f.write(model_card(cfg, files=present))  # type: ignore[arg-type]
         store.fsync(tmp)
         os.replace(tmp, card)
     finally:

@@ -111,7 +111,9 @@ def test_config_rejected_before_allocation(config):
 
 def test_pulled_artifact_has_no_pickle_and_passes_its_hash(tiny_catalog):
     path = zoo.pull("realnvp-tiny", progress=False)
-    assert sorted(p.name for p in path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == [  # the model's files, then its pictures
+        "README.md", "config.json", "history.json", "model.safetensors", "samples.png",
+        "training.png"]
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["weights_sha256"] == sha256_file(path / "model.safetensors")
     raw = (path / "model.safetensors").read_bytes()

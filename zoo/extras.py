@@ -89,8 +89,9 @@ def render(directory: Path, model: ZooModel, *, title: str,
                                   title=f"{len(samples)} samples of {title}")
     written.append(SAMPLES)
     if history:
-        pictures.training_curve(history, directory / TRAINING, title=f"training {title}",
-                                best_step=best_step, test_nll=test_nll)
+        pictures.training_curve(history, directory / TRAINING,
+                                title=f"{title}: NLL during training", best_step=best_step,
+                                test_nll=test_nll)
         write_history(directory / HISTORY, history, best_step=best_step, steps=steps,
                       test_nll=test_nll)
         written += [TRAINING, HISTORY]

@@ -62,12 +62,70 @@ def stop_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+# torch threads per process, unless --threads, ZOO_THREADS or OMP_NUM_THREADS say otherwise.
+# One: on a quiet two-core machine two threads build realnvp-moons no faster than one, and
+# on a busy machine threads that wait for each other at every operation made builds 4 to 8
+# times slower (docs/performance.md); one thread also keeps results independent of load.
+DEFAULT_THREADS = 1
+THREADS_ENV = "ZOO_THREADS"
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", THREADS_ENV)
+
+
+def _use_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    """Set the torch thread count before the command runs (before torch is imported, when
+    it is not yet: then OpenMP reads it from the environment at start)."""
+    if value is None:
+        if "OMP_NUM_THREADS" in os.environ:  # the user's own setting stands
+            return
+        value = DEFAULT_THREADS
+    count = value or _cores()
+    os.environ.update(OMP_NUM_THREADS=str(count), MKL_NUM_THREADS=str(count))
+    os.environ[THREADS_ENV] = str(value)  # worker processes (--nproc) inherit it
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def threads_option(command: Any) -> Any:
+    """``--threads N`` (and ``ZOO_THREADS``) on a command that computes."""
+    return click.option(
+        "--threads", type=click.IntRange(min=0), envvar=THREADS_ENV, metavar="N",
+        expose_value=False, is_eager=True, callback=_use_threads,
+        help=f"torch threads per process (default {DEFAULT_THREADS}, or $OMP_NUM_THREADS; "
+             "0: one per core). Env: ZOO_THREADS.")(command)
+
+
+@contextlib.contextmanager
+def thread_settings() -> Iterator[None]:
+    """Put the thread settings back after a command (commands also run in-process)."""
+    saved = {k: os.environ.get(k) for k in THREAD_VARS}
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        torch = sys.modules.get("torch")
+        if torch is not None and before is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 class ZooGroup(click.Group):
     """A group that turns exceptions into one-line errors (unless ``--debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with stop_signals():
+            with stop_signals(), thread_settings():
                 return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -237,6 +295,7 @@ def _show_plugins(infos: list[dict[str, Any]]) -> None:
 
 
 @cli.command()
+@threads_option
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Download or build again even if stored.")
 @click.option("--offline", is_flag=True, help="Use only what is cached; never the network.")
@@ -280,6 +339,7 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
+@threads_option
 @click.argument("name")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the recipe's step count.")
 @click.option("--seed", type=SEED, help="Override the recipe's seed (0 .. 2**63-1).")
@@ -318,6 +378,7 @@ def train(name: str, steps: int | None, seed: int | None, output: Path | None,
 
 
 @cli.command()
+@threads_option
 @click.argument("name")
 @click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
@@ -351,6 +412,7 @@ def sample(name: str, count: int, output: Path | None, temperature: float, seed:
 
 
 @cli.command("eval")
+@threads_option
 @click.argument("name")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
 @click.option("--dataset", help="Dataset to score on (default: the one the model was trained on).")

@@ -21,12 +21,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["test_crash.py", "test_concurrency.py", "test_integrity.py", "test_hostile.py",
-         "test_names.py", "test_secrets.py", "test_numeric_input.py", "test_fuzz.py"]
-ORDER = ["crash", "concurrency", "integrity", "hostile", "names", "secrets", "numeric", "fuzz"]
+         "test_names.py", "test_secrets.py", "test_numeric_input.py", "test_fuzz.py",
+         "test_signals.py", "test_store_faults.py"]
+ORDER = ["crash", "concurrency", "integrity", "hostile", "names", "secrets", "numeric", "fuzz",
+         "signals", "sharing", "store"]
 TITLES = {"crash": "1. Crash safety (SIGKILL of real processes)", "concurrency": "2. Concurrency",
           "integrity": "3. Integrity", "hostile": "4. Hostile files",
           "names": "5. Hostile names", "secrets": "6. Secrets",
-          "numeric": "7. Bad numeric input", "fuzz": "4. Hostile files (fuzzing)"}
+          "numeric": "7. Bad numeric input", "fuzz": "4. Hostile files (fuzzing)",
+          "signals": "8. Stop signals", "sharing": "9. Shared stores",
+          "store": "10. A store that cannot be written"}
 
 
 def collect() -> list[dict]:

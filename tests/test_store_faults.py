@@ -280,6 +280,9 @@ def test_a_store_that_is_a_file_is_an_error(cli_runner, registry_file, tmp_path,
         line = one_error_line(zoo_cli(cli_runner, *args, code=1))
         assert f"{home} is not a directory" in line and "ZOO_HOME" in line
     assert home.read_text() == "not a folder"
+    faultkit.record("store", "ZOO_HOME is a file (verify, pull, train)", 3,
+                    "exit 1, one line: the store is not a directory, set ZOO_HOME (verify "
+                    "said \"no artifacts\", exit 0)", "the file untouched")
 
 
 def test_a_store_path_too_long_is_one_short_line(cli_runner, registry_file, tmp_path,
@@ -291,9 +294,9 @@ def test_a_store_path_too_long_is_one_short_line(cli_runner, registry_file, tmp_
         line = one_error_line(zoo_cli(cli_runner, *args, code=1))
         assert "too long" in line and "set ZOO_HOME to a shorter folder" in line
         assert len(line) < 400
-    faultkit.record("store", "ZOO_HOME is a file; ZOO_HOME of 4200 characters (verify, "
-                    "pull, train)", 5, "exit 1, one line naming the store and what to do "
-                    "(verify said \"no artifacts\", exit 0)", "the file untouched")
+    faultkit.record("store", "ZOO_HOME of 4200 characters (verify, pull)", 2,
+                    "exit 1, one line under 400 characters: the path shortened, \"set "
+                    "ZOO_HOME to a shorter folder\"", "nothing written")
 
 
 def test_a_failing_weights_write_names_the_file(tiny, cli_runner, monkeypatch):
@@ -310,13 +313,21 @@ def test_a_failing_weights_write_names_the_file(tiny, cli_runner, monkeypatch):
     assert "model.safetensors: " in line and "No space left on device" in line
     assert "free some space, or set ZOO_HOME" in line
     assert faultkit.tree(tiny.parent) == before  # the old artifact, no leftovers
+    faultkit.record("store", "the weights write of `zoo pull --force` failing with ENOSPC "
+                    "(safetensors' error, which names no file)", 1, "exit 1, one line naming "
+                    "model.safetensors' path and what to do (it was \"unexpected "
+                    "SafetensorError\")", "the previous artifact, byte for byte; no leftovers")
 
 
 FULL_DISK = r"""
 set -e
 mount -t tmpfs -o size={size} tmpfs "$ZOO_HOME"
 {fill}
-exec "$@"
+set +e
+"$@"
+code=$?
+echo "left in models: [$(ls -A "$ZOO_HOME/models" 2>/dev/null)]"
+exit $code
 """
 
 
@@ -352,13 +363,12 @@ def test_a_full_disk_is_found_before_training(tmp_path, fill):
     assert len(line.splitlines()) == 1 and str(home) in line, line
     assert ("No space left on device" in line) if fill else ("not enough space" in line)
     assert "free some space, or set ZOO_HOME to a folder on another disk" in line
+    assert "left in models: []" in done.stdout  # the staging folder was removed
     if not fill:
-        faultkit.record("store", "a full store disk, and one with less room than the "
-                        "weights (384 kB tmpfs), then `zoo pull`; a weights write failing "
-                        "with ENOSPC", 3, "refused before training, one line naming the "
-                        "path, the space and what to do (it was a raw [Errno 28] or "
-                        "\"unexpected SafetensorError\" after training)",
-                        "nothing written; a forced pull left the old artifact")
+        faultkit.record("store", "`zoo pull` into a full store disk, and into one with "
+                        "less room than the weights (384 kB tmpfs)", 2, "refused before "
+                        "training, one line naming the path, the space and what to do (it "
+                        "was a raw error after training)", "no artifact, no leftovers")
 
 
 # -- also: --complete with huge PNGs and lying .npy headers ------------------------------------

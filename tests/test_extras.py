@@ -151,3 +151,12 @@ def test_a_format_2_config_is_refused_by_name_when_newer_than_this_zoo(pictured_
     monkeypatch.setattr(manifest, "FORMAT", 1)
     with pytest.raises(ArtifactError, match="format 2 is newer than this zoo reads"):
         artifacts.read_config(path)
+
+
+def test_zoo_info_names_the_extra_files(pictured_artifact, cli_runner):
+    from zoo.cli import cli
+
+    result = cli_runner.invoke(cli, ["info", str(pictured_artifact)])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("extra files"))
+    assert line.split(None, 2)[2] == "samples.png, training.png, history.json"

@@ -226,6 +226,8 @@ def info(name: str, as_json: bool) -> None:
     metrics = artifact.get("metrics") or data.get("metrics") or {}
     for key, value in metrics.items():
         lines.append((key, f"{value:.4f}" if isinstance(value, float) else value))
+    if artifact.get("files"):  # pictures and history, shown by the model card
+        lines.append(("extra files", ", ".join(artifact["files"])))
     if data.get("artifact_error"):
         lines.append(("error", data["artifact_error"]))
     width = max(len(k) for k, _ in lines)

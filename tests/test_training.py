@@ -21,7 +21,7 @@ from zoo.data import Dataset
 from zoo.devices import CompiledOrEager, resolve_device
 from zoo.errors import ConfigError
 from zoo.recipe import Recipe
-from zoo.training import Batches, fit
+from zoo.training import Batches, fit, training_examples
 
 CONFIG = {"shape": [2], "couplings": 2, "hidden": 8}
 
@@ -312,9 +312,10 @@ def test_a_float64_model_trains_and_samples_in_float64(one_thread):
 
 def test_ranks_split_each_global_batch_into_equal_slices():
     x = torch.arange(40.0).unsqueeze(1).repeat(1, 2)
-    streams = [Batches(JITTER, x, 8, torch.Generator().manual_seed(3),
+    data = training_examples(JITTER, x)
+    streams = [Batches(data, 8, torch.Generator().manual_seed(3),
                        ctx=distributed.Context(rank, 2)) for rank in range(2)]
-    whole = Batches(JITTER, x, 8, torch.Generator().manual_seed(3))
+    whole = Batches(data, 8, torch.Generator().manual_seed(3))
     for _ in range(12):  # crosses two epoch boundaries
         parts = [s.next() for s in streams]
         assert all(len(p) == 4 for p in parts)

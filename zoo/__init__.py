@@ -4,6 +4,8 @@
     model = zoo.load("realnvp-moons")      # pulls (or builds) the artifact if needed
     x = model.sample(1000)
     nats = model.log_prob(x)
+    flow = zoo.fit("realnvp", "points.csv", steps=2000)   # your own data
+    scores = zoo.score(flow, "new-points.csv")            # log p per row, in nats
 
 The public names are imported lazily so that ``import zoo`` (and ``zoo list``) stays fast:
 torch is imported only when a model is built or loaded.
@@ -33,6 +35,8 @@ __all__ = [
     "train",
     "evaluate",
     "verify",
+    "fit",
+    "score",
 ]
 
 _LAZY = {
@@ -51,6 +55,8 @@ _LAZY = {
     "train": "zoo.api",
     "evaluate": "zoo.api",
     "verify": "zoo.api",
+    "fit": "zoo.fitting",
+    "score": "zoo.scoring",
 }
 
 

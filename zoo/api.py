@@ -150,7 +150,7 @@ def build_artifact(entry: Entry, directory: Path | None, *, steps: int | None = 
     result = family.train(model, dataset, recipe, steps=steps, progress=progress, **train_options)
     if directory is None or not distributed.is_main_process():
         return model
-    test = score(model, dataset.load("test"), recipe.eval_batch_size)
+    test = score(model, dataset.examples("test"), recipe.eval_batch_size)
     metrics = {"test_nll": test.nll, "test_nll_stderr": test.stderr,
                "bits_per_dim": test.bits_per_dim, "test_n": float(test.n)}
     if result.val_nll is not None:
@@ -279,8 +279,10 @@ def evaluate(name_or_model: Any, *, split: str = "test", dataset: str | None = N
     artifact = getattr(model, "artifact", None)
     dataset = dataset or (artifact.dataset if artifact is not None else None)
     if dataset is None:
-        raise ZooError("this model does not record its dataset; pass dataset=NAME")
-    return score(model, get_dataset(dataset).load(split), batch_size)
+        raise ZooError("this model does not record a catalog dataset (it was trained on your "
+                       "own data?): score data with `zoo eval NAME --data SOURCE`, or pass "
+                       "dataset=NAME")
+    return score(model, get_dataset(dataset).examples(split), batch_size)
 
 
 def info(name: str) -> dict[str, Any]:

@@ -343,10 +343,21 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @cli.command()
 @threads_option
 @click.argument("name")
+@click.option("--data", "data", metavar="SOURCE",
+              help="Train on your own data: .csv, .npy, .safetensors, .parquet, a folder of "
+                   "images, a saved dataset or hf-dataset:ORG/NAME[@REV]. NAME is then a "
+                   "family (realnvp, made, ...) or a catalog entry to start from.")
+@click.option("-c", "--config", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="With --data: set a config key (YAML value: -c hidden=[64]); "
+                   "recipe.KEY sets a recipe key (-c recipe.val_fraction=0).")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the recipe's step count.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Override the recipe's batch size.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help="Override the recipe's learning rate.")
 @click.option("--seed", type=SEED, help="Override the recipe's seed (0 .. 2**63-1).")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Artifact directory to write (default: the store entry of NAME).")
+              help="Artifact directory to write (default: the store entry of NAME; "
+                   "required with --data).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes to train on (DDP through torchrun; the global batch stays the recipe's).")
@@ -360,16 +371,35 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where checkpoints go (default: $ZOO_HOME/runs/NAME, or OUTPUT.checkpoints).")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint of this run.")
-def train(name: str, steps: int | None, seed: int | None, output: Path | None,
+def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int | None,
+          batch_size: int | None, lr: float | None, seed: int | None, output: Path | None,
           quiet: bool, nproc: int, device: str, bf16: bool, compile_: bool,
           checkpoint_every: int | None, checkpoint_dir: Path | None, resume: bool) -> None:
-    """Train a catalog model from its recipe and save the artifact.
+    """Train a catalog model from its recipe, or a family on your data, and save the artifact.
 
+    Your data: `zoo train realnvp --data points.csv -o my-flow` (shape and levels are read
+    off the data and stated; -c KEY=VALUE changes any config key).
     Several processes: `--nproc N`, or `torchrun --nproc-per-node N -m zoo train NAME`.
     A killed run continues with `--resume` when it was saved with `--checkpoint-every`.
     """
     from zoo import api, distributed
 
+    if data is not None:
+        from zoo.fitting import parse_assignments, say_to_stderr, train_to
+
+        if output is None:
+            raise click.UsageError("--data needs -o/--output DIR: where the artifact goes")
+        path = train_to(name, data, output, config=parse_assignments(assignments), steps=steps,
+                        batch_size=batch_size, lr=lr, seed=seed,
+                        progress=False if quiet else None, nproc=nproc, say=say_to_stderr,
+                        device=device, bf16=bf16, compile=compile_, resume=resume,
+                        checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir)
+        if distributed.is_main_process() and not os.environ.get(distributed.LAUNCHED_BY_ZOO):
+            click.echo(str(path))
+        return
+    if assignments or batch_size is not None or lr is not None:
+        raise click.UsageError("-c, --batch-size and --lr go with --data; a catalog model "
+                               "trains from its recipe")
     path = api.train(name, output=output, steps=steps, seed=seed,
                      progress=False if quiet else None, nproc=nproc, device=device, bf16=bf16,
                      compile=compile_, resume=resume, checkpoint_every=checkpoint_every,
@@ -418,18 +448,63 @@ def sample(name: str, count: int, output: Path | None, temperature: float, seed:
 @click.argument("name")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
 @click.option("--dataset", help="Dataset to score on (default: the one the model was trained on).")
+@click.option("--data", "data", metavar="SOURCE", help="Your own data to score instead (a file, "
+              "folder or hf-dataset:ORG/NAME, as for zoo train --data).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_cmd(name: str, split: str, dataset: str | None, as_json: bool) -> None:
+def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, as_json: bool) -> None:
     """Score a model: NLL in nats per example (with standard error) and bits/dim."""
     from zoo import api
 
-    result = api.evaluate(name, split=split, dataset=dataset)
+    if data is not None:
+        if dataset is not None:
+            raise click.UsageError("--data and --dataset: choose one")
+        from zoo.scoring import evaluate_data
+
+        result = evaluate_data(name, data)
+        split = "data"
+    else:
+        result = api.evaluate(name, split=split, dataset=dataset)
     if as_json:
         emit_json(result.as_dict())
         return
     click.echo(f"{split} NLL    {result.nll:.4f} ± {result.stderr:.4f} nats per example")
     click.echo(f"bits/dim    {result.bits_per_dim:.4f}")
     click.echo(f"n           {result.n}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--data", "data", required=True, metavar="SOURCE",
+              help="The examples to score (a file, folder or hf-dataset:ORG/NAME).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the scores to OUT.csv or OUT.npy (default: CSV on stdout).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw a histogram of the scores (PNG) with the training 1st percentile.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True)
+def score(name: str, data: str, output: Path | None, plot: Path | None, batch_size: int) -> None:
+    """One log-density in nats per example of --data, in input order (anomaly scores).
+
+    Also says what fraction of the examples falls below the training data's 1st-percentile
+    score (on stderr when the scores go to stdout).
+    """
+    from zoo import scoring
+
+    if output is not None:
+        scoring.check_output(output)
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise click.UsageError(f"--plot {plot}: the histogram is written as .png")
+    model = scoring.as_model(name)
+    scores = scoring.score(model, data, batch_size=batch_size)
+    summary = scoring.summarize_scores(scores, scoring.threshold_of(model))
+    if plot is not None:
+        scoring.plot_scores(scores, summary.threshold, plot)
+    if output is None:
+        click.echo(scoring.csv_text(scores), nl=False)
+        click.echo(summary.line(), err=True)
+        return
+    scoring.write_scores(scores, output)
+    click.echo(f"wrote {len(scores)} scores to {output}")
+    click.echo(summary.line())
 
 
 @cli.command()

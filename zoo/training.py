@@ -31,6 +31,7 @@ from torch import Tensor
 from zoo import checkpoint as ckpt
 from zoo import distributed
 from zoo.data import Dataset
+from zoo.data.source import Examples, TensorSource
 from zoo.devices import autocast, maybe_compile, resolve_device
 from zoo.errors import ConfigError, TrainingError
 from zoo.evaluation import mean_nll, nll_per_example
@@ -67,22 +68,37 @@ class FitResult:
 
 @dataclass
 class Splits:
-    """The training examples (re-drawn per epoch when the dataset says so) and the hold-out."""
+    """The training examples (re-drawn per epoch when the data says so) and the hold-out."""
 
-    train: Tensor
-    val: Tensor | None
+    train: Examples
+    val: Examples | None
 
 
-def split_train(dataset: Dataset, x: Tensor, recipe: Recipe) -> Splits:
-    """Hold out ``recipe.val_fraction`` of ``x`` with a permutation fixed by ``recipe.seed``."""
-    n_val = int(round(len(x) * recipe.val_fraction))
+def split_train(data: Examples, recipe: Recipe) -> Splits:
+    """Hold out ``recipe.val_fraction`` of ``data`` with a permutation fixed by ``recipe.seed``.
+
+    Data in memory is gathered into the two parts; data in a file stays there, and the parts
+    are lists of row numbers.
+    """
+    n_val = int(round(len(data) * recipe.val_fraction))
     if n_val == 0:
-        return Splits(x, None)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(recipe.seed))
-    val = x[order[:n_val]]
+        return Splits(data, None)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(recipe.seed))
     # A re-drawn dataset (binarized MNIST) is drawn once for validation, with its own seed.
-    val = dataset.draw(val, torch.Generator().manual_seed(recipe.seed + 1))
-    return Splits(x[order[n_val:]], val)
+    val = data.subset(order[:n_val]).drawn(torch.Generator().manual_seed(recipe.seed + 1))
+    return Splits(data.subset(order[n_val:]), val)
+
+
+def training_examples(dataset: Dataset | Examples, train_data: Tensor | Examples | None) -> Examples:
+    """What ``fit`` trains on: user data as ``Examples``, or a dataset's training split."""
+    if isinstance(train_data, Examples):
+        return train_data
+    if isinstance(dataset, Examples):
+        return dataset
+    if train_data is not None:
+        return Examples(TensorSource(train_data, f"{dataset.name} (given)"), dataset.kind,
+                        redraw=dataset.per_epoch)
+    return dataset.examples("train")
 
 
 def make_optimizer(model: ZooModel, recipe: Recipe) -> torch.optim.Optimizer:
@@ -111,26 +127,28 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, steps: int):
 class Batches:
     """An endless stream of shuffled global mini-batches, one fresh permutation (and draw) per epoch.
 
-    Every rank holds the same stream (same generator seed) and returns its own slice of each
-    global batch (``distributed.shard``), which is what a ``DistributedSampler`` over one
-    shuffled epoch gives, with the global batch fixed whatever the number of processes.
+    Every rank holds the same stream (same generator seed) and reads only its own slice of
+    each global batch (``distributed.shard``), which is what a ``DistributedSampler`` over
+    one shuffled epoch gives, with the global batch fixed whatever the number of processes.
+    Rows are read from the data's storage and converted batch by batch.
     ``state``/``restore`` save and replay the stream exactly: the generator's state at the
     start of the current epoch, the epoch and the position in it.
     """
 
-    def __init__(self, dataset: Dataset, x: Tensor, batch_size: int, generator: torch.Generator,
+    def __init__(self, data: Examples, batch_size: int, generator: torch.Generator,
                  *, ctx: distributed.Context | None = None, device: torch.device | None = None):
         self.ctx = ctx or distributed.Context()
         world = self.ctx.world_size
+        x = data
         if len(x) < batch_size:
             # A split smaller than one batch: use all of it (rounded down to split evenly).
             batch_size = max(world, len(x) - len(x) % world)
             if len(x) < world:
                 raise ConfigError(f"{len(x)} training examples cannot be split over {world} processes")
         distributed.check_batch(batch_size, world)
-        self.dataset, self.x, self.batch_size, self.generator = dataset, x, batch_size, generator
+        self.data, self.batch_size, self.generator = data, batch_size, generator
         self.device = device
-        self.epoch_data: Tensor | None = None
+        self.epoch_data: Examples | None = None
         self.order: Tensor | None = None
         self.position = 0
         self.epoch = 0
@@ -138,12 +156,13 @@ class Batches:
 
     def _new_epoch(self) -> None:
         self.epoch_start_state = self.generator.get_state()
-        data = self.dataset.draw(self.x, self.generator)
-        self.order = torch.randperm(len(self.x), generator=self.generator)
+        data = self.data.drawn(self.generator)
+        self.order = torch.randperm(len(self.data), generator=self.generator)
         self.position = 0
         self.epoch += 1
-        # One copy per epoch to the training device; batches are then gathered there.
-        self.epoch_data = data if self.device is None else data.to(self.device)
+        # Data in memory goes to the training device once per epoch and batches are gathered
+        # there; data in a file is read batch by batch.
+        self.epoch_data = data.to(self.device)
 
     def next(self) -> Tensor:
         if self.order is None or self.position + self.batch_size > len(self.order):
@@ -151,7 +170,7 @@ class Batches:
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
         index = distributed.shard(index, self.ctx)
-        return self.epoch_data[index.to(self.epoch_data.device)]
+        return self.epoch_data.take(index)
 
     def state(self) -> dict[str, Any]:
         """JSON data from which ``restore`` rebuilds this stream at this very position."""
@@ -182,16 +201,19 @@ class Batches:
                 "different generator state (is the dataset's per-epoch draw deterministic?)")
 
 
-def mean_nll_across_ranks(model: ZooModel, x: Tensor, batch_size: int,
+def mean_nll_across_ranks(model: ZooModel, x: Tensor | Examples, batch_size: int,
                           ctx: distributed.Context | None = None) -> float:
-    """Mean NLL of ``x``; with several ranks each scores a slice and the sums are added.
+    """Mean NLL of ``x``; with several ranks each scores (and reads) a slice and the sums are added.
 
     Every rank gets the same number, so decisions taken on it (best weights, stopping) agree.
     """
     ctx = ctx or distributed.context()
     if not ctx.is_distributed:
         return mean_nll(model, x, batch_size)
-    part = x.tensor_split(ctx.world_size)[ctx.rank]
+    if isinstance(x, Examples):
+        part = x.subset(torch.arange(len(x)).tensor_split(ctx.world_size)[ctx.rank])
+    else:
+        part = x.tensor_split(ctx.world_size)[ctx.rank]
     nll = nll_per_example(model, part, batch_size) if len(part) else torch.zeros(0, dtype=torch.float64)
     totals = torch.tensor([nll.sum().item(), float(len(nll))], dtype=torch.float64)
     if distributed.backend_for(model.device) == "nccl":
@@ -200,8 +222,9 @@ def mean_nll_across_ranks(model: ZooModel, x: Tensor, batch_size: int,
     return (totals[0] / totals[1]).item()
 
 
-def _fingerprint(model: ZooModel, recipe: Recipe, steps: int, n_train: int) -> dict[str, Any]:
-    """What must match for a checkpoint to belong to this run."""
+def _fingerprint(model: ZooModel, recipe: Recipe, steps: int, data: Examples,
+                 n_train: int) -> dict[str, Any]:
+    """What must match for a checkpoint to belong to this run, the data's contents included."""
     from zoo.config import to_dict
 
     config = model.config
@@ -211,6 +234,7 @@ def _fingerprint(model: ZooModel, recipe: Recipe, steps: int, n_train: int) -> d
         "recipe": to_dict(recipe),
         "steps": steps,
         "train_examples": n_train,
+        "data": data.fingerprint(),
     }
 
 
@@ -233,13 +257,13 @@ def _finite_or_none(value: float) -> float | None:
 
 def fit(
     model: ZooModel,
-    dataset: Dataset,
+    dataset: Dataset | Examples,
     recipe: Recipe,
     *,
     steps: int | None = None,
     progress: bool | None = None,
     device: str | torch.device | None = None,
-    train_data: Tensor | None = None,
+    train_data: Tensor | Examples | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
     bf16: bool = False,
     compile: bool | str | Callable[..., Any] = False,
@@ -249,9 +273,11 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on ``dataset``'s training split following ``recipe``.
 
-    ``steps`` overrides the recipe's step count; ``progress`` shows a tqdm bar (default: when
-    stderr is a terminal; rank 0 only); ``train_data`` replaces the loaded training split
-    (tests, custom data); ``callback(step, record)`` is called on every rank at each
+    ``dataset`` is a registered ``Dataset`` or the user's data as ``zoo.data.source.Examples``
+    (read from its file batch by batch, in its stored dtype). ``steps`` overrides the
+    recipe's step count; ``progress`` shows a tqdm bar (default: when stderr is a terminal;
+    rank 0 only); ``train_data`` replaces the loaded training split (tests, custom data);
+    ``callback(step, record)`` is called on every rank at each
     evaluation step. On return the model holds the weights with the best validation NLL.
 
     Devices: ``device`` is ``None`` (stay where the model is), ``"auto"``, ``"cpu"``,
@@ -266,7 +292,8 @@ def fit(
     Checkpoints: every ``checkpoint_every`` steps rank 0 writes the training state to
     ``checkpoint_dir``; ``resume=True`` continues from the newest checkpoint there (and from
     step 0 when there is none). A checkpoint from a different run (recipe, config, steps) or
-    a damaged one is refused with ``zoo.checkpoint.CheckpointError``.
+    a damaged one is refused with ``zoo.checkpoint.CheckpointError``; so is a checkpoint of
+    other data (the run records a digest of the training data's contents).
     """
     steps = recipe.steps if steps is None else steps
     if steps < 1:
@@ -287,22 +314,24 @@ def fit(
                     checkpoint_every=checkpoint_every, resume=resume, ctx=ctx)
 
 
-def _fit(model: ZooModel, dataset: Dataset, recipe: Recipe, *, steps: int, progress: bool | None,
-         device: torch.device, train_data: Tensor | None,
+def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps: int,
+         progress: bool | None, device: torch.device, train_data: Tensor | Examples | None,
          callback: Callable[[int, dict[str, float]], None] | None, bf16: bool,
          compile: bool | str | Callable[..., Any], checkpoint_dir: Path | None,
          checkpoint_every: int | None, resume: bool, ctx: distributed.Context) -> FitResult:
     model.to(device)
     torch.manual_seed(recipe.seed)
-    x = dataset.load("train") if train_data is None else train_data
-    splits = split_train(dataset, x, recipe)
-    batches = Batches(dataset, splits.train, recipe.batch_size,
+    data = training_examples(dataset, train_data)
+    splits = split_train(data, recipe)
+    batches = Batches(splits.train, recipe.batch_size,
                       torch.Generator().manual_seed(recipe.seed + 2), ctx=ctx,
                       device=device if device.type != "cpu" else None)
     optimizer = make_optimizer(model, recipe)
     schedule = make_schedule(optimizer, recipe, steps)
     val = splits.val.to(device) if splits.val is not None else None
-    fingerprint = _fingerprint(model, recipe, steps, len(splits.train))
+    # The data's digest reads all of it: only a run that checkpoints needs it.
+    fingerprint = (_fingerprint(model, recipe, steps, data, len(splits.train))
+                   if checkpoint_dir is not None else {})
 
     history: list[dict[str, float]] = []
     # The training NLL is recorded HISTORY_POINTS times a run (cheap: no extra pass), the

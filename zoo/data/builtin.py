@@ -1,56 +1,20 @@
-"""Datasets registered by name, and the four built-in ones (DESIGN.md, "Data protocols").
+"""The four built-in datasets (DESIGN.md, "Data protocols").
 
-A ``Dataset`` describes one kind of data (continuous vectors or discrete images) and loads a
-split as one tensor. The protocols are fixed: every number zoo reports uses them.
+The protocols are fixed: every number zoo reports uses them. Each loader returns a whole
+split as one tensor; ``Dataset.examples`` serves it through the one data path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from zoo.data.dataset import Dataset
 from zoo.errors import DataError
 from zoo.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import torch
-
-SPLITS = ("train", "test")
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A named dataset.
-
-    ``loader(split, root)`` returns the whole split as a tensor: float32 ``[N, D]`` for
-    continuous data, int64 ``[N, *shape]`` in ``0..levels-1`` for discrete data. A dataset
-    whose training examples are re-drawn every epoch (binarized MNIST) returns the
-    underlying probabilities for ``"train"`` and sets ``per_epoch(x, generator)`` to draw
-    them; the trainer calls it once per pass over the data.
-    """
-
-    name: str
-    kind: Literal["continuous", "discrete"]
-    shape: tuple[int, ...]
-    loader: Callable[[str, Path], torch.Tensor]
-    levels: int | None = None
-    description: str = ""
-    per_epoch: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
-
-    def load(self, split: str, root: str | Path | None = None) -> torch.Tensor:
-        """Load ``split`` ("train" or "test"); ``root`` defaults to ``$ZOO_DATA``."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        from zoo.store import data_dir
-
-        return self.loader(split, Path(root) if root is not None else data_dir())
-
-    def draw(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The examples to train on for one epoch (``x`` itself unless re-drawn per epoch)."""
-        return x if self.per_epoch is None else self.per_epoch(x, generator)
-
 
 # --- built-in loaders -------------------------------------------------------------------
 

@@ -1,0 +1,234 @@
+"""A ``Source``: examples kept in their stored form, read by index, converted per batch.
+
+Every kind of data zoo trains on or scores (a built-in dataset in memory, a memory-mapped
+``.npy``, a CSV parsed once, a folder of images, an Arrow table) is a ``Source``. It keeps
+the stored dtype (uint8 stays uint8) and reads only the rows it is asked for; ``Examples``
+turns those rows into what a model takes (float32 ``[B, D]`` or int64 ``[B, *shape]``),
+one batch at a time. This is the one data path: the trainer, ``zoo score`` and ``zoo eval``
+all read through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+Kind = Literal["continuous", "discrete"]
+
+#: numpy dtypes torch cannot index or convert everywhere: widened to int64 per batch.
+_WIDEN = {np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64)}
+
+
+def as_index(index: Any) -> np.ndarray:
+    """An int64 numpy index array from a tensor, range or sequence."""
+    if isinstance(index, Tensor):
+        return index.detach().cpu().numpy().astype(np.int64, copy=False)
+    return np.asarray(index, dtype=np.int64)
+
+
+def rows_to_tensor(rows: np.ndarray) -> Tensor:
+    """numpy rows as a tensor, widening the dtypes torch does not handle everywhere."""
+    if rows.dtype in _WIDEN:
+        rows = rows.astype(np.int64)
+    elif rows.dtype == np.bool_:
+        rows = rows.astype(np.uint8)
+    return torch.from_numpy(np.ascontiguousarray(rows))
+
+
+class Source:
+    """Examples of one stored shape and dtype; subclasses implement ``__len__`` and ``read``.
+
+    ``name`` is what messages call the data (a path, ``hf-dataset:...``); ``columns`` names
+    the features of tabular data (a CSV header), so that errors can say which column.
+    """
+
+    name: str = "data"
+    shape: tuple[int, ...] = ()
+    dtype: np.dtype = np.dtype(np.float32)
+    columns: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def read(self, index: np.ndarray) -> Tensor:
+        """The examples at ``index`` (in that order), ``[len(index), *shape]``, stored dtype."""
+        raise NotImplementedError
+
+    def take(self, index: Any) -> Tensor:
+        return self.read(as_index(index))
+
+    def chunks(self, size: int = 1 << 16) -> Iterator[tuple[int, Tensor]]:
+        """``(first_row, rows)`` over the whole source in order, ``size`` rows at a time."""
+        for start in range(0, len(self), size):
+            yield start, self.read(np.arange(start, min(start + size, len(self))))
+
+    def subset(self, index: Any) -> Source:
+        """The examples at ``index`` as a source of their own (a view: nothing is read)."""
+        return Subset(self, as_index(index))
+
+    def fingerprint(self) -> str:
+        """A digest of the contents: a checkpoint records it and refuses other data on resume."""
+        h = hashlib.sha256(f"{self.dtype.str}{list(self.shape)}{len(self)}".encode())
+        for _, rows in self.chunks():
+            h.update(np.ascontiguousarray(rows.numpy()).tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> str:
+        return f"{self.name}: {len(self)} examples of shape {list(self.shape)}, {self.dtype.name}"
+
+
+class TensorSource(Source):
+    """Examples held in memory as one tensor (built-in datasets, tensors and arrays passed in)."""
+
+    def __init__(self, x: Tensor, name: str = "tensor", *, columns: tuple[str, ...] | None = None):
+        if x.dim() < 1:
+            raise ValueError(f"{name}: expected one example per row, got a scalar")
+        self.x = x
+        self.name = name
+        self.shape = tuple(x.shape[1:])
+        self.dtype = np.dtype(str(x.dtype).removeprefix("torch.")) if x.dtype != torch.bfloat16 \
+            else np.dtype(np.float32)
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def read(self, index: np.ndarray) -> Tensor:
+        return self.x[torch.from_numpy(index).to(self.x.device)]
+
+    def take(self, index: Any) -> Tensor:
+        # Index with a tensor on the data's own device: no round trip through numpy.
+        if isinstance(index, Tensor):
+            return self.x[index.to(self.x.device)]
+        return super().take(index)
+
+    def chunks(self, size: int = 1 << 16) -> Iterator[tuple[int, Tensor]]:
+        for start in range(0, len(self), size):
+            yield start, self.x[start : start + size]
+
+    def subset(self, index: Any) -> Source:
+        # In memory already: gather now, as the trainer always did (same numbers, same speed).
+        idx = index if isinstance(index, Tensor) else torch.from_numpy(as_index(index))
+        return TensorSource(self.x[idx.to(self.x.device)], self.name, columns=self.columns)
+
+    def to(self, device: torch.device) -> TensorSource:
+        return TensorSource(self.x.to(device), self.name, columns=self.columns)
+
+
+class ArraySource(Source):
+    """A numpy array or memory map: rows are copied out only when read."""
+
+    def __init__(self, array: np.ndarray, name: str, *, columns: tuple[str, ...] | None = None,
+                 digest: Callable[[], str] | None = None):
+        if array.ndim < 1:
+            raise ValueError(f"{name}: expected one example per row, got a scalar")
+        self.array = array
+        self.name = name
+        self.shape = tuple(int(s) for s in array.shape[1:])
+        self.dtype = array.dtype
+        self.columns = columns
+        self._digest = digest
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def read(self, index: np.ndarray) -> Tensor:
+        return rows_to_tensor(self.array[index])
+
+    def fingerprint(self) -> str:
+        return self._digest() if self._digest is not None else super().fingerprint()
+
+
+class Subset(Source):
+    """Some rows of another source, by index (the training or hold-out part of user data)."""
+
+    def __init__(self, base: Source, index: np.ndarray):
+        self.base, self.index = base, index
+        self.name, self.shape, self.dtype, self.columns = base.name, base.shape, base.dtype, base.columns
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def read(self, index: np.ndarray) -> Tensor:
+        return self.base.read(self.index[index])
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(self.base.fingerprint().encode())
+        h.update(self.index.tobytes())
+        return h.hexdigest()
+
+
+class Examples:
+    """A source as a model sees it: batches of float32 ``[B, D]`` or int64 ``[B, *shape]``.
+
+    The stored rows are reshaped to ``shape`` (same number of elements) and converted batch
+    by batch, so a uint8 file is never widened as a whole. ``redraw(x, generator)``, when set,
+    re-draws the examples once per epoch (binarized MNIST's Bernoulli draws); ``fingerprint``
+    names the data for checkpoints (built-in datasets use their protocol name).
+    """
+
+    def __init__(self, source: Source, kind: Kind, shape: tuple[int, ...] | None = None, *,
+                 redraw: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+                 fingerprint: str | None = None):
+        self.source, self.kind = source, kind
+        self.shape = tuple(shape) if shape is not None else source.shape
+        self.redraw = redraw
+        self._fingerprint = fingerprint
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def convert(self, rows: Tensor) -> Tensor:
+        """Stored rows to model input: reshaped, float32 (continuous) or int64 (discrete)."""
+        if tuple(rows.shape[1:]) != self.shape:
+            rows = rows.reshape(len(rows), *self.shape)
+        want = torch.float32 if self.kind == "continuous" else torch.int64
+        if self.redraw is not None and self.kind == "discrete" and rows.is_floating_point():
+            return rows  # probabilities, drawn per epoch before they are used
+        return rows if rows.dtype == want else rows.to(want)
+
+    def take(self, index: Any) -> Tensor:
+        return self.convert(self.source.take(index))
+
+    def batches(self, size: int) -> Iterator[tuple[int, Tensor]]:
+        """``(first_row, batch)`` over every example in order."""
+        for start, rows in self.source.chunks(size):
+            yield start, self.convert(rows)
+
+    def subset(self, index: Any) -> Examples:
+        return Examples(self.source.subset(index), self.kind, self.shape, redraw=self.redraw,
+                        fingerprint=None)
+
+    def drawn(self, generator: torch.Generator) -> Examples:
+        """This epoch's examples: re-drawn when the data says so, else these very ones."""
+        if self.redraw is None:
+            return self
+        if not isinstance(self.source, TensorSource):
+            raise TypeError("only in-memory data can be re-drawn per epoch")
+        x = self.redraw(self.source.x, generator)
+        return Examples(TensorSource(x, self.source.name), self.kind, self.shape)
+
+    def to(self, device: torch.device | None) -> Examples:
+        """In-memory data moves to ``device`` once (batches are gathered there); files stay."""
+        if device is None or not isinstance(self.source, TensorSource):
+            return self
+        return Examples(self.source.to(device), self.kind, self.shape, redraw=self.redraw,
+                        fingerprint=self._fingerprint)
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = self.source.fingerprint()
+        return self._fingerprint
+
+    def tensor(self) -> Tensor:
+        """Every example at once (small data only: tests, the built-in test splits)."""
+        return self.take(np.arange(len(self)))

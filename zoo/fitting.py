@@ -1,0 +1,266 @@
+"""Training on the user's own data: ``zoo.fit`` and ``zoo train FAMILY_OR_ENTRY --data``.
+
+A family name starts from the family's defaults and the default ``Recipe``; a catalog entry
+starts from its config and recipe with the data replaced. The data decides ``shape`` (and
+``levels`` for discrete families, ``zoo.data.infer``); ``config`` overrides any key. The
+trainer reads the data from its storage batch by batch (``zoo.data.source``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo import config as _config
+from zoo.errors import ConfigError, ZooError
+from zoo.recipe import Recipe
+
+if TYPE_CHECKING:
+    from zoo.data.source import Examples
+    from zoo.family import Family
+    from zoo.model import ZooModel
+
+#: How many training examples the anomaly threshold (their 1st-percentile score) is taken from.
+THRESHOLD_EXAMPLES = 10_000
+THRESHOLD_METRIC = "train_log_prob_p01"
+RECIPE_PREFIX = "recipe."
+
+
+@dataclass
+class Plan:
+    """Everything a run on user data needs, decided before anything is built."""
+
+    family: Family
+    config: Any
+    recipe: Recipe
+    examples: Examples
+    note: str
+    entry: str | None = None
+
+
+def parse_assignments(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (values parsed as YAML: ``hidden=[64]``, ``levels=2``) as a dict."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"-c {pair!r}: expected KEY=VALUE, e.g. -c hidden=[64]")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"-c {key}: {text!r} is not a YAML value "
+                              f"({' '.join(str(exc).split())[:200]})") from None
+    return out
+
+
+def split_overrides(config: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Family keys and ``recipe.KEY`` keys, apart."""
+    family: dict[str, Any] = {}
+    recipe: dict[str, Any] = {}
+    for key, value in (config or {}).items():
+        if key.startswith(RECIPE_PREFIX):
+            recipe[key[len(RECIPE_PREFIX):]] = value
+        else:
+            family[key] = value
+    return family, recipe
+
+
+def starting_point(name: str) -> tuple[Family, dict[str, Any], Recipe, str | None]:
+    """(family, base config, base recipe, entry name) of a family name or a catalog entry."""
+    from zoo.api import get_entry, get_family
+    from zoo.catalog import catalog
+
+    if name in catalog().names():
+        entry = get_entry(name)
+        return get_family(entry.family), dict(entry.config), entry.recipe, entry.name
+    return get_family(name), {}, Recipe(), None
+
+
+def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = None,
+         recipe: Mapping[str, Any] | Recipe | None = None, steps: int | None = None,
+         batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
+         split: str | None = None) -> Plan:
+    """Resolve family, config and recipe for ``data``; check the data's values once."""
+    from zoo.data.infer import fit_data
+    from zoo.data.open import open_data
+
+    family, base, base_recipe, entry = starting_point(family_or_entry)
+    overrides, recipe_keys = split_overrides(config)
+    if isinstance(recipe, Recipe):
+        base_recipe = recipe
+    elif recipe:
+        recipe_keys = {**dict(recipe), **recipe_keys}
+    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+        if value is not None:
+            recipe_keys[key] = value
+    run_recipe = _config.parse(Recipe, {**_config.to_dict(base_recipe), **recipe_keys},
+                               where="recipe")
+    source = open_data(data, split=split)
+    fitted = fit_data(source, family.data_kind, overrides)
+    cfg = family.parse_config({**base, **fitted.config, **overrides},
+                              where=f"{family.name} config")
+    return Plan(family, cfg, run_recipe, fitted.examples, fitted.note, entry)
+
+
+def fit(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = None,
+        recipe: Mapping[str, Any] | Recipe | None = None, steps: int | None = None,
+        batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
+        progress: bool | None = None, **train_options: Any) -> ZooModel:
+    """Train a model of a family (or catalog entry) on ``data`` and return it.
+
+    ``data`` is a path (``.csv``, ``.npy``, ``.safetensors``, ``.parquet``, a folder of images,
+    a saved ``datasets`` folder), ``hf-dataset:ORG/NAME[@REV]``, a tensor, a numpy array or a
+    ``torch.utils.data.Dataset``. ``config`` overrides family config keys (``recipe.KEY``
+    keys, or ``recipe=``, override the recipe). The returned model carries ``fit_result``
+    and ``metrics`` (validation NLL, the training data's 1st-percentile log-density).
+    ``train_options`` go to the trainer (``device``, ``bf16``, ``checkpoint_dir``, ...).
+    """
+    p = plan(family_or_entry, data, config=config, recipe=recipe, steps=steps,
+             batch_size=batch_size, lr=lr, seed=seed)
+    return train_plan(p, progress=progress, **train_options)
+
+
+def train_plan(p: Plan, *, progress: bool | None = None, **train_options: Any) -> ZooModel:
+    """Build and train the model of a plan; rank 0 also computes its metrics."""
+    import torch
+
+    from zoo import distributed
+
+    torch.manual_seed(p.recipe.seed)
+    model = p.family.build(p.config)
+    result = p.family.train(model, p.examples, p.recipe, progress=progress, **train_options)
+    model.fit_result = result
+    if distributed.is_main_process():
+        model.metrics = run_metrics(model, p, result)
+    return model
+
+
+def run_metrics(model: ZooModel, p: Plan, result: Any) -> dict[str, float]:
+    """Validation/training NLL and the anomaly threshold: the 1st percentile of log p over
+    (up to ``THRESHOLD_EXAMPLES``) training examples."""
+    import torch
+
+    from zoo.evaluation import nll_per_example
+
+    n = len(p.examples)
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(p.recipe.seed))
+    sample = p.examples.subset(pick[:THRESHOLD_EXAMPLES].sort().values)
+    log_p = -nll_per_example(model, sample, p.recipe.eval_batch_size)
+    metrics = {"train_n": float(n), THRESHOLD_METRIC: float(torch.quantile(log_p, 0.01))}
+    if getattr(result, "val_nll", None) is not None:
+        metrics["val_nll"] = float(result.val_nll)
+    if getattr(result, "train_nll", None) is not None:
+        metrics["train_nll"] = float(result.train_nll)
+    return metrics
+
+
+def train_to(family_or_entry: str, data: Any, output: str | os.PathLike, *,
+             config: Mapping[str, Any] | None = None, steps: int | None = None,
+             batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
+             progress: bool | None = None, nproc: int = 1, say=None,
+             **train_options: Any) -> Path:
+    """``zoo train FAMILY_OR_ENTRY --data SOURCE -o DIR``: train and write an artifact at ``output``.
+
+    Nothing is written at ``output`` unless training succeeds (a staging folder beside it is
+    removed on any error). ``nproc`` > 1 starts that many local processes (DDP); under
+    torchrun every process calls this and rank 0 writes. ``say(line)`` gets the line that
+    states what the data decided (printed by ``zoo train``).
+    """
+    from zoo import distributed, store
+    from zoo.checkpoint import remove_all as remove_checkpoints
+
+    final = Path(output).expanduser()
+    if nproc > 1:
+        if distributed.context().is_distributed:
+            raise ZooError("this process already belongs to a process group started by torchrun; "
+                           "drop nproc (torchrun's --nproc-per-node decides the process count)")
+        distributed.launch(nproc, ["-m", "zoo", *data_train_command(
+            family_or_entry, data, final, config=config, steps=steps, batch_size=batch_size,
+            lr=lr, seed=seed, progress=progress, **train_options)])
+        return final
+    p = plan(family_or_entry, data, config=config, steps=steps, batch_size=batch_size, lr=lr,
+             seed=seed)
+    distributed.check_batch(p.recipe.batch_size, distributed.context().world_size)
+    main = distributed.is_main_process()
+    if say is not None and main:
+        say(p.note)
+    if train_options.get("checkpoint_dir") is None and (train_options.get("resume")
+                                                        or train_options.get("checkpoint_every")):
+        train_options["checkpoint_dir"] = final.parent / f"{final.name}.checkpoints"
+    options = {k: v for k, v in train_options.items() if v not in (None, False)}
+    if not main:
+        train_plan(p, progress=progress, **options)
+        return final
+    with store.staging(final) as tmp:
+        model = train_plan(p, progress=progress, **options)
+        write_artifact(tmp, model, p, data)
+        from zoo.api import check_staged
+
+        check_staged(tmp)
+        path = store.publish(tmp, final)
+    if options.get("checkpoint_dir") is not None:
+        remove_checkpoints(options["checkpoint_dir"])
+    return path
+
+
+def write_artifact(directory: Path, model: ZooModel, p: Plan, data: Any) -> None:
+    from zoo import artifacts
+
+    name = data if isinstance(data, str) else p.examples.name
+    recipe = _config.to_dict(p.recipe)
+    if getattr(model, "fit_result", None) is not None:
+        recipe["steps"] = model.fit_result.steps
+    artifacts.write(
+        directory, model, name=None,
+        description=f"{p.family.name} trained on {Path(name).name if os.sep in name else name} "
+                    f"({len(p.examples)} examples)",
+        dataset=None, recipe=recipe, metrics=getattr(model, "metrics", {}),
+        source={"kind": "data", "data": str(name), "examples": len(p.examples),
+                "started_from": p.entry or p.family.name,
+                "best_step": getattr(model.fit_result, "best_step", None)})
+
+
+def data_train_command(family_or_entry: str, data: Any, output: Path, *,
+                       config: Mapping[str, Any] | None = None, steps: int | None = None,
+                       batch_size: int | None = None, lr: float | None = None,
+                       seed: int | None = None, progress: bool | None = None,
+                       device: str | None = None, bf16: bool = False, compile: bool = False,
+                       resume: bool = False, checkpoint_every: int | None = None,
+                       checkpoint_dir: str | os.PathLike | None = None) -> list[str]:
+    """The ``zoo train ... --data`` arguments that make the same run in a worker process."""
+    import json
+
+    if not isinstance(data, (str, os.PathLike)):
+        raise ZooError("several processes need data they can each open: pass a path or "
+                       "hf-dataset:ORG/NAME, not an object in memory")
+    text = str(data)
+    if not text.startswith("hf-dataset:"):
+        text = str(Path(text).expanduser().resolve())
+    args = ["train", family_or_entry, "--data", text, "--output", str(output.resolve())]
+    for key, value in (config or {}).items():
+        args += ["-c", f"{key}={json.dumps(value)}"]
+    for flag, value in (("--steps", steps), ("--batch-size", batch_size), ("--lr", lr),
+                        ("--seed", seed), ("--device", device),
+                        ("--checkpoint-every", checkpoint_every)):
+        if value is not None:
+            args += [flag, str(value)]
+    if checkpoint_dir is not None:
+        args += ["--checkpoint-dir", str(Path(checkpoint_dir).expanduser().resolve())]
+    args += [flag for flag, on in (("--bf16", bf16), ("--compile", compile), ("--resume", resume),
+                                   ("--quiet", progress is False)) if on]
+    return args
+
+
+def say_to_stderr(line: str) -> None:
+    with contextlib.suppress(OSError):
+        print(f"zoo: {line}", file=sys.stderr)
+
+

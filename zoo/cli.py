@@ -480,8 +480,10 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, as_js
               help="Write the scores to OUT.csv or OUT.npy (default: CSV on stdout).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw a histogram of the scores (PNG) with the training 1st percentile.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True)
-def score(name: str, data: str, output: Path | None, plot: Path | None, batch_size: int) -> None:
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Examples per batch (default: up to 4096, fewer for large discrete models).")
+def score(name: str, data: str, output: Path | None, plot: Path | None,
+          batch_size: int | None) -> None:
     """One log-density in nats per example of --data, in input order (anomaly scores).
 
     Also says what fraction of the examples falls below the training data's 1st-percentile

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from zoo.model import ZooModel
 
 #: How many training examples the anomaly threshold (their 1st-percentile score) is taken from.
-THRESHOLD_EXAMPLES = 10_000
+THRESHOLD_EXAMPLES = 5_000
 THRESHOLD_METRIC = "train_log_prob_p01"
 RECIPE_PREFIX = "recipe."
 
@@ -101,12 +101,17 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
         if value is not None:
             recipe_keys[key] = value
-    run_recipe = _config.parse(Recipe, {**_config.to_dict(base_recipe), **recipe_keys},
-                               where="recipe")
     source = open_data(data, split=split)
     fitted = fit_data(source, family.data_kind, overrides)
     cfg = family.parse_config({**base, **fitted.config, **overrides},
                               where=f"{family.name} config")
+    if entry is None and "eval_batch_size" not in recipe_keys and not isinstance(recipe, Recipe):
+        # The default (4096) suits vectors; a large discrete model's logits need fewer.
+        from zoo.scoring import default_batch
+
+        recipe_keys["eval_batch_size"] = min(base_recipe.eval_batch_size, default_batch(cfg))
+    run_recipe = _config.parse(Recipe, {**_config.to_dict(base_recipe), **recipe_keys},
+                               where="recipe")
     return Plan(family, cfg, run_recipe, fitted.examples, fitted.note, entry)
 
 

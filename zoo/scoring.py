@@ -22,6 +22,16 @@ if TYPE_CHECKING:
     from zoo.model import ZooModel
 
 OUTPUT_FORMATS = (".csv", ".npy")
+#: Values a scoring batch may produce per example dimension and level (a discrete model's
+#: logits are ``[B, D, levels]``): 2**24 floats keep one batch's activations near 64 MB.
+BATCH_BUDGET = 1 << 24
+MAX_BATCH = 4096
+
+
+def default_batch(config: Any) -> int:
+    """A scoring batch size that bounds memory: 4096 vectors, ~80 MNIST images at 256 levels."""
+    size = math.prod(getattr(config, "shape", (1,))) * (getattr(config, "levels", None) or 1)
+    return max(1, min(MAX_BATCH, BATCH_BUDGET // max(1, size)))
 
 
 def as_model(model_or_name: Any) -> ZooModel:
@@ -34,12 +44,12 @@ def as_model(model_or_name: Any) -> ZooModel:
     return load(model_or_name)
 
 
-def score(model_or_name: Any, data: Any, *, batch_size: int = 4096,
+def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
           split: str | None = None) -> Tensor:
     """``log p(x)`` in nats of every example of ``data``, in input order (float64 ``[N]``).
 
     ``model_or_name`` is a model, a catalog name, ``hf-hub:ORG/REPO`` or an artifact folder;
-    ``data`` is anything ``zoo.fit`` takes.
+    ``data`` is anything ``zoo.fit`` takes. ``batch_size`` defaults to ``default_batch``.
     """
     import torch
 
@@ -49,6 +59,7 @@ def score(model_or_name: Any, data: Any, *, batch_size: int = 4096,
     from zoo.data.open import open_data
 
     model = as_model(model_or_name)
+    batch_size = batch_size or default_batch(model.config)
     kind = get_family(model.family).data_kind
     source = open_data(data, split=split)
     examples = for_model(source, kind, tuple(model.config.shape))
@@ -68,7 +79,7 @@ def score(model_or_name: Any, data: Any, *, batch_size: int = 4096,
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
-def evaluate_data(model_or_name: Any, data: Any, *, batch_size: int = 4096,
+def evaluate_data(model_or_name: Any, data: Any, *, batch_size: int | None = None,
                   split: str | None = None) -> Evaluation:
     """Mean NLL (nats per example) of ``data`` with its standard error, and bits/dim."""
     from zoo.evaluation import summarize

@@ -22,6 +22,7 @@ from zoo.data.source import ArraySource, TensorSource, rows_to_tensor
 from zoo.errors import DataError
 
 CHUNK_BYTES = 64 << 20
+RELEASE_ABOVE = 64 << 20  # mapped files larger than this release their pages after each read
 
 
 def file_digest(path: Path) -> str:
@@ -38,12 +39,22 @@ class MappedSource(ArraySource):
 
     def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int):
         array = np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="C")
-        # Rows are read at random: no read-ahead, which would map (and count) far more pages.
-        raw = getattr(array, "_mmap", None)
-        if raw is not None and hasattr(mmap, "MADV_RANDOM"):
-            raw.madvise(mmap.MADV_RANDOM)
         super().__init__(array, str(path), digest=lambda: file_digest(path))
         self.path, self.offset = path, offset
+        # Rows are read at random: no read-ahead. And a page the kernel maps for a row stays
+        # mapped, counted in this process's RSS, until released: with the page cache's large
+        # folios one row maps ~0.5 MB, so a few thousand random rows would map a whole file.
+        raw = getattr(array, "_mmap", None)
+        self._release = raw if raw is not None and array.nbytes > RELEASE_ABOVE else None
+        if raw is not None and hasattr(mmap, "MADV_RANDOM"):
+            raw.madvise(mmap.MADV_RANDOM)
+
+    def read(self, index: np.ndarray) -> Tensor:
+        rows = super().read(index)  # a copy: the mapped pages are no longer needed
+        if self._release is not None and hasattr(mmap, "MADV_DONTNEED"):
+            # Unmaps this process's view of the file (~40 us); the page cache keeps the data.
+            self._release.madvise(mmap.MADV_DONTNEED)
+        return rows
 
     def chunks(self, size: int = 1 << 16) -> Iterator[tuple[int, Tensor]]:
         row_bytes = max(1, self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))

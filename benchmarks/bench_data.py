@@ -55,17 +55,18 @@ sys.exit(code)
 
 
 def write_images(path: Path, gigabytes: float, seed: int = 0) -> int:
-    """A uint8 ``.npy`` of ``[N, 28, 28]`` images, about ``gigabytes`` GB, written in blocks."""
+    """A uint8 ``.npy`` of ``[N, 28, 28]`` images, about ``gigabytes`` GB, written in blocks
+    with plain writes (a memory map would leave this process's RSS at the file's size, and
+    a child forked from it would inherit that as its ``ru_maxrss``)."""
     import numpy as np
 
     n = int(gigabytes * 1e9) // 784
     block = np.random.default_rng(seed).integers(0, 256, (1 << 16, 28, 28), dtype=np.uint8)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 28, 28))
-    for start in range(0, n, len(block)):
-        stop = min(n, start + len(block))
-        out[start:stop] = block[: stop - start]
-        out.flush()
-    del out
+    header = {"descr": "|u1", "fortran_order": False, "shape": (n, 28, 28)}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, n, len(block)):
+            f.write(block[: min(len(block), n - start)].tobytes())
     return n
 
 

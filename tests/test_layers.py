@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("transport", ["hub"]),
     ("integrity", ["integrity"]),
     ("kit", ["testing"]),
-    ("api", ["api"]),
+    ("api", ["api", "fitting", "scoring"]),
     ("cli", ["cli", "__main__"]),
 ]
 

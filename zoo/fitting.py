@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 #: How many training examples the anomaly threshold (their 1st-percentile score) is taken from.
 THRESHOLD_EXAMPLES = 5_000
-THRESHOLD_METRIC = "train_log_prob_p01"
 RECIPE_PREFIX = "recipe."
 
 
@@ -75,8 +74,9 @@ def split_overrides(config: Mapping[str, Any] | None) -> tuple[dict[str, Any], d
 
 def starting_point(name: str) -> tuple[Family, dict[str, Any], Recipe, str | None]:
     """(family, base config, base recipe, entry name) of a family name or a catalog entry."""
-    from zoo.api import get_entry, get_family
+    from zoo.api import get_entry
     from zoo.catalog import catalog
+    from zoo.registry import get_family
 
     if name in catalog().names():
         entry = get_entry(name)
@@ -154,6 +154,7 @@ def run_metrics(model: ZooModel, p: Plan, result: Any) -> dict[str, float]:
     import torch
 
     from zoo.evaluation import nll_per_example
+    from zoo.scoring import THRESHOLD_METRIC
 
     n = len(p.examples)
     pick = torch.randperm(n, generator=torch.Generator().manual_seed(p.recipe.seed))

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from zoo.model import ZooModel
 
 OUTPUT_FORMATS = (".csv", ".npy")
+#: The artifact metric ``zoo train --data`` records: the 1st percentile of log p(x) over
+#: training examples, below which ``zoo score`` counts an example as unusual.
+THRESHOLD_METRIC = "train_log_prob_p01"
 #: Values a scoring batch may produce per example dimension and level (a discrete model's
 #: logits are ``[B, D, levels]``): 2**24 floats keep one batch's activations near 64 MB.
 BATCH_BUDGET = 1 << 24
@@ -53,10 +56,10 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     """
     import torch
 
-    from zoo.api import get_family
     from zoo.data.checks import check_batch
     from zoo.data.infer import for_model
     from zoo.data.open import open_data
+    from zoo.registry import get_family
 
     model = as_model(model_or_name)
     batch_size = batch_size or default_batch(model.config)
@@ -91,8 +94,6 @@ def evaluate_data(model_or_name: Any, data: Any, *, batch_size: int | None = Non
 
 def threshold_of(model: ZooModel) -> float | None:
     """The training data's 1st-percentile log-density, if the artifact recorded it."""
-    from zoo.fitting import THRESHOLD_METRIC
-
     metrics = getattr(model, "metrics", None) or {}
     artifact = getattr(model, "artifact", None)
     if artifact is not None:

@@ -473,6 +473,7 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, as_js
 
 
 @cli.command()
+@threads_option
 @click.argument("name")
 @click.option("--data", "data", required=True, metavar="SOURCE",
               help="The examples to score (a file, folder or hf-dataset:ORG/NAME).")

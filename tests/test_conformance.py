@@ -28,6 +28,9 @@ CONFIGS: dict[str, list[dict]] = {
         {"shape": [1, 2, 2], "levels": 3, "hidden": [16, 16], "masks": 2, "ordering": "random",
          "inputs": "embedding", "embedding_dim": 4, "direct": True},
         {"shape": [1, 1, 5], "levels": 3, "hidden": [12], "output_rank": 2, "dropout": 0.2},
+        {"shape": [1, 2, 3], "levels": 2, "hidden": [12], "head": "bernoulli", "direct": True},
+        {"shape": [1, 2, 2], "levels": 2, "hidden": [8, 8], "head": "bernoulli", "masks": 2,
+         "ordering": "random", "inputs": "embedding", "embedding_dim": 3},
     ],
     "pixelcnn": [
         {"shape": [1, 2, 2], "levels": 3, "variant": "plain", "channels": 8, "layers": 1,

@@ -23,6 +23,10 @@ CONFIGS = {
     "even-random-order": {"shape": [1, 2, 3], "levels": 2, "hidden": [9, 7],
                           "connectivity": "even", "ordering": "random", "masks": 2,
                           "activation": "tanh"},
+    "bernoulli": {"shape": [1, 2, 3], "levels": 2, "hidden": [12, 10], "head": "bernoulli",
+                  "direct": True, "masks": 2, "ordering": "random"},
+    "bernoulli-embedding": {"shape": [5], "levels": 2, "hidden": [], "direct": True,
+                            "head": "bernoulli", "inputs": "embedding", "embedding_dim": 2},
 }
 
 
@@ -350,6 +354,8 @@ def test_bad_input_is_a_value_error_that_says_what_was_expected(bad, match):
     ({"shape": [1, 8, 8], "levels": 17, "hidden": []}, "direct"),
     ({"shape": [1, 8, 8], "levels": 17, "hidden": [0]}, "hidden"),
     ({"shape": [1, 8, 8], "levels": 17, "output_rank": 17}, "output_rank"),
+    ({"shape": [1, 8, 8], "levels": 3, "head": "bernoulli"}, "bernoulli models two levels"),
+    ({"shape": [1, 8, 8], "levels": 2, "head": "bernoulli", "output_rank": 1}, "output_rank"),
     ({"shape": [1, 8, 8], "levels": 17, "masks": 2, "connectivity": "even"}, "same"),
     ({"shape": [1, 8, 8], "levels": 17, "ordering": "spiral"}, "ordering"),
     ({"shape": [1, 8, 8], "levels": 17, "dropout": 1.0}, "dropout"),
@@ -362,6 +368,34 @@ def test_bad_input_is_a_value_error_that_says_what_was_expected(bad, match):
 def test_bad_configs_are_refused_before_allocation(config, match):
     with pytest.raises(ConfigError, match=match):
         zoo.get_family("made").build(config)
+
+
+@pytest.mark.parametrize("config", [
+    *CONFIGS.values(),
+    {"shape": [1, 7, 7], "levels": 9, "hidden": [20, 20], "inputs": "embedding",
+     "embedding_dim": 4, "output_rank": 3},
+    {"shape": [1, 3, 3], "levels": 5, "hidden": [8], "output_rank": 2, "direct": True},
+    {"shape": [1, 3, 3], "levels": 5, "hidden": [], "output_rank": 2, "direct": True},
+    {"shape": [1, 3, 3], "levels": 5, "hidden": [], "direct": True},
+])
+def test_sizes_counts_exactly_the_parameters_the_model_has(config):
+    model = zoo.get_family("made").build(config)
+    assert model.config.sizes()[0] == sum(p.numel() for p in model.parameters())
+
+
+def test_bernoulli_head_has_one_logit_and_one_input_per_position():
+    # 64 positions, 512 hidden units: 64*512 + 512 + 512*64 + 64 weights and biases, half of
+    # what a two-logit head with one-hot inputs needs.
+    made = zoo.get_family("made")
+    bernoulli = made.build({"shape": [1, 8, 8], "levels": 2, "hidden": [512], "head": "bernoulli"})
+    softmax = made.build({"shape": [1, 8, 8], "levels": 2, "hidden": [512]})
+    assert sum(p.numel() for p in bernoulli.parameters()) == 66_112
+    assert sum(p.numel() for p in softmax.parameters()) == 131_712
+    x = torch.randint(2, (4, 1, 8, 8))
+    logits = bernoulli.conditional_logits(x)
+    assert logits.shape == (4, 2, 1, 8, 8) and torch.equal(logits[:, 0], torch.zeros(4, 1, 8, 8))
+    expected = torch.log_softmax(logits, 1).gather(1, x[:, None]).sum((1, 2, 3, 4))
+    assert torch.allclose(bernoulli.log_prob(x), expected, atol=1e-5)
 
 
 def test_defaults_give_a_complete_model():

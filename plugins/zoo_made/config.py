@@ -42,6 +42,10 @@ class MADEConfig:
       regularises; evaluation always uses the mixture.
     - ``connectivity``: hidden-unit degrees drawn at ``random`` (MADE) or spread ``even``-ly.
     - ``dropout`` on hidden units, during training only.
+    - ``head``: ``categorical`` gives ``levels`` logits per position (a softmax);
+      ``bernoulli`` (two levels only) gives one logit per position, the log-odds of a 1, and
+      with one-hot inputs feeds each position as one unit (its bit). That is the same model
+      family with half the input and output weights, hence faster per step.
     """
 
     shape: tuple[int, ...]
@@ -58,6 +62,7 @@ class MADEConfig:
     mask_training: Literal["mixture", "sample"] = "mixture"
     dropout: float = field(default=0.0, metadata=bounds(0.0, 0.9))
     seed: int = field(default=0, metadata=bounds(0, 2**63 - 1))
+    head: Literal["categorical", "bernoulli"] = "categorical"
 
     def validate(self) -> None:
         check_shape_field(self.shape, max_elements=MAX_POSITIONS)
@@ -68,6 +73,10 @@ class MADEConfig:
         if self.output_rank >= self.levels:
             raise ConfigError(f"output_rank: must be below levels ({self.levels}; 0 means a "
                               f"full output layer), got {self.output_rank}")
+        if self.head == "bernoulli" and self.levels != 2:
+            raise ConfigError(f"head: bernoulli models two levels, got levels {self.levels}")
+        if self.head == "bernoulli" and self.output_rank:
+            raise ConfigError("head: bernoulli has one logit per position; use output_rank: 0")
         if self.masks > 1 and self.ordering == "natural" and self.connectivity == "even":
             raise ConfigError("masks: with ordering natural and connectivity even all "
                               f"{self.masks} masks would be the same; use connectivity random")
@@ -86,12 +95,18 @@ class MADEConfig:
 
     @property
     def input_width(self) -> int:
-        """Inputs per position: ``levels`` for one-hot, ``embedding_dim`` for embeddings."""
-        return self.levels if self.inputs == "onehot" else self.embedding_dim
+        """Inputs per position: ``levels`` for one-hot (1, the bit, under a Bernoulli head),
+        ``embedding_dim`` for embeddings."""
+        if self.inputs == "embedding":
+            return self.embedding_dim
+        return 1 if self.head == "bernoulli" else self.levels
 
     @property
     def output_width(self) -> int:
-        """Outputs per position of the masked layers: ``levels``, or ``output_rank``."""
+        """Outputs per position of the masked layers: ``levels``, ``output_rank``, or 1 (the
+        Bernoulli head's logit)."""
+        if self.head == "bernoulli":
+            return 1
         return self.output_rank or self.levels
 
     def sizes(self) -> tuple[int, int]:
@@ -101,7 +116,9 @@ class MADEConfig:
         masked = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
         if self.direct:
             masked += d * i * d * o
-        params = masked + sum(self.hidden) + d * o
+        # The per-position output bias sits in the masked output layer only when it is full;
+        # a reduced-rank output has its bias after the projection (counted below).
+        params = masked + sum(self.hidden) + (0 if self.output_rank else d * o)
         if self.inputs == "embedding":
             params += self.levels * self.embedding_dim
         if self.output_rank:

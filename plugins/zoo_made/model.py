@@ -61,8 +61,20 @@ class MaskedLinear(nn.Module):
         return self.frozen[k]
 
     def forward(self, x: Tensor, k: int) -> Tensor:
-        weight = self.weight * self.mask[k] if self.frozen is None else self.masked_weight(k)
+        weight = self.weight * self.float_mask(k) if self.frozen is None else self.masked_weight(k)
         return F.linear(x, weight, self.bias)
+
+    def float_mask(self, k: int) -> Tensor:
+        """``mask[k]`` in the weight's dtype, made once: multiplying by a bool mask converts
+        it on every forward and every backward pass. Rebuilt when the mask buffer changes
+        (moved, or overwritten in place by ``load_state_dict``)."""
+        state = (self.weight.dtype, self.mask.device, self.mask._version, self.mask.data_ptr())
+        cache = self.__dict__.get("_float_masks")
+        if cache is None or cache["state"] != state:
+            cache = self.__dict__["_float_masks"] = {"state": state}
+        if k not in cache:
+            cache[k] = self.mask[k].to(self.weight.dtype)
+        return cache[k]
 
 
 class MADE(ZooModel):
@@ -77,6 +89,7 @@ class MADE(ZooModel):
         self.input_width = config.input_width
         self.output_width = config.output_width
         self.activation = ACTIVATIONS[config.activation]
+        self.bernoulli = config.head == "bernoulli"
         masks = build_masks(
             self.positions, tuple(config.hidden), self.input_width, self.output_width,
             count=config.masks, ordering=config.ordering, connectivity=config.connectivity,
@@ -121,7 +134,10 @@ class MADE(ZooModel):
         if x.is_floating_point():
             dtype = next(self.parameters()).dtype
             onehot = x.reshape(batch, self.levels, self.positions).transpose(1, 2).to(dtype)
-            inputs = onehot if self.embedding is None else onehot @ self.embedding.weight
+            if self.embedding is not None:
+                inputs = onehot @ self.embedding.weight
+            else:  # a Bernoulli head's input unit is the bit, i.e. the one-hot's second entry
+                inputs = onehot[..., 1:] if self.bernoulli else onehot
         else:
             inputs = self.encode(x.reshape(batch, self.positions))
         out = self.logits(inputs, k).transpose(1, 2)  # [B, C, D]
@@ -134,10 +150,22 @@ class MADE(ZooModel):
         if self.embedding is not None:
             return self.embedding(x)
         dtype = next(self.parameters()).dtype
+        if self.bernoulli:
+            return x.unsqueeze(-1).to(dtype)
         return F.one_hot(x, self.levels).to(dtype)
 
     def logits(self, inputs: Tensor, k: int) -> Tensor:
         """Logits ``[B, D, C]`` of every position under mask ``k``, from input units ``[B, D, I]``."""
+        return self.as_classes(self.head_logits(inputs, k))
+
+    def as_classes(self, pre: Tensor) -> Tensor:
+        """A Bernoulli head's log-odds ``l`` as the two class logits ``(0, l)``; others as they are."""
+        if not self.bernoulli:
+            return pre
+        return torch.cat([torch.zeros_like(pre), pre], dim=-1)
+
+    def head_logits(self, inputs: Tensor, k: int) -> Tensor:
+        """The head's outputs ``[B, D, O]``: ``C`` logits, or one log-odds (Bernoulli head)."""
         batch = inputs.shape[0]
         flat = inputs.reshape(batch, -1)
         h = flat
@@ -157,6 +185,12 @@ class MADE(ZooModel):
         return torch.stack([self._log_prob_of(x, inputs, k) for k in range(self.num_masks)])
 
     def _log_prob_of(self, x: Tensor, inputs: Tensor, k: int) -> Tensor:
+        if self.bernoulli:
+            # One fused, numerically stable op: -log sigmoid(+-l) summed over positions.
+            odds = self.head_logits(inputs, k).view(x.shape)
+            target = inputs.view(x.shape) if self.embedding is None else x.to(odds.dtype)
+            nll = F.binary_cross_entropy_with_logits(odds, target, reduction="none")
+            return -nll.sum(-1)
         logits = self.logits(inputs, k)
         nll = F.cross_entropy(logits.reshape(-1, self.levels), x.reshape(-1), reduction="none")
         return -nll.view(x.shape).sum(-1)
@@ -332,7 +366,7 @@ class IncrementalStepper:
             pre = pre + self.direct_pre[:, d * out:(d + 1) * out]
         if model.projection is not None:
             return model.projection(pre) + model.output_bias[d]
-        return pre
+        return model.as_classes(pre)
 
     def update(self, d: int, value: Tensor) -> None:
         inputs = self.model.encode(value)  # [n, I]

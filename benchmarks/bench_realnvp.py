@@ -1,19 +1,23 @@
-"""Our RealNVP against zuko's, training steps per second, side by side.
+"""Our RealNVP against its peers (zuko, normflows), training steps per second, side by side.
 
-Protocol: two moons (the training split), 8 couplings, MLPs of two hidden layers of 64,
-batches of 256, one CPU thread (``--threads``), the same optimizer for both (AdamW, fused
-where torch offers it, as zoo's trainer uses). Rounds alternate between the two models so
-that both see the same machine load; the record gives the median over rounds.
+Protocol: two moons (the training split), 8 affine couplings, MLPs of two hidden layers of 64
+(35,344 parameters on every side), batches of 256, one CPU thread (``--threads``). Each model
+runs under two optimizers, the same on every side: AdamW ``fused`` (zoo's trainer uses it)
+and PyTorch's ``default`` AdamW (the foreach loop). The run is one call of
+``zoo.training.fit`` (our model, the trainer's own loop: batching, schedule, loss check);
+at each of its rounds (``eval_every = --steps``) a callback times the round and then runs one
+round of every other runner, in an order reversed every round, so that machine load hits
+every side alike. Ratios are the median over rounds of the per-round ratio.
 
-- ``zoo_steps_per_s``: our model in a plain loop (forward, backward, optimizer step);
-- ``zoo_fit_steps_per_s``: our model through ``zoo.training.fit`` (batching included);
-- ``zuko_steps_per_s``: ``zuko.flows.RealNVP(2, transforms=8, hidden_features=(64, 64))``
-  in the same loop as ours;
-- ``ratio`` = zoo / zuko (target: at least 1.5), ``ratio_fit`` = zoo via fit / zuko.
+- ``zoo/<opt>``, ``zuko/<opt>``, ``normflows/<opt>``: forward, backward and optimizer step in
+  a plain loop, the batches drawn beforehand;
+- ``zoo_fit``: our model through ``fit``, eagerly or, with ``--compile``, under
+  ``torch.compile`` (its first round, compilation included, is reported as
+  ``compile_seconds`` and left out of the rates).
 
-    python -m benchmarks.bench_realnvp [--rounds 7 --steps 100 --device cpu]
+    python -m benchmarks.bench_realnvp [--rounds 15 --steps 100 --compile]
 
-Needs the ``bench`` extra (``pip install -e .[bench]``, which installs zuko).
+Peers that are not installed are skipped (``pip install -e .[bench]`` installs both).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from zoo.devices import describe_machine, resolve_device
 from zoo.recipe import Recipe
 from zoo.training import fit, make_optimizer
 
-COUPLINGS, HIDDEN, BATCH = 8, 64, 256
+COUPLINGS, HIDDEN, BATCH, LR = 8, 64, 256, 1e-3
+OPTIMIZERS = ("fused", "default")
 
 
 def zoo_model() -> Any:
@@ -42,102 +47,156 @@ def zoo_model() -> Any:
                                             "layers": 2})
 
 
-def zuko_flow() -> Any:
-    import zuko
+def peers() -> dict[str, Callable[[], tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]]]:
+    """The installed peers: name -> a function giving (module, log_prob of a batch)."""
+    found = {}
+    try:
+        import zuko
 
-    torch.manual_seed(0)
-    return zuko.flows.RealNVP(2, transforms=COUPLINGS, hidden_features=(HIDDEN, HIDDEN))
+        def make_zuko():
+            torch.manual_seed(0)
+            flow = zuko.flows.RealNVP(2, transforms=COUPLINGS, hidden_features=(HIDDEN, HIDDEN))
+            return flow, lambda x: flow().log_prob(x)
+
+        found["zuko"] = make_zuko
+    except ImportError:
+        pass
+    try:
+        import normflows as nf
+
+        def make_normflows():
+            # normflows' documented RealNVP: affine coupling blocks with swaps in between.
+            torch.manual_seed(0)
+            flows = []
+            for _ in range(COUPLINGS):
+                flows += [nf.flows.AffineCouplingBlock(nf.nets.MLP([1, HIDDEN, HIDDEN, 2],
+                                                                   init_zeros=True)),
+                          nf.flows.Permute(2, mode="swap")]
+            flow = nf.NormalizingFlow(nf.distributions.base.DiagGaussian(2, trainable=False), flows)
+            return flow, flow.log_prob
+
+        found["normflows"] = make_normflows
+    except ImportError:
+        pass
+    return found
 
 
-def optimizer_for(module: torch.nn.Module) -> torch.optim.Optimizer:
-    """zoo's trainer optimizer (AdamW, fused when possible), for either model."""
-    return make_optimizer(module, Recipe(lr=1e-3))  # type: ignore[arg-type]
+def make_opt(module: torch.nn.Module, kind: str) -> torch.optim.Optimizer:
+    if kind == "fused":
+        return make_optimizer(module, Recipe(lr=LR))  # type: ignore[arg-type]
+    return torch.optim.AdamW(module.parameters(), lr=LR)
 
 
-def stepper(loss_fn: Callable[[torch.Tensor], torch.Tensor], module: torch.nn.Module,
-            data: torch.Tensor, seed: int) -> Callable[[int], float]:
+def stepper(module: torch.nn.Module, log_prob: Callable[[torch.Tensor], torch.Tensor],
+            kind: str, data: torch.Tensor) -> Callable[[int], float]:
     """A function that runs ``n`` training steps and returns the seconds they took."""
-    optimizer = optimizer_for(module)
-    generator = torch.Generator().manual_seed(seed)
+    optimizer = make_opt(module, kind)
+    generator = torch.Generator().manual_seed(1)
 
     def run(n: int) -> float:
         batches = [data[torch.randint(len(data), (BATCH,), generator=generator)] for _ in range(n)]
-        if data.is_cuda:
-            torch.cuda.synchronize()
         tic = time.perf_counter()
         for x in batches:
-            loss = -loss_fn(x).mean()
+            loss = -log_prob(x).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        if data.is_cuda:
-            torch.cuda.synchronize()
         return time.perf_counter() - tic
-
-    return run
-
-
-def fit_stepper(data: torch.Tensor, device: torch.device) -> Callable[[int], float]:
-    dataset = api.get_dataset("moons")
-
-    def run(n: int) -> float:
-        result = fit(zoo_model(), dataset, Recipe(steps=n, batch_size=BATCH, val_fraction=0.0,
-                                                  eval_every=n), progress=False, device=device,
-                     train_data=data.cpu())
-        return result.seconds
 
     return run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_realnvp")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=100, help="Steps per round and model.")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=100, help="Steps per round and runner.")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--compile", action="store_true", help="zoo_fit under torch.compile.")
     args = parser.parse_args(argv)
-    try:
-        import zuko
-    except ImportError:
-        print(json.dumps({"benchmark": "realnvp_vs_zuko", "skipped": "zuko is not installed "
-                          "(pip install -e .[bench])"}))
-        return 0
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    data = api.get_dataset("moons").load("train").to(device)
-    ours = zoo_model().to(device)
-    theirs = zuko_flow().to(device)
-    runners = {
-        "zoo": stepper(ours.log_prob, ours, data, seed=1),
-        "zuko": stepper(lambda x: theirs().log_prob(x), theirs, data, seed=1),
-        "zoo_fit": fit_stepper(data, device),
-    }
+    device = resolve_device("cpu")
+    data = api.get_dataset("moons").load("train")
+    found = peers()
+    runners: dict[str, Callable[[int], float]] = {}
+    params: dict[str, int] = {}
+    for kind in OPTIMIZERS:
+        ours = zoo_model()
+        runners[f"zoo/{kind}"] = stepper(ours, ours.log_prob, kind, data)
+        params["zoo"] = sum(p.numel() for p in ours.parameters())
+        for name, make in found.items():
+            module, log_prob = make()
+            runners[f"{name}/{kind}"] = stepper(module, log_prob, kind, data)
+            params[name] = sum(p.numel() for p in module.parameters())
     for run in runners.values():  # warm-up: allocator, kernels, lazy initialisation
         run(10)
-    rates: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(args.rounds):
-        for name, run in runners.items():
-            rates[name].append(args.steps / run(args.steps))
-    median = {name: statistics.median(values) for name, values in rates.items()}
-    record = {
-        "benchmark": "realnvp_vs_zuko",
+
+    rates: dict[str, list[float]] = {name: [] for name in [*runners, "zoo_fit"]}
+    state = {"tic": time.perf_counter(), "round": -1, "compile_seconds": None}
+
+    def between_rounds(step: int, record: dict[str, float]) -> None:
+        seconds = time.perf_counter() - state["tic"]
+        if state["round"] < 0:  # the warm-up round: compilation, first calls
+            state["compile_seconds"] = seconds if args.compile else None
+        else:
+            rates["zoo_fit"].append(args.steps / seconds)
+        state["round"] += 1
+        if state["round"] <= args.rounds:
+            order = list(runners) if state["round"] % 2 else list(runners)[::-1]
+            if state["round"] > 0:
+                for name in order:
+                    rates[name].append(args.steps / runners[name](args.steps))
+        state["tic"] = time.perf_counter()
+
+    load_before = _load()
+    fit(zoo_model(), api.get_dataset("moons"),
+        Recipe(steps=args.steps * (args.rounds + 1), batch_size=BATCH, lr=LR, val_fraction=0.0,
+               eval_every=args.steps),
+        progress=False, device=device, train_data=data, callback=between_rounds,
+        compile=args.compile)
+    rounds = min(len(v) for v in rates.values())
+    median = {name: statistics.median(v) for name, v in rates.items()}
+
+    def ratio(a: str, b: str) -> float:
+        return round(statistics.median(x / y for x, y in zip(rates[a][:rounds], rates[b][:rounds])), 3)
+
+    record: dict[str, Any] = {
+        "benchmark": "realnvp_vs_peers",
         "protocol": {"dataset": "moons", "couplings": COUPLINGS, "hidden": [HIDDEN, HIDDEN],
-                     "batch_size": BATCH, "optimizer": "AdamW (zoo.training.make_optimizer)",
-                     "rounds": args.rounds, "steps_per_round": args.steps},
-        "zoo_steps_per_s": median["zoo"],
-        "zoo_fit_steps_per_s": median["zoo_fit"],
-        "zuko_steps_per_s": median["zuko"],
-        "ratio": median["zoo"] / median["zuko"],
-        "ratio_fit": median["zoo_fit"] / median["zuko"],
-        "target_ratio": 1.5,
-        "rounds_steps_per_s": rates,
-        "parameters": {"zoo": sum(p.numel() for p in ours.parameters()),
-                       "zuko": sum(p.numel() for p in theirs.parameters())},
-        "zuko_version": zuko.__version__,
+                     "batch_size": BATCH, "lr": LR, "optimizers": "AdamW fused / default",
+                     "rounds": rounds, "steps_per_round": args.steps, "compile": args.compile},
+        "steps_per_s": {name: round(v, 1) for name, v in median.items()},
+        "ratios": {},
+        "compile_seconds": state["compile_seconds"],
+        "parameters": params,
+        "peers": {name: _version(name) for name in found},
+        "load_average": [load_before, _load()],
         "machine": describe_machine(device),
     }
+    for name in found:
+        for kind in OPTIMIZERS:
+            record["ratios"][f"zoo/{name} {kind}"] = ratio(f"zoo/{kind}", f"{name}/{kind}")
+        record["ratios"][f"zoo_fit/{name} fused"] = ratio("zoo_fit", f"{name}/fused")
+    if not found:
+        record["skipped_peers"] = "neither zuko nor normflows is installed (pip install -e .[bench])"
     print(json.dumps(record))
     return 0
+
+
+def _version(module: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _load() -> float | None:
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

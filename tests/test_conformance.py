@@ -22,6 +22,11 @@ CONFIGS: dict[str, list[dict]] = {
     "realnvp": [
         {"shape": [2], "couplings": 4, "hidden": 16},
         {"shape": [3], "couplings": 3, "hidden": 8, "masks": "random", "activation": "tanh"},
+        # Spline couplings; a narrow bound so that the kit's data lies both inside the spline
+        # and in its identity tails.
+        {"shape": [2], "couplings": 3, "hidden": 16, "coupling": "spline", "bins": 5,
+         "spline_bound": 1.5},
+        {"shape": [3], "couplings": 2, "hidden": 8, "coupling": "spline", "masks": "random"},
     ],
     "made": [
         {"shape": [1, 2, 2], "levels": 3, "hidden": [16]},

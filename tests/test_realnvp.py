@@ -22,6 +22,9 @@ def perturbed(config=None, seed=0, std=0.4):
 @pytest.mark.parametrize("config", [
     {"shape": [2], "couplings": 4, "hidden": 16},
     {"shape": [5], "couplings": 3, "hidden": 8, "masks": "random", "activation": "tanh"},
+    {"shape": [2], "couplings": 4, "hidden": 16, "coupling": "spline", "bins": 6,
+     "spline_bound": 2.0},
+    {"shape": [5], "couplings": 3, "hidden": 8, "coupling": "spline", "masks": "random"},
 ])
 def test_invertible(config):
     model = perturbed(config)
@@ -31,9 +34,12 @@ def test_invertible(config):
     assert not torch.allclose(z, x, atol=1e-2)  # the flow really transforms
 
 
+@pytest.mark.parametrize("coupling", ["affine", "spline"])
 @pytest.mark.parametrize("dim", [2, 3])
-def test_logdet_matches_autograd_jacobian(dim):
-    model = perturbed({"shape": [dim], "couplings": 4, "hidden": 16})
+def test_logdet_matches_autograd_jacobian(dim, coupling):
+    # spline_bound 2: points both inside the splines and in their identity tails.
+    model = perturbed({"shape": [dim], "couplings": 4, "hidden": 16, "coupling": coupling,
+                       "spline_bound": 2.0})
     x = torch.randn(5, dim, dtype=torch.float64)
     _, logdet = model(x)
     for i in range(len(x)):
@@ -43,10 +49,12 @@ def test_logdet_matches_autograd_jacobian(dim):
         assert torch.allclose(logdet[i], expected, atol=1e-9)
 
 
-def test_density_integrates_to_one():
+@pytest.mark.parametrize("coupling", ["affine", "spline"])
+def test_density_integrates_to_one(coupling):
     # Moderate weights keep the density smooth enough for a 600x600 grid to resolve it,
     # while the flow still moves points by ~0.7 on average.
-    model = perturbed(std=0.25)
+    model = perturbed({"shape": [2], "couplings": 4, "hidden": 16, "coupling": coupling},
+                      std=0.25)
     samples = model.sample(4000, generator=torch.Generator().manual_seed(0)).double()
     lo = samples.min(0).values - 3
     hi = samples.max(0).values + 3
@@ -103,7 +111,10 @@ def test_bad_sampling_arguments(n, temperature):
 
 
 @pytest.mark.parametrize("config", [{"shape": [1]}, {"shape": [2], "hidden": 10**9},
-                                    {"shape": [2], "couplings": 0}, {"shape": [2], "depth": 3}])
+                                    {"shape": [2], "couplings": 0}, {"shape": [2], "depth": 3},
+                                    {"shape": [2], "coupling": "spline", "bins": 1},
+                                    {"shape": [2], "coupling": "cubic"},
+                                    {"shape": [2], "coupling": "spline", "spline_bound": 0.0}])
 def test_config_rejected_before_allocation(config):
     with pytest.raises(ConfigError):
         zoo.get_family("realnvp").build(config)
@@ -140,3 +151,17 @@ def test_pull_is_deterministic_and_second_pull_is_cached(tiny_catalog, tmp_path)
     assert (first / "model.safetensors").stat().st_mtime_ns == mtime  # nothing rebuilt
     other = zoo.train("realnvp-tiny", output=tmp_path / "again", progress=False)
     assert sha256_file(other / "model.safetensors") == digest
+
+
+def test_a_fresh_spline_coupling_is_the_identity_and_tails_stay_put():
+    model = zoo.get_family("realnvp").build({"shape": [2], "couplings": 3, "hidden": 8,
+                                             "coupling": "spline", "spline_bound": 1.0})
+    x = torch.tensor([[-3.0, 0.2], [0.5, -0.99], [1.0, 7.0]])
+    z, logdet = model(x)
+    assert torch.allclose(z, x, atol=1e-6) and torch.allclose(logdet, torch.zeros(3), atol=1e-6)
+    model = perturbed({"shape": [2], "couplings": 1, "hidden": 8, "coupling": "spline",
+                       "spline_bound": 1.0})
+    x = torch.tensor([[0.3, -5.0], [0.3, 4.0], [0.3, 0.5]], dtype=torch.float64)
+    z, logdet = model(x)  # coupling 0 keeps coordinate 0 and moves coordinate 1 within [-1, 1]
+    assert torch.equal(z[:2], x[:2]) and torch.equal(logdet[:2], torch.zeros(2, dtype=torch.float64))
+    assert z[2, 1] != x[2, 1] and -1 <= z[2, 1] <= 1

@@ -117,6 +117,37 @@ class CompiledOrEager(nn.Module):
         )
 
 
+#: ``compile="auto"`` compiles runs of at least this many steps. Compiling a catalog model
+#: with inductor takes from tens of seconds to minutes on a CPU (about 2.5 minutes for
+#: realnvp on the loaded 2-core machine, docs/performance.md) and saves a fraction of a
+#: millisecond per step, so only long runs (the GPU recipes: 50,000 steps and more) repay it.
+AUTO_COMPILE_MIN_STEPS = 20_000
+
+
+def compile_pays(device: torch.device, steps: int) -> bool:
+    """Whether ``compile="auto"`` compiles: a long run, on a device inductor can build for
+    here (a C++ compiler for CPUs, triton for CUDA)."""
+    if steps < AUTO_COMPILE_MIN_STEPS:
+        return False
+    if device.type == "cuda":
+        import importlib.util
+
+        return importlib.util.find_spec("triton") is not None
+    if device.type == "cpu":
+        import shutil
+
+        return any(shutil.which(cxx) for cxx in (os.environ.get("CXX", "g++"), "g++", "c++"))
+    return False
+
+
+def resolve_compile(compile: bool | str | Callable[..., Any] | None, device: torch.device,
+                    steps: int) -> bool | str | Callable[..., Any]:
+    """``"auto"`` settled for this run (``True`` when ``compile_pays``); other values as given."""
+    if isinstance(compile, str) and compile == "auto":
+        return compile_pays(device, steps)
+    return False if compile is None else compile
+
+
 def maybe_compile(module: nn.Module, compile: bool | str | Callable[..., Any] = False) -> nn.Module:
     """``module`` itself, or wrapped by ``CompiledOrEager`` when ``compile`` asks for it.
 

@@ -32,7 +32,7 @@ from zoo import checkpoint as ckpt
 from zoo import distributed
 from zoo.data import Dataset
 from zoo.data.source import Examples, TensorSource
-from zoo.devices import autocast, maybe_compile, resolve_device
+from zoo.devices import autocast, maybe_compile, resolve_compile, resolve_device
 from zoo.errors import ConfigError, TrainingError
 from zoo.evaluation import mean_nll, nll_per_example
 from zoo.model import ZooModel
@@ -266,7 +266,7 @@ def fit(
     train_data: Tensor | Examples | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
     bf16: bool = False,
-    compile: bool | str | Callable[..., Any] = False,
+    compile: bool | str | Callable[..., Any] = "auto",
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
@@ -283,7 +283,9 @@ def fit(
     Devices: ``device`` is ``None`` (stay where the model is), ``"auto"``, ``"cpu"``,
     ``"cuda"`` (this process's GPU) or a ``torch.device``; ``bf16`` runs the forward pass
     under bfloat16 autocast; ``compile`` (``True`` or a backend) uses ``torch.compile`` and
-    falls back to eager execution with a warning if compiling fails.
+    falls back to eager execution with a warning if compiling fails; ``"auto"`` (the default)
+    compiles only runs long enough to repay it (``zoo.devices.compile_pays``), ``False``
+    never does.
 
     Processes: started by torchrun (its environment names the process group), every rank
     calls ``fit`` with the same arguments; the model is wrapped in DDP and each rank takes
@@ -373,6 +375,7 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
                 print(f"zoo: resuming from {sidecar} (step {start} of {steps})", file=sys.stderr)
         distributed.barrier()
 
+    compile = resolve_compile(compile, device, steps)
     objective = distributed.wrap(maybe_compile(distributed.NegLogLikelihood(model), compile),
                                  device, ctx)
 

@@ -1,4 +1,7 @@
-"""RealNVP: affine coupling layers with alternating binary masks and a standard-normal base.
+"""RealNVP: coupling layers with alternating binary masks and a standard-normal base.
+
+The couplings are affine (below) or, with ``coupling: spline``, monotone rational-quadratic
+splines (``zoo_realnvp.splines``); both read one half and rewrite the other.
 
 One coupling layer with mask ``b`` (1 = passed through, 0 = transformed)::
 
@@ -37,6 +40,19 @@ def split_halves(config: RealNVPConfig) -> tuple[Tensor, Tensor]:
     return order[: (dim + 1) // 2].sort().values, order[(dim + 1) // 2 :].sort().values
 
 
+def mlp(inputs: int, hidden: int, layers: int, activation: str, outputs: int) -> nn.Sequential:
+    """``layers`` hidden layers of width ``hidden``; the output layer starts at zero, so a
+    fresh coupling is the identity and training starts from the base distribution."""
+    widths = [inputs] + [hidden] * layers
+    blocks: list[nn.Module] = []
+    for w_in, w_out in zip(widths[:-1], widths[1:]):
+        blocks += [nn.Linear(w_in, w_out), ACTIVATIONS[activation]()]
+    out = nn.Linear(hidden, outputs)
+    nn.init.zeros_(out.weight)
+    nn.init.zeros_(out.bias)
+    return nn.Sequential(*blocks, out)
+
+
 class AffineCoupling(nn.Module):
     """One coupling: an MLP of the kept half gives log-scale ``s`` and shift ``t`` of the other.
 
@@ -47,14 +63,7 @@ class AffineCoupling(nn.Module):
     def __init__(self, kept: int, free: int, hidden: int, layers: int, activation: str,
                  bound: float):
         super().__init__()
-        widths = [kept] + [hidden] * layers
-        blocks: list[nn.Module] = []
-        for w_in, w_out in zip(widths[:-1], widths[1:]):
-            blocks += [nn.Linear(w_in, w_out), ACTIVATIONS[activation]()]
-        out = nn.Linear(hidden, 2 * free)
-        nn.init.zeros_(out.weight)
-        nn.init.zeros_(out.bias)
-        self.net = nn.Sequential(*blocks, out)
+        self.net = mlp(kept, hidden, layers, activation, 2 * free)
         self.bound = bound
 
     def scale_shift(self, kept: Tensor) -> tuple[Tensor, Tensor]:
@@ -70,6 +79,17 @@ class AffineCoupling(nn.Module):
     def inverse(self, kept: Tensor, free: Tensor) -> Tensor:
         s, t = self.scale_shift(kept)
         return (free - t) * torch.exp(-s)
+
+
+def coupling(config: RealNVPConfig, kept: int, free: int) -> nn.Module:
+    """One coupling layer of the kind ``config.coupling`` names."""
+    if config.coupling == "spline":
+        from zoo_realnvp.splines import SplineCoupling
+
+        return SplineCoupling(kept, free, config.hidden, config.layers, config.activation,
+                              config.bins, config.spline_bound)
+    return AffineCoupling(kept, free, config.hidden, config.layers, config.activation,
+                          config.scale_bound)
 
 
 class RealNVP(ZooModel):
@@ -90,9 +110,7 @@ class RealNVP(ZooModel):
         self.register_buffer("masks", masks)
         sizes = (len(first), len(second))
         self.layers = nn.ModuleList(
-            AffineCoupling(sizes[k % 2], sizes[1 - k % 2], config.hidden, config.layers,
-                           config.activation, config.scale_bound)
-            for k in range(config.couplings)
+            coupling(config, sizes[k % 2], sizes[1 - k % 2]) for k in range(config.couplings)
         )
 
     def _halves(self, x: Tensor) -> list[Tensor]:

@@ -1,0 +1,115 @@
+"""Monotone rational-quadratic splines (Durkan et al., 2019, "Neural Spline Flows"), elementwise.
+
+On ``[-bound, bound]`` the map is a spline of ``K`` bins whose knots are set by unnormalised
+bin widths, bin heights and inner-knot derivatives (one set per element); outside it is the
+identity, so the derivative at both ends is 1 and the map is continuous and C1 everywhere.
+Each bin maps ``xi = (x - x_k) / w_k`` in ``[0, 1]`` to
+
+    y = y_k + h_k (s xi^2 + d_k xi (1 - xi)) / (s + (d_k + d_{k+1} - 2 s) xi (1 - xi)),
+
+with ``s = h_k / w_k``, which is strictly increasing for positive derivatives, and its inverse
+is the root in ``[0, 1]`` of a quadratic, in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: Smallest bin width/height (as a fraction of the interval) and smallest knot derivative:
+#: they keep every bin invertible and the log-det finite whatever the network outputs.
+MIN_BIN = 1e-3
+MIN_DERIVATIVE = 1e-3
+# softplus(_ONE) == 1: a zero network output gives unit derivatives, i.e. the identity.
+_ONE = math.log(math.e - 1.0)
+
+
+def parameters_per_element(bins: int) -> int:
+    """Network outputs one element's spline needs: K widths, K heights, K - 1 derivatives."""
+    return 3 * bins - 1
+
+
+def _knots(raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """Knot positions ``[..., K + 1]`` from -bound to bound, and the bin sizes ``[..., K]``."""
+    bins = raw.shape[-1]
+    sizes = MIN_BIN + (1.0 - MIN_BIN * bins) * torch.softmax(raw, dim=-1)
+    inner = (2.0 * bound) * torch.cumsum(sizes[..., :-1], dim=-1) - bound
+    edge = inner.new_full((*inner.shape[:-1], 1), bound)
+    knots = torch.cat([-edge, inner, edge], dim=-1)  # ends exactly at +-bound
+    return knots, knots[..., 1:] - knots[..., :-1]
+
+
+def rational_quadratic(x: Tensor, params: Tensor, bound: float, *,
+                       inverse: bool = False) -> tuple[Tensor, Tensor]:
+    """The spline (or its inverse) applied to ``x [...]`` with ``params [..., 3K - 1]``.
+
+    Returns the output and ``log |dy/dx|`` of the forward map at the point, elementwise (for
+    the inverse, the forward map's log-derivative at the returned point; negate it for the
+    inverse's own).
+    """
+    bins = (params.shape[-1] + 1) // 3
+    raw_w, raw_h, raw_d = params[..., :bins], params[..., bins:2 * bins], params[..., 2 * bins:]
+    xs, widths = _knots(raw_w, bound)
+    ys, heights = _knots(raw_h, bound)
+    inner_d = MIN_DERIVATIVE + (1.0 - MIN_DERIVATIVE) * F.softplus(raw_d + _ONE)
+    derivs = F.pad(inner_d, (1, 1), value=1.0)  # unit slope at the ends meets the identity tails
+
+    inside = (x >= -bound) & (x <= bound)
+    v = x.clamp(-bound, bound)
+    knots = ys if inverse else xs
+    # Bin k holds knots[k] <= v < knots[k+1]: count the inner knots at or below v.
+    k = torch.searchsorted(knots[..., 1:-1].contiguous(), v.unsqueeze(-1), right=True)
+    x_k, w_k = xs.gather(-1, k).squeeze(-1), widths.gather(-1, k).squeeze(-1)
+    y_k, h_k = ys.gather(-1, k).squeeze(-1), heights.gather(-1, k).squeeze(-1)
+    d_lo, d_hi = derivs.gather(-1, k).squeeze(-1), derivs.gather(-1, k + 1).squeeze(-1)
+    slope = h_k / w_k
+    curve = d_lo + d_hi - 2.0 * slope
+
+    if inverse:
+        dy = v - y_k
+        a = h_k * (slope - d_lo) + dy * curve
+        b = h_k * d_lo - dy * curve
+        c = -slope * dy
+        disc = (b.square() - 4.0 * a * c).clamp(min=0.0)
+        # The stable form of the root in [0, 1] (no cancellation when a is near 0).
+        xi = (2.0 * c) / (-b - disc.sqrt())
+        xi = xi.clamp(0.0, 1.0)
+        out = x_k + xi * w_k
+    else:
+        xi = (v - x_k) / w_k
+    mix = xi * (1.0 - xi)
+    den = slope + curve * mix
+    if not inverse:
+        out = y_k + h_k * (slope * xi.square() + d_lo * mix) / den
+    dnum = slope.square() * (d_hi * xi.square() + 2.0 * slope * mix + d_lo * (1.0 - xi).square())
+    logdet = torch.log(dnum) - 2.0 * torch.log(den)
+    return torch.where(inside, out, x), torch.where(inside, logdet, torch.zeros_like(logdet))
+
+
+class SplineCoupling(torch.nn.Module):
+    """A coupling whose free half goes through a rational-quadratic spline with ``bins`` bins,
+    its knots given by an MLP of the kept half (the affine coupling's interface).
+
+    The MLP's output layer starts at zero: uniform bins and unit derivatives, the identity.
+    """
+
+    def __init__(self, kept: int, free: int, hidden: int, layers: int, activation: str,
+                 bins: int, bound: float):
+        super().__init__()
+        from zoo_realnvp.model import mlp
+
+        self.free, self.bins, self.bound = free, bins, bound
+        self.net = mlp(kept, hidden, layers, activation, free * parameters_per_element(bins))
+
+    def _params(self, kept: Tensor) -> Tensor:
+        return self.net(kept).view(kept.shape[0], self.free, parameters_per_element(self.bins))
+
+    def forward(self, kept: Tensor, free: Tensor) -> tuple[Tensor, Tensor]:
+        """The transformed free half and its elementwise log-derivatives."""
+        return rational_quadratic(free, self._params(kept), self.bound)
+
+    def inverse(self, kept: Tensor, free: Tensor) -> Tensor:
+        return rational_quadratic(free, self._params(kept), self.bound, inverse=True)[0]

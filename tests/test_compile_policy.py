@@ -1,0 +1,46 @@
+"""``compile="auto"``: the trainer compiles only runs long enough to repay compiling."""
+
+from __future__ import annotations
+
+import shutil
+
+import torch
+
+from zoo import devices
+
+CPU = torch.device("cpu")
+
+
+def test_short_runs_stay_eager():
+    assert devices.resolve_compile("auto", CPU, devices.AUTO_COMPILE_MIN_STEPS - 1) is False
+
+
+def test_long_runs_compile_where_inductor_can_build(monkeypatch):
+    long = devices.AUTO_COMPILE_MIN_STEPS
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert devices.resolve_compile("auto", CPU, long) is True
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no C++ compiler: stay eager
+    assert devices.resolve_compile("auto", CPU, long) is False
+
+
+def test_explicit_choices_are_kept():
+    assert devices.resolve_compile(True, CPU, 1) is True
+    assert devices.resolve_compile(False, CPU, 10**7) is False
+    assert devices.resolve_compile(None, CPU, 10**7) is False
+    assert devices.resolve_compile("aot_eager", CPU, 1) == "aot_eager"
+
+
+def test_fit_stays_eager_on_a_short_run(monkeypatch):
+    from zoo import api
+    from zoo.recipe import Recipe
+    from zoo.training import fit
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a short run must not compile")
+
+    monkeypatch.setattr(devices, "CompiledOrEager", refuse)
+    model = api.get_family("realnvp").build({"shape": [2], "couplings": 2, "hidden": 8})
+    data = torch.randn(64, 2)
+    result = fit(model, api.get_dataset("moons"), Recipe(steps=3, batch_size=16, val_fraction=0.0),
+                 train_data=data, progress=False)
+    assert result.steps == 3

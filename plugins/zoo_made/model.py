@@ -170,7 +170,9 @@ class MADE(ZooModel):
         flat = inputs.reshape(batch, -1)
         h = flat
         for layer in self.hidden:
-            h = self.dropout(self.activation(layer(h, k)))
+            h = self.activation(layer(h, k))
+            if self.dropout.p > 0:  # a module call per layer is a measurable cost per step
+                h = self.dropout(h)
         pre = self.output(h, k) if self.output is not None else 0
         if self.direct is not None:
             pre = pre + self.direct(flat, k)
@@ -205,7 +207,7 @@ class MADE(ZooModel):
         flat = x.reshape(x.shape[0], self.positions)
         count = self.num_masks
         if count == 1:
-            return self.log_prob_components(flat)[0]
+            return self._log_prob_of(flat, self.encode(flat), 0)  # no stack of one
         if self.training and self.config.mask_training == "sample":
             k = int(torch.randint(count, ()))
             return self._log_prob_of(flat, self.encode(flat), k)

@@ -32,14 +32,13 @@ def parameters_per_element(bins: int) -> int:
     return 3 * bins - 1
 
 
-def _knots(raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    """Knot positions ``[..., K + 1]`` from -bound to bound, and the bin sizes ``[..., K]``."""
+def _knots(raw: Tensor, bound: float) -> Tensor:
+    """Knot positions ``[..., K + 1]`` from -bound to bound (exactly) from unnormalised bin
+    sizes ``[..., K]``; widths and heights go through together, stacked on a leading axis."""
     bins = raw.shape[-1]
     sizes = MIN_BIN + (1.0 - MIN_BIN * bins) * torch.softmax(raw, dim=-1)
     inner = (2.0 * bound) * torch.cumsum(sizes[..., :-1], dim=-1) - bound
-    edge = inner.new_full((*inner.shape[:-1], 1), bound)
-    knots = torch.cat([-edge, inner, edge], dim=-1)  # ends exactly at +-bound
-    return knots, knots[..., 1:] - knots[..., :-1]
+    return F.pad(F.pad(inner, (1, 0), value=-bound), (0, 1), value=bound)
 
 
 def rational_quadratic(x: Tensor, params: Tensor, bound: float, *,
@@ -51,20 +50,21 @@ def rational_quadratic(x: Tensor, params: Tensor, bound: float, *,
     inverse's own).
     """
     bins = (params.shape[-1] + 1) // 3
-    raw_w, raw_h, raw_d = params[..., :bins], params[..., bins:2 * bins], params[..., 2 * bins:]
-    xs, widths = _knots(raw_w, bound)
-    ys, heights = _knots(raw_h, bound)
-    inner_d = MIN_DERIVATIVE + (1.0 - MIN_DERIVATIVE) * F.softplus(raw_d + _ONE)
+    # Few, larger operations: on small batches each operation's fixed cost is the price.
+    raw_sizes = params[..., :2 * bins].unflatten(-1, (2, bins))  # widths, heights
+    inner_d = MIN_DERIVATIVE + (1.0 - MIN_DERIVATIVE) * F.softplus(params[..., 2 * bins:] + _ONE)
     derivs = F.pad(inner_d, (1, 1), value=1.0)  # unit slope at the ends meets the identity tails
+    table = torch.cat([_knots(raw_sizes, bound), derivs.unsqueeze(-2)], dim=-2)  # [..., 3, K+1]
 
     inside = (x >= -bound) & (x <= bound)
     v = x.clamp(-bound, bound)
-    knots = ys if inverse else xs
     # Bin k holds knots[k] <= v < knots[k+1]: count the inner knots at or below v.
-    k = torch.searchsorted(knots[..., 1:-1].contiguous(), v.unsqueeze(-1), right=True)
-    x_k, w_k = xs.gather(-1, k).squeeze(-1), widths.gather(-1, k).squeeze(-1)
-    y_k, h_k = ys.gather(-1, k).squeeze(-1), heights.gather(-1, k).squeeze(-1)
-    d_lo, d_hi = derivs.gather(-1, k).squeeze(-1), derivs.gather(-1, k + 1).squeeze(-1)
+    knots = table[..., 1 if inverse else 0, 1:-1].contiguous()
+    k = torch.searchsorted(knots, v.unsqueeze(-1), right=True)
+    ends = torch.cat([k, k + 1], dim=-1).unsqueeze(-2).expand(*k.shape[:-1], 3, 2)
+    picked = table.gather(-1, ends)  # one gather: both ends of x, y and the derivative
+    (x_k, x_hi), (y_k, y_hi), (d_lo, d_hi) = (pair.unbind(-1) for pair in picked.unbind(-2))
+    w_k, h_k = x_hi - x_k, y_hi - y_k
     slope = h_k / w_k
     curve = d_lo + d_hi - 2.0 * slope
 
@@ -75,8 +75,7 @@ def rational_quadratic(x: Tensor, params: Tensor, bound: float, *,
         c = -slope * dy
         disc = (b.square() - 4.0 * a * c).clamp(min=0.0)
         # The stable form of the root in [0, 1] (no cancellation when a is near 0).
-        xi = (2.0 * c) / (-b - disc.sqrt())
-        xi = xi.clamp(0.0, 1.0)
+        xi = ((2.0 * c) / (-b - disc.sqrt())).clamp(0.0, 1.0)
         out = x_k + xi * w_k
     else:
         xi = (v - x_k) / w_k

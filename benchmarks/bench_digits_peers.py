@@ -42,9 +42,11 @@ BATCH, LR = 128, 1e-3
 #: zoo's models. Matched parameter counts: zoo_made and pg_made 66,112; zoo_plain16 16,354 and
 #: pg_pixelcnn 16,257; zoo_gated12 39,466 and zoo_plain 39,842 (gated against plain).
 ZOO_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "zoo_made": ("made", {"shape": [1, 8, 8], "levels": 2, "hidden": [512], "head": "bernoulli"}),
-    "zoo_made_random": ("made", {"shape": [1, 8, 8], "levels": 2, "hidden": [512],
-                                 "head": "bernoulli", "ordering": "random"}),
+    # pytorch-generative's MADE draws its one ordering at random: so does zoo_made.
+    "zoo_made": ("made", {"shape": [1, 8, 8], "levels": 2, "hidden": [512], "head": "bernoulli",
+                          "ordering": "random"}),
+    "zoo_made_natural": ("made", {"shape": [1, 8, 8], "levels": 2, "hidden": [512],
+                                  "head": "bernoulli"}),
     "zoo_made_softmax": ("made", {"shape": [1, 8, 8], "levels": 2, "hidden": [512]}),
     "zoo_plain": ("pixelcnn", {"shape": [1, 8, 8], "levels": 2, "variant": "plain", "channels": 32,
                                "layers": 4, "head_channels": 32}),

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from zoo.model import ZooModel, check_continuous, check_sampling
 from zoo_realnvp.config import RealNVPConfig
+from zoo_realnvp.splines import SplineCoupling, parameters_per_element
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
 
@@ -84,10 +85,9 @@ class AffineCoupling(nn.Module):
 def coupling(config: RealNVPConfig, kept: int, free: int) -> nn.Module:
     """One coupling layer of the kind ``config.coupling`` names."""
     if config.coupling == "spline":
-        from zoo_realnvp.splines import SplineCoupling
-
-        return SplineCoupling(kept, free, config.hidden, config.layers, config.activation,
-                              config.bins, config.spline_bound)
+        net = mlp(kept, config.hidden, config.layers, config.activation,
+                  free * parameters_per_element(config.bins))
+        return SplineCoupling(net, free, config.bins, config.spline_bound)
     return AffineCoupling(kept, free, config.hidden, config.layers, config.activation,
                           config.scale_bound)
 

@@ -90,18 +90,16 @@ def rational_quadratic(x: Tensor, params: Tensor, bound: float, *,
 
 class SplineCoupling(torch.nn.Module):
     """A coupling whose free half goes through a rational-quadratic spline with ``bins`` bins,
-    its knots given by an MLP of the kept half (the affine coupling's interface).
+    its knots given by a network of the kept half (the affine coupling's interface).
 
-    The MLP's output layer starts at zero: uniform bins and unit derivatives, the identity.
+    A network whose output layer starts at zero gives uniform bins and unit derivatives: the
+    identity.
     """
 
-    def __init__(self, kept: int, free: int, hidden: int, layers: int, activation: str,
-                 bins: int, bound: float):
+    def __init__(self, net: torch.nn.Module, free: int, bins: int, bound: float):
         super().__init__()
-        from zoo_realnvp.model import mlp
-
-        self.free, self.bins, self.bound = free, bins, bound
-        self.net = mlp(kept, hidden, layers, activation, free * parameters_per_element(bins))
+        # ``net`` maps the kept half to ``free * (3 * bins - 1)`` outputs (zoo_realnvp.model.mlp).
+        self.net, self.free, self.bins, self.bound = net, free, bins, bound
 
     def _params(self, kept: Tensor) -> Tensor:
         return self.net(kept).view(kept.shape[0], self.free, parameters_per_element(self.bins))

@@ -171,14 +171,29 @@ def build_artifact(entry: Entry, directory: Path | None, *, steps: int | None = 
 
 def load(name_or_path: str | os.PathLike, *, device: Any = "cpu",
          offline: bool = False) -> ZooModel:
-    """The model called ``name_or_path``, pulled first if needed, ready for ``sample``/``log_prob``."""
+    """The model called ``name_or_path``, pulled first if needed, ready for ``sample``/``log_prob``.
+
+    ``name_or_path`` is a catalog name, ``hf-hub:ORG/REPO[@REV]``, or the path of an
+    artifact directory (what ``zoo.save`` writes): that is loaded strictly, without any
+    download or build. Loading checks the weights' sha256 against ``config.json`` and every
+    tensor's name, shape and dtype before anything is allocated. ``device`` is where the
+    model goes; ``offline`` never touches the network.
+    """
     from zoo import artifacts
 
     return artifacts.load(pull(os.fspath(name_or_path), offline=offline), device=device)
 
 
 def save(model: ZooModel, path: str | os.PathLike, **meta: Any) -> Path:
-    """Save a model as an artifact directory (atomically)."""
+    """Save a model as an artifact directory at ``path`` and return it.
+
+    The directory holds ``config.json`` (family, config, the sha256 of the weights, and
+    ``meta``: ``name``, ``description``, ``dataset``, ``recipe``, ``metrics``, ``source``),
+    ``model.safetensors`` (the whole ``state_dict``) and ``README.md`` (the model card). It is
+    written to a staging folder and renamed into place, so ``path`` is complete or absent.
+    ``zoo.load(path)`` loads it; ``zoo push`` publishes it. (This is the public form of
+    ``zoo.artifacts.save``, which the conformance kit uses.)
+    """
     from zoo import artifacts
 
     return artifacts.save(model, Path(path), **meta)

@@ -62,10 +62,21 @@ class Family:
         return model.sample(n, **kwargs)
 
     def train(self, model: ZooModel, dataset: Any, recipe: Any, **kwargs: Any) -> Any:
-        """Fit ``model`` by maximum likelihood; the default is the core's generic trainer."""
+        """Fit ``model`` by maximum likelihood on ``dataset`` following ``recipe`` (a
+        ``zoo.Recipe``); ``zoo pull`` and ``zoo train`` call it. The default is the core's
+        generic trainer, ``zoo.training.fit(model, dataset, recipe, **kwargs)``, which needs
+        only ``log_prob``; override it only if the family trains differently."""
         from zoo.training import fit
 
         return fit(model, dataset, recipe, **kwargs)
+
+    def inert_config_keys(self, config: Any) -> Mapping[str, str]:
+        """Config keys that may leave the model ``create(config)`` builds unchanged, each with
+        the reason: a training-only setting (``dropout``), or a key this config does not use
+        (a seed for a random ordering when the ordering is fixed). The conformance kit's
+        ``config_keys`` check requires every other key to change the model. Default: none.
+        """
+        return {}
 
     def config_dict(self, config: Any) -> dict[str, Any]:
         """The JSON form of a config, as stored in an artifact's ``config.json``."""

@@ -50,6 +50,7 @@ class ZooModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's first parameter (or buffer); CPU for an empty model."""
         for t in self.parameters():
             return t.device
         for t in self.buffers():

@@ -12,9 +12,22 @@ from zoo.config import bounds
 class Recipe:
     """Maximum-likelihood training settings; the same recipe and seed give the same weights.
 
-    ``batch_size`` is the global batch: with several processes each takes its share.
-    ``val_fraction`` of the training split is held out to choose the best checkpoint,
-    evaluated every ``eval_every`` steps.
+    A catalog entry's ``recipe`` mapping is parsed into one (unknown keys, wrong types and
+    out-of-range values are refused); every field has a default:
+
+    - ``steps``: optimizer steps.
+    - ``batch_size``: the global batch; with several processes each takes its share.
+    - ``lr``: the peak learning rate.
+    - ``optimizer``: ``adam`` or ``adamw`` (decoupled weight decay).
+    - ``weight_decay``: the optimizer's weight decay.
+    - ``schedule``: ``constant``, or ``cosine`` decay of the learning rate to zero at ``steps``.
+    - ``warmup_steps``: linear warm-up from zero before the schedule (below ``steps``).
+    - ``grad_clip``: clip the gradients' global norm to this (``None``: no clipping).
+    - ``seed``: seeds the model's initialisation, the validation split and the batches.
+    - ``val_fraction``: the share of the training split held out to choose the best weights
+      (0: no hold-out).
+    - ``eval_every``: steps between validation passes (and the best-weights choice).
+    - ``eval_batch_size``: batch size for validation and test scoring.
     """
 
     steps: int = field(default=1000, metadata=bounds(1, 10_000_000))
@@ -31,5 +44,6 @@ class Recipe:
     eval_batch_size: int = field(default=4096, metadata=bounds(1, 1 << 20))
 
     def validate(self) -> None:
+        """Refuse a warm-up as long as the run (checks across fields; ``parse`` calls it)."""
         if self.warmup_steps >= self.steps and self.warmup_steps > 0:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be below steps ({self.steps})")

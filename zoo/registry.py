@@ -321,7 +321,9 @@ def get_family(name: str) -> Any:
 
 
 def get_dataset(name: str) -> Any:
-    """The registered dataset called ``name``."""
+    """The registered dataset called ``name`` (a ``zoo.Dataset``):
+    ``zoo.get_dataset("moons").load("train")`` gives the whole training split as a tensor.
+    An unknown name suggests close matches, or names the plugins that failed to load."""
     reg = registry()
     found = reg.get("datasets", name)
     if found is None:

@@ -18,3 +18,10 @@ class MADEFamily(Family):
         from zoo_made.model import MADE
 
         return MADE(config)
+
+    def inert_config_keys(self, config: MADEConfig) -> dict[str, str]:
+        """Keys that leave the model unchanged (for the conformance kit's ``config_keys``)."""
+        inert = {"dropout": "used in training only", "mask_training": "used in training only"}
+        if config.inputs != "embedding":
+            inert["embedding_dim"] = "used only with inputs: embedding"
+        return inert

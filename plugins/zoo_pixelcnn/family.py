@@ -18,3 +18,10 @@ class PixelCNNFamily(Family):
         from zoo_pixelcnn.model import PixelCNN
 
         return PixelCNN(config)
+
+    def inert_config_keys(self, config: PixelCNNConfig) -> dict[str, str]:
+        """Keys that leave the model unchanged (for the conformance kit's ``config_keys``)."""
+        inert = {"dropout": "used in training only"}
+        if config.inputs != "embedding":
+            inert["embedding_dim"] = "used only with inputs: embedding"
+        return inert

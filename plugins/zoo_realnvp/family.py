@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from zoo.family import Family
 from zoo_realnvp.config import RealNVPConfig
 
@@ -18,3 +20,17 @@ class RealNVPFamily(Family):
         from zoo_realnvp.model import RealNVP
 
         return RealNVP(config)
+
+    def inert_config_keys(self, config: RealNVPConfig) -> dict[str, str]:
+        """Keys this config does not use (for the conformance kit's ``config_keys`` check)."""
+        from zoo_realnvp.model import split_halves
+
+        alternate = split_halves(replace(config, masks="alternate"))
+        drawn = split_halves(replace(config, masks="random"))
+        inert = {}
+        if all(a.equal(b) for a, b in zip(alternate, drawn)):
+            inert["masks"] = (f"mask_seed {config.mask_seed} splits the {config.shape[0]} "
+                              "coordinates into the even and odd ones too")
+        if config.masks == "alternate":
+            inert["mask_seed"] = "used only with masks: random"
+        return inert

@@ -38,10 +38,37 @@ Every family:
   (discrete); the same generator seed gives the same samples; temperatures work.
 - ``bad_input``: wrong shape, wrong dtype, out-of-range values, NaN and infinities make
   ``log_prob`` raise ``ValueError``; so do a non-positive sample count and temperature.
-- ``save_load``: ``zoo.artifacts.save`` then ``load`` (in a temporary folder, with the global
+- ``save_load``: ``zoo.save`` then ``zoo.load`` (in a temporary folder, with the global
   RNG in another state) gives bit-identical ``log_prob`` and bit-identical samples for the same
   generator. This is what catches a mask or ordering kept as a plain attribute instead of a
   registered buffer: the loaded model draws a new one.
+
+The mistakes plugin authors really make (every family):
+
+- ``log_prob_keeps_input``: ``log_prob`` leaves the tensor it is given unchanged (an
+  in-place ``x -= mean`` fails it with "log_prob changed its input").
+- ``samples_detached``: ``sample()`` called with autograd on returns a tensor that does not
+  require grad (one that does keeps the sampling graph alive and breaks ``.numpy()``).
+- ``temperature``: 2000 samples at temperatures 0.5, 1 and 2 (same generator) differ, and
+  their mean ``log_prob`` falls as the temperature rises; identical samples (temperature
+  validated, then ignored) or a significant rise (the wrong way round) fail.
+- ``state_after_reload``: a model that has scored data, saved and reloaded, samples like the
+  original before it scores anything, scores *other* data identically, and has the same
+  parameters, buffers (persistent or not) and tensor attributes. This catches state set
+  after construction that the ``state_dict`` lacks, such as a data-dependent initialisation
+  in a ``persistent=False`` buffer, which scoring the same data would rebuild identically.
+- ``config_keys``: for every config key but ``shape`` and ``levels``, a config that differs
+  only there (another ``Literal`` option, the other bool, an integer +-1 or +-2, a float at
+  its bounds or doubled, a list one longer) builds a model with other tensors, ``log_prob``
+  or samples. Keys that legitimately change nothing in a given config (training-only
+  settings like dropout, a seed the config does not use) are declared by the family's
+  ``inert_config_keys(config)``, with the reason.
+- ``normaliser_in_any_dimension``: the model is normalised in a second shape (the last size
+  changed, e.g. ``[5]`` for ``[2]``) and, for continuous data, in the config's own: an
+  importance-sampling estimate (8000 draws of a Gaussian fitted to the samples, variance
+  doubled) must be 1 within 5 standard errors + 0.01, enumeration (discrete) within 1e-5.
+  This catches a constant that is only right in one dimension (``log(2*pi)`` written for
+  ``D = 2``), which grid integration in ``D <= 2`` cannot see.
 
 Discrete families (levels ``C``, ``D`` positions; the config must be tiny, ``C**D <= 65536``):
 
@@ -109,7 +136,7 @@ the log absolute determinant of ``dz/dx``; ``model.invert(z)`` returns ``x``. Mo
 """
 
 
-from zoo.testing.cli import main  # noqa: F401  (the shell form; see __main__.py)
+from zoo.testing.cli import main  # the shell form; see __main__.py
 from zoo.testing.harness import (
     ConformanceError,
     NotApplicable,
@@ -120,6 +147,7 @@ from zoo.testing.harness import (
 from zoo.testing.suite import CHECKS, Check, check_family, family_checks
 
 __all__ = [
+    "main",
     "Check",
     "ConformanceError",
     "NotApplicable",

@@ -128,7 +128,14 @@ class Subject:
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome of one check: ``passed``, ``failed``, ``not applicable`` or ``skipped``."""
+    """The outcome of one check.
+
+    ``check`` is the check's name (a key of ``CHECKS``); ``status`` is ``passed``,
+    ``failed``, ``not applicable`` (the check does not apply to this family; ``message``
+    says why) or ``skipped`` (left out by the caller); ``message`` says what is wrong for a
+    failure and may carry a note (a p-value, an integral) for a pass; ``seconds`` is the
+    time the check took.
+    """
 
     check: str
     status: str
@@ -137,6 +144,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
+        """Whether the check did not fail (passed, not applicable or skipped)."""
         return self.status != "failed"
 
 @dataclass(frozen=True)
@@ -178,24 +186,34 @@ class Check:
 
 @dataclass
 class Report:
-    """Every check's result for one family."""
+    """Every check's result for one family: ``results`` holds one ``Result`` per check, in
+    the order the checks ran (``check_family(..., raise_on_failure=False)`` returns it)::
+
+        report = check_family(MyFamily(), raise_on_failure=False)
+        for r in report.results:
+            print(r.check, r.status, r.message)
+    """
 
     family: str
     results: list[Result]
 
     @property
     def failures(self) -> list[Result]:
+        """The results whose status is ``failed``."""
         return [r for r in self.results if r.status == "failed"]
 
     @property
     def passed(self) -> bool:
+        """Whether no check failed."""
         return not self.failures
 
     @property
     def seconds(self) -> float:
+        """The time all checks took together."""
         return sum(r.seconds for r in self.results)
 
     def result(self, check: str) -> Result:
+        """The result of the check called ``check`` (``KeyError`` if it did not run)."""
         for r in self.results:
             if r.check == check:
                 return r
@@ -215,6 +233,7 @@ class Report:
         return "\n".join(lines)
 
     def raise_for_failures(self) -> None:
+        """Raise ``ConformanceError`` naming every failed check and why, if any failed."""
         if self.failures:
             lines = [_failure_line(self.family, r) for r in self.failures]
             raise ConformanceError(
@@ -223,6 +242,7 @@ class Report:
             )
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as JSON data (what ``python -m zoo.testing --json`` prints)."""
         return {"family": self.family, "passed": self.passed, "seconds": self.seconds,
                 "results": [dataclasses.asdict(r) for r in self.results]}
 

@@ -8,6 +8,14 @@ from typing import Any
 from torch import Tensor
 
 from zoo.family import Family
+from zoo.testing.authoring import (
+    check_config_keys,
+    check_log_prob_keeps_input,
+    check_normaliser_in_any_dimension,
+    check_samples_detached,
+    check_state_after_reload,
+    check_temperature,
+)
 from zoo.testing.autoregressive import check_causality, check_completion
 from zoo.testing.common import (
     check_bad_input,
@@ -76,13 +84,19 @@ CHECKS: dict[str, Callable[[Subject], str | None]] = {
     "config_roundtrip": check_config_roundtrip,
     "config_validation": check_config_validation,
     "build": check_build,
+    "log_prob_keeps_input": check_log_prob_keeps_input,
     "log_prob": check_log_prob,
     "log_prob_gradients": check_log_prob_gradients,
     "sample": check_sample,
+    "samples_detached": check_samples_detached,
+    "temperature": check_temperature,
     "bad_input": check_bad_input,
     "save_load": check_save_load,
+    "state_after_reload": check_state_after_reload,
+    "config_keys": check_config_keys,
     "normalisation": check_normalisation,
     "samples_match_log_prob": check_samples_match_log_prob,
+    "normaliser_in_any_dimension": check_normaliser_in_any_dimension,
     "causality": check_causality,
     "completion": check_completion,
     "invertibility": check_invertibility,

@@ -33,4 +33,8 @@ class RealNVPFamily(Family):
                               "coordinates into the even and odd ones too")
         if config.masks == "alternate":
             inert["mask_seed"] = "used only with masks: random"
+        if config.coupling != "spline":
+            inert["bins"] = inert["spline_bound"] = "used only with coupling: spline"
+        else:
+            inert["scale_bound"] = "used only with coupling: affine"
         return inert

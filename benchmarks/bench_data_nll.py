@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         "realnvp_test_nll": round(flow["nll"], 4), "realnvp_stderr": round(flow["stderr"], 4),
         "gaussian_test_nll": round(g_nll, 4), "gaussian_stderr": round(g_se, 4),
         "improvement_nats": round(g_nll - flow["nll"], 4),
-        "commands": [" ".join(train_cmd), " ".join(eval_cmd)], "work": str(work)}))
+        "commands": [" ".join(train_cmd), " ".join(eval_cmd)]}))
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

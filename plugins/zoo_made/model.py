@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.completion import complete
 from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
 from zoo_made.config import MADEConfig
 from zoo_made.masks import build_masks
@@ -225,25 +226,33 @@ class MADE(ZooModel):
         reproducible; ``sample_naive`` with the same generator state gives the same samples.
 
         Completion: where ``mask`` (bool, ``shape`` or ``[n, *shape]``) is true the sample
-        keeps ``given``'s value; the other positions are drawn in the model's ordering, each
-        from its conditional given every earlier position (known or drawn). This is exactly
-        ``p(unknown | known)`` when the known positions come first in the ordering (the top
-        rows of an image under the natural ordering); otherwise later known values cannot
-        inform earlier draws.
-
-        With ``K`` masks each sample first picks the network it is drawn from: uniformly,
-        which samples the mixture exactly, or, when completing and the known positions come
-        first in every ordering, in proportion to ``p_k(known)``, which samples the mixture's
-        exact conditional.
+        keeps ``given``'s value, and the rest follows the model's exact ``p(unknown |
+        known)`` (``zoo.completion.complete``, which also returns a record of the method).
+        When the known positions come first in every ordering this sampler draws the rest in
+        order, each sample from the network picked in proportion to ``p_k(known)``: the
+        mixture's exact conditional. Any other known set is completed by Gibbs sweeps.
         """
-        return self._sample(n, temperature, generator, given, mask, naive=False)
+        if given is None and mask is None:
+            return self._sample(n, temperature, generator, None, None, naive=False)
+        return complete(self, given, mask, n, temperature=temperature, generator=generator,
+                        ancestral=self._ancestral(naive=False)).samples
 
     @torch.no_grad()
     def sample_naive(self, n: int, *, temperature: float = 1.0,
                      generator: torch.Generator | None = None, given: Tensor | None = None,
                      mask: Tensor | None = None) -> Tensor:
         """The reference sampler: one full forward pass per position; same API as ``sample``."""
-        return self._sample(n, temperature, generator, given, mask, naive=True)
+        if given is None and mask is None:
+            return self._sample(n, temperature, generator, None, None, naive=True)
+        return complete(self, given, mask, n, temperature=temperature, generator=generator,
+                        ancestral=self._ancestral(naive=True)).samples
+
+    def _ancestral(self, *, naive: bool):
+        """Clamp-and-draw in each network's order: ``zoo.completion``'s fast path, exact only
+        for a known prefix of every ordering (``complete`` checks that before calling it)."""
+        def draw(n, given, mask, temperature, generator):
+            return self._sample(n, temperature, generator, given, mask, naive=naive)
+        return draw
 
     def _sample(self, n: int, temperature: float, generator: torch.Generator | None,
                 given: Tensor | None, mask: Tensor | None, *, naive: bool) -> Tensor:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.completion import complete
 from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
 from zoo_pixelcnn.config import PixelCNNConfig
 from zoo_pixelcnn.networks import GatedNet, PlainNet, Stepper
@@ -109,16 +110,31 @@ class PixelCNN(ZooModel):
                mask: Tensor | None = None) -> Tensor:
         """Draw ``n`` images with the incremental sampler (identical to ``sample_naive``).
 
-        Where ``mask`` is true the sample keeps the value of ``given`` (completion); the
-        other pixels are drawn conditioned on every earlier pixel, known or drawn.
+        Where ``mask`` is true the sample keeps the value of ``given`` (completion) and the
+        rest follows the model's exact ``p(unknown | known)`` (``zoo.completion.complete``,
+        which also returns a record of the method): drawn in raster order when the known
+        pixels come first, by Gibbs sweeps otherwise.
         """
-        return self._sample(n, temperature, generator, given, mask, fast=True)
+        if given is None and mask is None:
+            return self._sample(n, temperature, generator, None, None, fast=True)
+        return complete(self, given, mask, n, temperature=temperature, generator=generator,
+                        ancestral=self._ancestral(fast=True)).samples
 
     def sample_naive(self, n: int, *, temperature: float = 1.0,
                      generator: torch.Generator | None = None, given: Tensor | None = None,
                      mask: Tensor | None = None) -> Tensor:
         """The reference sampler: one full forward pass per pixel."""
-        return self._sample(n, temperature, generator, given, mask, fast=False)
+        if given is None and mask is None:
+            return self._sample(n, temperature, generator, None, None, fast=False)
+        return complete(self, given, mask, n, temperature=temperature, generator=generator,
+                        ancestral=self._ancestral(fast=False)).samples
+
+    def _ancestral(self, *, fast: bool):
+        """Clamp-and-draw in raster order: ``zoo.completion``'s fast path, exact only when
+        the known pixels come first (``complete`` checks that before calling it)."""
+        def draw(n, given, mask, temperature, generator):
+            return self._sample(n, temperature, generator, given, mask, fast=fast)
+        return draw
 
     @torch.no_grad()
     def _sample(self, n: int, temperature: float, generator: torch.Generator | None,

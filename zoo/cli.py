@@ -418,27 +418,46 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
 @click.option("--temperature", "-t", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=SEED, help="Seed for reproducible samples (0 .. 2**63-1).")
 @click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Complete this image (PNG, or .pt/.npy of levels) instead of sampling freely.")
-@click.option("--keep", default="top-half", show_default=True,
-              type=click.Choice(["top-half", "left-half", "bottom-half", "right-half"]),
-              help="With --complete: which part of the image is known.")
+              help="Complete this image (.png, or .npy/.safetensors of levels 0..C-1) instead "
+                   "of sampling freely; a .png output shows given | mask | completions.")
+@click.option("--keep", type=click.Choice(["top-half", "left-half", "bottom-half", "right-half"]),
+              help="With --complete: which part of the image is known  [default: top-half].")
+@click.option("--keep-mask", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="MASK", help="With --complete: the known pixels, as a .png (white = "
+                                   "known) or a .npy of 0/1, instead of --keep.")
+@click.option("--sweeps", type=click.IntRange(min=1), metavar="N",
+              help="With --complete: MCMC sweeps when the known part does not come first in "
+                   "the model's order (default: zoo.completion.DEFAULT_SWEEPS).")
 @click.option("--nrow", type=click.IntRange(min=1), metavar="N",
-              help="Image grids: N images a row (default: a square grid).")
+              help="Image grids: N images a row (default: a square grid; completions: given, "
+                   "mask and 8 completions a row).")
 # 64 is zoo.pictures.MAX_SCALE (not imported here: it would import torch for --help).
 @click.option("--scale", type=click.IntRange(1, 64), metavar="N",
               help="Image grids: draw each pixel as an NxN block (default: the grid is at "
                    "least 512 pixels wide).")
 def sample(name: str, count: int, output: Path | None, temperature: float, seed: int | None,
-           complete: Path | None, keep: str, nrow: int | None, scale: int | None) -> None:
-    """Draw samples from a model and save them."""
+           complete: Path | None, keep: str | None, keep_mask: Path | None,
+           sweeps: int | None, nrow: int | None, scale: int | None) -> None:
+    """Draw samples from a model and save them, or complete a partly known image."""
     from zoo import api
     from zoo.sampling import check_format, check_grid_options, draw, write_samples
 
+    if complete is None and (keep or keep_mask or sweeps):
+        raise click.UsageError("--keep, --keep-mask and --sweeps need --complete IMAGE")
     output = output or Path(f"{Path(name).name.replace(':', '_').replace('@', '_')}-samples.png")
     check_format(output)
     model = api.load(name)
     check_grid_options(model, output, nrow=nrow, scale=scale)
-    samples = draw(model, count, temperature=temperature, seed=seed, complete=complete, keep=keep)
+    if complete is not None:
+        from zoo.completion_files import complete_image, write_completion
+
+        given, mask, done = complete_image(model, count, complete, keep=keep, keep_mask=keep_mask,
+                                           temperature=temperature, seed=seed, sweeps=sweeps)
+        write_completion(model, given, mask, done.samples, output, nrow=nrow, scale=scale)
+        click.echo(done.record.line())
+        click.echo(f"wrote {len(done.samples)} completions to {output}")
+        return
+    samples = draw(model, count, temperature=temperature, seed=seed)
     write_samples(model, samples, output, nrow=nrow, scale=scale)
     click.echo(f"wrote {len(samples)} samples to {output}")
 

@@ -222,12 +222,19 @@ def test_completion_keeps_known_pixels_and_matches_the_reference(variant):
     g = torch.Generator().manual_seed(7)
     given = torch.randint(0, 17, (1, 6, 5), generator=g)
     known = torch.rand(1, 6, 5, generator=g) < 0.5
-    out = model.sample(10, given=given, mask=known, generator=torch.Generator().manual_seed(8))
+    # The clamp-and-draw sampler (zoo.completion's fast path for a known prefix; the
+    # proposal otherwise), incremental and reference, on a scattered mask.
+    out = model._sample(10, 1.0, torch.Generator().manual_seed(8), given, known, fast=True)
     assert torch.equal(out[:, known], given[known].expand(10, -1))
     assert not torch.equal(out, out[:1].expand_as(out)), "unknown pixels are drawn"
-    ref = model.sample_naive(10, given=given, mask=known,
-                             generator=torch.Generator().manual_seed(8))
+    ref = model._sample(10, 1.0, torch.Generator().manual_seed(8), given, known, fast=False)
     assert torch.equal(out, ref)
+    top = torch.zeros_like(known)
+    top[:, :3] = True  # a known prefix: sample() takes the same path
+    assert torch.equal(model.sample(4, given=given, mask=top,
+                                    generator=torch.Generator().manual_seed(9)),
+                       model.sample_naive(4, given=given, mask=top,
+                                          generator=torch.Generator().manual_seed(9)))
     everything = torch.ones_like(known)
     assert torch.equal(model.sample(3, given=given, mask=everything), given.expand(3, 1, 6, 5))
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo import registry
+from zoo.completion import complete
 from zoo.config import bounds
 from zoo.family import Family, check_shape_field
 from zoo.model import (
@@ -93,6 +94,14 @@ class TinyAR(ZooModel):
     @torch.no_grad()
     def sample(self, n, *, temperature=1.0, generator=None, given=None, mask=None):
         check_sampling(n, temperature)
+        if given is None and mask is None:
+            return self.clamp_and_draw(n, None, None, temperature, generator)
+        return complete(self, given, mask, n, temperature=temperature, generator=generator,
+                        ancestral=self.clamp_and_draw).samples
+
+    @torch.no_grad()
+    def clamp_and_draw(self, n, given, mask, temperature, generator):
+        """Draw in order with known values clamped: exact only for a known prefix."""
         completion = check_completion(given, mask, n, self.shape, self.levels)
         x = torch.zeros(n, self.dims, dtype=torch.long)
         known = torch.zeros(n, self.dims, dtype=torch.bool)
@@ -228,6 +237,20 @@ class UniformSampler(TinyAR):
 class ForgetsKnownValues(TinyAR):
     def sample(self, n, *, temperature=1.0, generator=None, given=None, mask=None):
         return super().sample(n, temperature=temperature, generator=generator)
+
+
+class ClampAndDraw(TinyAR):
+    """Completes every known set by clamping it and drawing the rest in order (yesterday's
+    first-party samplers); strong weights, so that the known values matter."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        with torch.no_grad():
+            self.weight.mul_(10)
+
+    def sample(self, n, *, temperature=1.0, generator=None, given=None, mask=None):
+        check_sampling(n, temperature)
+        return self.clamp_and_draw(n, given, mask, temperature, generator)
 
 
 class BatchDependent(TinyAR):
@@ -370,6 +393,19 @@ def test_a_sampler_that_disagrees_with_log_prob_fails():
 def test_completion_that_overwrites_known_values_fails():
     message = failure(family(ForgetsKnownValues), "completion")
     assert "completion changed" in message and "known values" in message
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_completion_that_clamps_and_draws_fails_on_a_known_suffix(members):
+    config = {"shape": [1, 2, 2], "levels": 3, "members": members}
+    message = failure(family(ClampAndDraw), "completion", config)
+    assert "last half of the model's order known" in message
+    assert "zoo.completion.complete" in message
+    # The same model, completing through zoo.completion, passes.
+    class Strong(ClampAndDraw):
+        sample = TinyAR.sample
+    report = check_family(family(Strong), config, raise_on_failure=False)
+    assert report.result("completion").status == "passed", report.result("completion").message
 
 
 def test_batch_dependent_log_prob_fails():

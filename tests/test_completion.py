@@ -286,3 +286,103 @@ def test_a_model_with_only_log_prob_is_completed_exactly_by_gibbs():
     done = complete(model, given, mask, SAMPLES, generator=torch.Generator().manual_seed(6))
     assert done.record.method == "gibbs" and "declares no generation order" in done.record.reason
     assert chi_square_p(done.samples, candidates, conditional) > MIN_P_VALUE
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def stored(tmp_path):
+    """A tiny MADE (8x8 would be slow: 4x4, 3 levels) saved as an artifact directory, and a
+    given image."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = zoo.get_family("made").build({"shape": [1, 4, 4], "levels": 3, "hidden": [16]})
+    path = zoo.save(model, tmp_path / "tiny-made")
+    np.save(tmp_path / "given.npy", np.arange(16).reshape(1, 4, 4) % 3)
+    return path, tmp_path / "given.npy"
+
+
+def run_cli(*args, code=0):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_cli_writes_given_mask_and_completions_side_by_side(stored, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    model_dir, given = stored
+    out = tmp_path / "grid.png"
+    text = run_cli("sample", model_dir, "--complete", given, "--keep", "bottom-half", "-n", 8,
+                   "-o", out, "--seed", 1, "--sweeps", 2)
+    assert text.splitlines()[0].startswith("completion: gibbs; 2 Gibbs sweeps over 8 unknown")
+    with Image.open(out) as img:
+        picture = torch.as_tensor(np.array(img.convert("L")))
+    assert picture.shape[1] >= 512 and picture.shape[1] > 8 * picture.shape[0]
+    cell = (picture.shape[1] - 2) // 10  # ten panels (given, mask, 8 completions) + borders
+    side = cell - 2  # each panel is 4 pixels scaled to `side`, after a 2 px border
+    # The mask panel: known bottom half white, unknown top half black.
+    mask_panel = picture[2:2 + side, cell + 2:cell + 2 + side]
+    assert (mask_panel[: side // 2] == 0).all() and (mask_panel[side // 2:] == 255).all()
+    assert (picture[:, cell] == 128).all()  # a grey border between panels
+    text = run_cli("sample", model_dir, "--complete", given, "-n", 2, "-o", tmp_path / "a.npy")
+    assert text.startswith("completion: ancestral")  # top half known: the fast path
+
+
+def test_cli_keep_mask_png(stored, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    model_dir, given = stored
+    mask = np.zeros((4, 4), np.uint8)
+    mask[::2, ::2] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    run_cli("sample", model_dir, "--complete", given, "--keep-mask", tmp_path / "mask.png",
+            "-n", 3, "-o", tmp_path / "out.npy", "--sweeps", 1)
+    out = torch.as_tensor(np.load(tmp_path / "out.npy"))
+    known = torch.as_tensor(mask > 0)
+    assert torch.equal(out[:, 0][:, known], torch.as_tensor(np.load(given))[0][known].expand(3, -1))
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--keep", "top-half", "--keep-mask", "MASK"], "either --keep or --keep-mask"),
+    (["--keep-mask", "GIVEN"], "cannot read a mask from given.npy"),
+])
+def test_cli_completion_errors_are_one_line(stored, tmp_path, extra, words):
+    from PIL import Image
+
+    model_dir, given = stored
+    Image.new("L", (4, 4)).save(tmp_path / "m.png")
+    extra = [str(tmp_path / "m.png") if a == "MASK" else a for a in extra]
+    extra = [str(tmp_path / "m.bmp") if a == "GIVEN" else a for a in extra]
+    (tmp_path / "m.bmp").write_bytes(b"x")
+    text = run_cli("sample", model_dir, "--complete", given, *extra, "-o", tmp_path / "x.png",
+                   code=1)
+    assert words.replace("given.npy", "m.bmp") in text and len(text.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_complete_help_lists_the_formats_it_reads(stored, tmp_path):
+    text = " ".join(run_cli("sample", "--help").split())
+    assert ".safetensors of levels" in text and ".pt" not in text.split("--complete")[1][:120]
+    model_dir, _ = stored
+    (tmp_path / "img.pt").write_bytes(b"x")
+    out = run_cli("sample", model_dir, "--complete", tmp_path / "img.pt", code=1)
+    assert "use .png, .npy or .safetensors" in out
+
+
+def test_cli_refuses_completion_of_a_continuous_model(tmp_path):
+    import numpy as np
+
+    flow = zoo.get_family("realnvp").build({"shape": [2]})
+    path = zoo.save(flow, tmp_path / "flow")
+    np.save(tmp_path / "x.npy", np.zeros(2, dtype=np.int64))
+    out = run_cli("sample", path, "--complete", tmp_path / "x.npy", code=1)
+    assert "realnvp models continuous data" in out and "not supported" in out

@@ -37,6 +37,7 @@ __all__ = [
     "verify",
     "fit",
     "score",
+    "complete",
 ]
 
 _LAZY = {
@@ -57,6 +58,7 @@ _LAZY = {
     "verify": "zoo.api",
     "fit": "zoo.fitting",
     "score": "zoo.scoring",
+    "complete": "zoo.completion",
 }
 
 

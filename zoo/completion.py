@@ -192,8 +192,9 @@ def _discrete_shape(model: ZooModel) -> tuple[tuple[int, ...], int]:
     levels = getattr(config, "levels", None)
     if levels is None:
         family = getattr(model, "family", "") or type(model).__name__
-        raise ValueError(f"completion of discrete values needs a discrete model; {family!r} "
-                         "models continuous data")
+        raise ValueError(f"completion needs a model of discrete data; {family!r} models "
+                         "continuous data, and completing given coordinates of it is not "
+                         "supported")
     return tuple(config.shape), int(levels)
 
 

@@ -10,7 +10,9 @@ Two numbers (issue 13):
   most from the unknown part's marginal.
 - ``seconds``: 16 completions of ``pixelcnn-digits`` and ``made-digits`` (pulled into
   ``$ZOO_HOME`` first: ``zoo pull NAME``) with the bottom half of a test digit known, at
-  the default number of sweeps, and with the top half known (the ancestral fast path).
+  the default number of sweeps, and with the top half known (the ancestral fast path):
+  wall-clock ``seconds`` and the process's ``cpu_seconds`` (the honest number on a busy
+  machine).
 
     python benchmarks/bench_completion.py            # both; prints JSON
     python benchmarks/bench_completion.py --no-timing
@@ -158,10 +160,11 @@ def timing(names: tuple[str, ...] = ("pixelcnn-digits", "made-digits"),
         for keep in ("bottom-half", "top-half"):
             mask = known_region(shape, keep)
             complete(model, image, mask, 2, sweeps=1)  # warm-up
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             done = complete(model, image, mask, n, generator=torch.Generator().manual_seed(0))
             rows.append({"model": name, "known": keep, "completions": n,
                          "seconds": round(time.perf_counter() - start, 3),
+                         "cpu_seconds": round(time.process_time() - cpu, 3),
                          "method": done.record.method, "sweeps": done.record.sweeps})
     return rows
 

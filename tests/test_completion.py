@@ -324,14 +324,21 @@ def test_cli_writes_given_mask_and_completions_side_by_side(stored, tmp_path):
                    "-o", out, "--seed", 1, "--sweeps", 2)
     assert text.splitlines()[0].startswith("completion: gibbs; 2 Gibbs sweeps over 8 unknown")
     with Image.open(out) as img:
-        picture = torch.as_tensor(np.array(img.convert("L")))
-    assert picture.shape[1] >= 512 and picture.shape[1] > 8 * picture.shape[0]
-    cell = (picture.shape[1] - 2) // 10  # ten panels (given, mask, 8 completions) + borders
-    side = cell - 2  # each panel is 4 pixels scaled to `side`, after a 2 px border
-    # The mask panel: known bottom half white, unknown top half black.
-    mask_panel = picture[2:2 + side, cell + 2:cell + 2 + side]
-    assert (mask_panel[: side // 2] == 0).all() and (mask_panel[side // 2:] == 255).all()
-    assert (picture[:, cell] == 128).all()  # a grey border between panels
+        assert img.width >= 512 and img.width > 4 * img.height  # one row of ten panels
+        drawn = np.array(img.convert("RGB"))
+    # The picture is zoo.pictures' labelled panels of given, mask, completions, in order:
+    # the same seed to .npy gives the completions it shows.
+    from zoo.completion_files import picture
+
+    run_cli("sample", model_dir, "--complete", given, "--keep", "bottom-half", "-n", 8,
+            "-o", tmp_path / "same.npy", "--seed", 1, "--sweeps", 2)
+    samples = torch.as_tensor(np.load(tmp_path / "same.npy"))
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[:, 2:] = True
+    expected = picture(torch.as_tensor(np.load(given)), mask, samples, 3)
+    assert np.array_equal(np.array(expected.convert("RGB")), drawn)
+    wrong = picture(torch.as_tensor(np.load(given)), ~mask, samples, 3)
+    assert not np.array_equal(np.array(wrong.convert("RGB")), drawn)
     text = run_cli("sample", model_dir, "--complete", given, "-n", 2, "-o", tmp_path / "a.npy")
     assert text.startswith("completion: ancestral")  # top half known: the fast path
 

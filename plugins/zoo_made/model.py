@@ -230,7 +230,7 @@ class MADE(ZooModel):
         known)`` (``zoo.completion.complete``, which also returns a record of the method).
         When the known positions come first in every ordering this sampler draws the rest in
         order, each sample from the network picked in proportion to ``p_k(known)``: the
-        mixture's exact conditional. Any other known set is completed by Gibbs sweeps.
+        mixture's exact conditional. Any other known set is completed by an MCMC chain.
         """
         if given is None and mask is None:
             return self._sample(n, temperature, generator, None, None, naive=False)

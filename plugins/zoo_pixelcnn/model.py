@@ -113,7 +113,7 @@ class PixelCNN(ZooModel):
         Where ``mask`` is true the sample keeps the value of ``given`` (completion) and the
         rest follows the model's exact ``p(unknown | known)`` (``zoo.completion.complete``,
         which also returns a record of the method): drawn in raster order when the known
-        pixels come first, by Gibbs sweeps otherwise.
+        pixels come first, by an MCMC chain (Metropolis-Hastings + Gibbs) otherwise.
         """
         if given is None and mask is None:
             return self._sample(n, temperature, generator, None, None, fast=True)

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                  "completion", "sampling", "completion_files"]),
     ("family", ["family"]),
     ("transport", ["hub"]),
-    ("integrity", ["integrity"]),
+    ("integrity", ["integrity", "leaderboard"]),
     ("kit", ["testing"]),
     ("api", ["api", "fitting", "scoring"]),
     ("cli", ["cli", "__main__"]),
@@ -39,8 +39,8 @@ LAYERS: list[tuple[str, list[str]]] = [
 
 #: Inside every first-party plugin, bottom first: the config is imported by both the model
 #: and the family, and the model never imports the family.
-PLUGIN_LAYERS: list[str] = ["config", "masks", "layers", "networks", "splines", "model", "family",
-                             "__init__"]
+PLUGIN_LAYERS: list[str] = ["config", "masks", "layers", "networks", "splines", "dequantization",
+                             "multiscale", "model", "family", "__init__"]
 
 
 def _module_name(path: Path, base: Path) -> str:

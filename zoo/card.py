@@ -24,6 +24,10 @@ LICENSE = "mit"
 BASE_TAGS = ("zoo", "density-estimation", "exact-likelihood", "generative-model")
 # Bookkeeping numbers in ``metrics`` that are not metrics of the model.
 NOT_METRICS = ("test_n",)
+# Metrics that are upper bounds when the model is a dequantized density on discrete data.
+BOUND_METRICS = ("test_nll", "val_nll", "train_nll", "bits_per_dim", "test_bits_per_dim",
+                 "val_bits_per_dim")
+BOUND_QUANTITIES = ("nll", "bits_per_dim")
 # Metric keys are SPLIT_QUANTITY; the table has a column per split.
 SPLITS = {"test": "test split", "val": "validation split (held out of training)",
           "train": "training split"}
@@ -126,7 +130,10 @@ def _use_section(cfg: ArtifactConfig, repo: str | None) -> list[str]:
         f"Install zoo (the distribution is called `genzoo`) and load the model {where}:\n",
         "```bash\npip install genzoo\n```\n",
         f"```python\nimport zoo\n\nmodel = zoo.load({json.dumps(usage)})\n"
-        f"x = model.sample(16)\nlog_p = model.log_prob(x)  # nats per example\n```\n",
+        + ("x = model.sample(16)  # integer levels\n"
+           "log_p = model.log_likelihood(x)  # a lower bound, nats per example\n```\n"
+           if likelihood_bound(cfg) else
+           "x = model.sample(16)\nlog_p = model.log_prob(x)  # nats per example\n```\n"),
     ]
     if repo is not None:
         parts += [
@@ -203,10 +210,22 @@ def split_of(key: str) -> tuple[str, str]:
     return "", key
 
 
+def likelihood_bound(cfg: ArtifactConfig) -> bool:
+    """Whether the artifact's NLLs are upper bounds (its family says; False if unknown)."""
+    from zoo.errors import ZooError
+    from zoo.registry import get_family
+
+    try:
+        return bool(get_family(cfg.family).likelihood_bound(cfg.config))
+    except (ZooError, ValueError):
+        return False
+
+
 def metrics_table(cfg: ArtifactConfig) -> str:
     """The metrics as a table with one column per split, so every value says where it is from."""
     if not cfg.metrics:
         return "Not evaluated.\n"
+    bound = likelihood_bound(cfg)
     cells: dict[str, dict[str, str]] = {}
     for key in [*_metric_names(cfg), *NOT_METRICS]:
         if key not in cfg.metrics:
@@ -216,7 +235,7 @@ def metrics_table(cfg: ArtifactConfig) -> str:
         if quantity == "n":
             text = f"{int(value)}"
         else:
-            text = f"{value:.4f}"
+            text = ("≤ " if bound and quantity in BOUND_QUANTITIES else "") + f"{value:.4f}"
             stderr = cfg.metrics.get(f"{key}_stderr")
             if stderr is not None:
                 text += f" ± {stderr:.4f}"
@@ -229,4 +248,8 @@ def metrics_table(cfg: ArtifactConfig) -> str:
         row = cells[quantity]
         lines.append(f"| {QUANTITIES.get(quantity, quantity)} | "
                      + " | ".join(row.get(s, "") for s in splits) + " |")
+    if bound:
+        lines.append("\nThe NLLs are upper bounds (≤) on the discrete data's NLL: the model is a "
+                     "continuous density, scored on the data plus uniform noise in each bin "
+                     "(dequantization).")
     return "\n".join(lines) + "\n"

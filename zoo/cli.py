@@ -166,32 +166,82 @@ def cli(debug: bool) -> None:
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(as_json: bool) -> None:
-    """List the models of the catalog."""
-    from zoo import store
+    """List the models of the catalog, with their test NLL and bits/dim.
+
+    Pulled models show what their build measured on the test split; the others show the
+    catalog's expected number, marked as such. "≤" marks an upper bound (dequantization).
+    """
     from zoo.catalog import catalog
+    from zoo.leaderboard import EXPECTED, bpd_text, nll_text, row
 
     rows = []
     for entry in catalog():
+        score = row(entry)
         rows.append({
             "name": entry.name,
             "family": entry.family,
             "dataset": entry.dataset,
-            "pulled": store.is_complete(store.artifact_dir(entry.name)),
+            "pulled": score.pulled,
             "description": entry.description,
             "provider": entry.provider,
+            "test_nll": score.test_nll,
+            "test_nll_stderr": score.test_nll_stderr,
+            "bits_per_dim": score.bits_per_dim,
+            "nll_source": score.source,
+            "nll_bound": score.bound,
+            "_nll": nll_text(score, stderr=False), "_bpd": bpd_text(score),
+            "_expected": score.source == EXPECTED,
         })
     if as_json:
-        emit_json(rows)
+        emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return
     if not rows:
         click.echo("The catalog is empty.")
         return
     width = max(len(r["name"]) for r in rows)
+    nll_w = max(len("test NLL"), *(len(r["_nll"]) + 2 * r["_expected"] for r in rows))
+    bpd_w = max(len("bits/dim"), *(len(r["_bpd"]) + 2 * r["_expected"] for r in rows))
+    click.echo(f"  {'name':<{width}}  {'family':<10} {'dataset':<16} {'test NLL':>{nll_w}} "
+               f"{'bits/dim':>{bpd_w}}  description")
     for r in rows:
         mark = "*" if r["pulled"] else " "
+        nll, bpd = (f"({r['_nll']})", f"({r['_bpd']})") if r["_expected"] else (r["_nll"], r["_bpd"])
         click.echo(f"{mark} {r['name']:<{width}}  {r['family']:<10} {r['dataset']:<16} "
-                   f"{r['description']}")
-    click.echo("\n* = pulled into the local store")
+                   f"{nll:>{nll_w}} {bpd:>{bpd_w}}  {r['description']}")
+    click.echo("\n* = pulled into the local store; NLL in nats per example, measured on the test "
+               "split by the\nbuild; (in parentheses) = expected by the catalog, not measured "
+               "here; ≤ = an upper bound")
+
+
+@cli.command()
+@click.argument("dataset", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def leaderboard(dataset: str | None, as_json: bool) -> None:
+    """Rank every catalog model on DATASET (or on each dataset) by test NLL.
+
+    NLL in nats per example and bits/dim, measured for pulled models, expected (catalog)
+    for the others; "≤" marks an upper bound (a continuous model of discrete data).
+    """
+    from zoo import api
+    from zoo.leaderboard import MEASURED, bpd_text, dimensions, nll_text
+
+    table = api.leaderboard(dataset)
+    if as_json:
+        emit_json([r.as_dict() for r in table])
+        return
+    for name in dict.fromkeys(r.dataset for r in table):
+        group = [r for r in table if r.dataset == name]
+        dims = dimensions(name)
+        click.echo(f"{name}" + (f" (D = {dims})" if dims else "")
+                   + ": test NLL in nats per example, bits/dim")
+        width = max(len(r.name) for r in group)
+        nll_w = max(len("test NLL"), *(len(nll_text(r)) for r in group))
+        for r in group:
+            source = {MEASURED: "measured", None: "not measured"}.get(r.source, "expected")
+            click.echo(f"  {r.rank or '-':>3}  {r.name:<{width}}  {r.family:<10} "
+                       f"{nll_text(r):>{nll_w}}  {bpd_text(r):>10}  {source}"
+                       + ("  (upper bound: dequantized)" if r.bound and r.source else ""))
+        click.echo("")
 
 
 @cli.command()
@@ -224,8 +274,19 @@ def info(name: str, as_json: bool) -> None:
     if data.get("source") or artifact.get("source"):
         lines.append(("came from", json.dumps(data.get("source") or artifact.get("source"))))
     metrics = artifact.get("metrics") or data.get("metrics") or {}
+    from zoo.card import BOUND_METRICS
+    from zoo.leaderboard import is_bound
+
+    bound = is_bound(data.get("family") or artifact.get("family"), config or {})
+    expected = "" if artifact.get("metrics") else " (expected)"
     for key, value in metrics.items():
-        lines.append((key, f"{value:.4f}" if isinstance(value, float) else value))
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        if bound and key in BOUND_METRICS:
+            shown = f"≤ {shown}"
+        lines.append((key, f"{shown}{expected if key in BOUND_METRICS else ''}"))
+    if bound and metrics:
+        lines.append(("note", "NLL is an upper bound: a continuous density on discrete data, "
+                              "uniformly dequantized"))
     if artifact.get("files"):  # pictures and history, shown by the model card
         lines.append(("extra files", ", ".join(artifact["files"])))
     if data.get("artifact_error"):
@@ -469,26 +530,41 @@ def sample(name: str, count: int, output: Path | None, temperature: float, seed:
 @click.option("--dataset", help="Dataset to score on (default: the one the model was trained on).")
 @click.option("--data", "data", metavar="SOURCE", help="Your own data to score instead (a file, "
               "folder or hf-dataset:ORG/NAME, as for zoo train --data).")
+@click.option("--samples", "-k", type=click.IntRange(min=1, max=100_000), default=1,
+              show_default=True,
+              help="Dequantized models: importance-weighted draws per example (tighter bound).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, as_json: bool) -> None:
-    """Score a model: NLL in nats per example (with standard error) and bits/dim."""
+def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, samples: int,
+             as_json: bool) -> None:
+    """Score a model: NLL in nats per example (with standard error) and bits/dim.
+
+    "≤" marks an upper bound: a continuous model of discrete data, uniformly dequantized
+    (`--samples K` tightens it).
+    """
     from zoo import api
 
     if data is not None:
         if dataset is not None:
             raise click.UsageError("--data and --dataset: choose one")
+        if samples != 1:
+            raise click.UsageError("--samples applies to a catalog dataset, not to --data")
         from zoo.scoring import evaluate_data
 
         result = evaluate_data(name, data)
         split = "data"
     else:
-        result = api.evaluate(name, split=split, dataset=dataset)
+        result = api.evaluate(name, split=split, dataset=dataset, samples=samples)
     if as_json:
         emit_json(result.as_dict())
         return
-    click.echo(f"{split} NLL    {result.nll:.4f} ± {result.stderr:.4f} nats per example")
-    click.echo(f"bits/dim    {result.bits_per_dim:.4f}")
+    le = "≤ " if result.bound else ""
+    click.echo(f"{split} NLL    {le}{result.nll:.4f} ± {result.stderr:.4f} nats per example")
+    click.echo(f"bits/dim    {le}{result.bits_per_dim:.4f}")
     click.echo(f"n           {result.n}")
+    if result.bound:
+        draws = ("1 uniform dequantization draw" if result.samples == 1 else
+                 f"importance-weighted over {result.samples} uniform dequantization draws")
+        click.echo(f"bound       upper bound on the discrete NLL ({draws} per example)")
 
 
 @cli.command()

@@ -147,7 +147,8 @@ def barrier() -> None:
 
 
 class NegLogLikelihood(nn.Module):
-    """The training objective as a module: mean ``-model.log_prob(batch)`` in float32.
+    """The training objective as a module: mean ``-model.log_likelihood(batch)`` in float32
+    (``log_prob``, except for dequantized models, whose bound is maximised instead).
 
     DDP's hooks run on ``forward``; a ZooModel's loss comes from ``log_prob``. Wrapping this
     module (not the model) in DDP makes the hooks see the call that produces the loss.
@@ -158,7 +159,7 @@ class NegLogLikelihood(nn.Module):
         self.model = model
 
     def forward(self, batch: Tensor) -> Tensor:
-        return -self.model.log_prob(batch).float().mean()
+        return -self.model.log_likelihood(batch).float().mean()
 
 
 def wrap(objective: nn.Module, device: torch.device, ctx: Context) -> nn.Module:

@@ -78,6 +78,17 @@ class Family:
         """
         return {}
 
+    def data_kind_of(self, config: Mapping[str, Any] | Any) -> DataKind:
+        """The kind of data models of ``config`` take and sample: ``data_kind``, except for a
+        continuous family that models discrete levels by dequantization (``"discrete"``)."""
+        return self.data_kind
+
+    def likelihood_bound(self, config: Mapping[str, Any] | Any) -> bool:
+        """Whether the NLL that models of ``config`` report on their data is an upper bound
+        (a continuous density on discrete data, dequantized) rather than exact. Shown as
+        "≤" wherever the number appears; needs no torch."""
+        return False
+
     def config_dict(self, config: Any) -> dict[str, Any]:
         """The JSON form of a config, as stored in an artifact's ``config.json``."""
         return _config.to_dict(config)

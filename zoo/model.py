@@ -21,6 +21,9 @@ class ZooModel(nn.Module):
 
     family: str = ""
     config: Any = None
+    #: True when ``log_likelihood`` of the model's data is a lower bound on ``log p``, not
+    #: exact: a continuous density fitted to discrete data through dequantization.
+    likelihood_bound: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -30,6 +33,18 @@ class ZooModel(nn.Module):
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-probability of each example, in nats: float tensor of shape ``[B]``."""
         raise NotImplementedError
+
+    def log_likelihood(self, x: Tensor, *, samples: int = 1,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """The log-likelihood of data of the model's dataset, in nats, ``[B]``: what the
+        trainer maximises and evaluation reports.
+
+        For most models it is ``log_prob(x)``, exact. A continuous model of discrete data
+        (``likelihood_bound``) returns a lower bound instead: the log-density at ``x + u``
+        for ``u ~ U[0, 1)``, or the importance-weighted bound over ``samples`` such draws,
+        drawn on ``generator``.
+        """
+        return self.log_prob(x)
 
     def sample(
         self,

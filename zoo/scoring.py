@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.evaluation import NOISE_SEED
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -63,20 +65,22 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
 
     model = as_model(model_or_name)
     batch_size = batch_size or default_batch(model.config)
-    kind = get_family(model.family).data_kind
+    kind = get_family(model.family).data_kind_of(model.config)
     source = open_data(data, split=split)
     examples = for_model(source, kind, tuple(model.config.shape))
     levels = getattr(model.config, "levels", None)
     was_training = model.training
     model.eval()
     out = []
+    # A dequantized model scores levels by its bound, with the evaluation's fixed noise.
+    generator = torch.Generator().manual_seed(NOISE_SEED)
     try:
         with torch.no_grad():
             for start, rows in source.chunks(batch_size):
                 check_batch(rows, start, name=source.name, columns=source.columns, kind=kind,
                             levels=levels)
                 x = examples.convert(rows).to(model.device)
-                out.append(model.log_prob(x).double().cpu())
+                out.append(model.log_likelihood(x, generator=generator).double().cpu())
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)

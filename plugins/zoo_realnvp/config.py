@@ -1,7 +1,7 @@
 """The ``realnvp`` family's config: validated before anything is allocated (no torch at import).
 
-Both the family (``family.py``) and the model (``model.py``) import it; neither imports the other's
-module at import time."""
+Both the family (``family.py``) and the models (``model.py``, ``multiscale.py``) import it;
+neither imports the other's module at import time."""
 
 from __future__ import annotations
 
@@ -11,16 +11,34 @@ from typing import Literal
 from zoo.config import bounds
 from zoo.errors import ConfigError
 
+#: Defaults of the fields that only vectors use; an image config must leave them alone.
+VECTOR_ONLY = {"couplings": 8, "layers": 2, "masks": "alternate", "mask_seed": 0,
+               "coupling": "affine", "bins": 8, "spline_bound": 4.0}
+#: Defaults of the fields that only images use; a vector config must leave them alone.
+IMAGE_ONLY = {"scales": 2, "blocks": 2, "levels": None, "alpha": 0.05}
+
 
 @dataclass(frozen=True)
 class RealNVPConfig:
-    """RealNVP over vectors of ``shape = [D]``.
+    """RealNVP over vectors ``shape = [D]`` or images ``shape = [C, H, W]``.
 
-    ``couplings`` coupling layers (``coupling``: affine, or rational-quadratic splines of
-    ``bins`` bins on ``[-spline_bound, spline_bound]``) whose masks alternate between two
-    halves of the coordinates (even/odd ones, or a random split fixed by ``mask_seed``), each conditioned
-    by an MLP of ``layers`` hidden layers of width ``hidden``. The affine log-scale is softly
-    bounded to ``[-scale_bound, scale_bound]`` so a bad step cannot blow the scale up.
+    Vectors: ``couplings`` coupling layers (``coupling``: affine, or rational-quadratic
+    splines of ``bins`` bins on ``[-spline_bound, spline_bound]``) whose masks alternate
+    between two halves of the coordinates (even/odd ones, or a random split fixed by
+    ``mask_seed``), each conditioned by an MLP of ``layers`` hidden layers of width ``hidden``.
+
+    Images: the multi-scale flow of Dinh et al. (2017) with ``scales`` scales. Each scale
+    but the last has 3 checkerboard couplings, a squeeze (2x2 pixels become 4 channels),
+    3 channel-wise couplings, and factors out half of its channels; the last scale has 4
+    checkerboard couplings (channel-wise ones when it is down to one pixel). Every s/t
+    network is a convolutional ResNet of ``blocks`` residual blocks with ``hidden`` channels.
+    With ``levels`` the data are discrete (integers ``0..levels-1``): the flow models the
+    continuous density of ``x + u`` on ``[0, levels]^D``, through the logit of
+    ``alpha + (1 - 2 alpha) (x + u) / levels``, and is trained and scored with uniform
+    dequantization, so the NLL it reports for discrete data is an upper bound.
+
+    Both: the log-scale is softly bounded to ``[-scale_bound, scale_bound]`` so a bad step
+    cannot blow the scale up.
     """
 
     shape: tuple[int, ...]
@@ -37,10 +55,27 @@ class RealNVPConfig:
     coupling: Literal["affine", "spline"] = "affine"
     bins: int = field(default=8, metadata=bounds(2, 64))
     spline_bound: float = field(default=4.0, metadata=bounds(0.1, 100.0))
+    # Image flows (issue 16); vectors keep the defaults above.
+    scales: int = field(default=2, metadata=bounds(1, 8))
+    blocks: int = field(default=2, metadata=bounds(1, 64))
+    levels: int | None = field(default=None, metadata=bounds(2, 65536))
+    alpha: float = field(default=0.05, metadata=bounds(0.0, 0.4))
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
 
     def validate(self) -> None:
-        if len(self.shape) != 1:
-            raise ConfigError(f"shape: realnvp models vectors, expected [D], got {list(self.shape)}")
+        if len(self.shape) == 1:
+            self._validate_vector()
+        elif len(self.shape) == 3:
+            self._validate_image()
+        else:
+            raise ConfigError(f"shape: realnvp models vectors [D] or images [C, H, W], got "
+                              f"{list(self.shape)}")
+
+    def _validate_vector(self) -> None:
+        _only(self, IMAGE_ONLY, "images [C, H, W]")
         if not 2 <= self.shape[0] <= 65536:
             raise ConfigError(f"shape: D must be between 2 and 65536, got {self.shape[0]}")
         per_output = 3 * self.bins - 1 if self.coupling == "spline" else 2
@@ -48,3 +83,30 @@ class RealNVPConfig:
             self.shape[0] * (1 + per_output) + (self.layers - 1) * self.hidden)
         if params > 2_000_000_000:
             raise ConfigError(f"config describes about {params:.3g} parameters, more than 2e9")
+
+    def _validate_image(self) -> None:
+        _only(self, VECTOR_ONLY, "vectors [D] (images use scales and blocks)")
+        c, h, w = self.shape
+        if min(self.shape) < 1 or c > 4096 or h * w > 1 << 20:
+            raise ConfigError(f"shape: [C, H, W] must be positive with C <= 4096 and at most "
+                              f"2**20 pixels, got {list(self.shape)}")
+        step = 2 ** (self.scales - 1)
+        if h % step or w % step:
+            raise ConfigError(f"shape: {self.scales} scales halve H and W {self.scales - 1} "
+                              f"times, so both must be multiples of {step}, got {h}x{w}")
+        last_c, last_px = c * 2 ** (self.scales - 1), (h // step) * (w // step)
+        if last_px < 2 and last_c < 2:
+            raise ConfigError(f"shape: {list(self.shape)} with {self.scales} scale(s) leaves "
+                              "a single value at the last scale; nothing to couple")
+        couplings = 6 * (self.scales - 1) + 4
+        width = max(c * 2 ** self.scales, 1)
+        params = couplings * self.hidden * (9 * (2 * self.blocks * self.hidden + 3 * width))
+        if params > 2_000_000_000:
+            raise ConfigError(f"config describes about {params:.3g} parameters, more than 2e9")
+
+
+def _only(config: RealNVPConfig, defaults: dict[str, object], what: str) -> None:
+    """Refuse a field set away from its default where it would be silently ignored."""
+    for name, default in defaults.items():
+        if getattr(config, name) != default:
+            raise ConfigError(f"{name}: applies only to {what}; shape is {list(config.shape)}")

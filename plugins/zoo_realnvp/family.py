@@ -3,26 +3,47 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from zoo.family import Family
 from zoo_realnvp.config import RealNVPConfig
 
 
 class RealNVPFamily(Family):
-    """Real-valued non-volume-preserving flow (Dinh et al., 2017)."""
+    """Real-valued non-volume-preserving flow (Dinh et al., 2017).
+
+    ``data_kind`` is ``"continuous"``: ``log_prob`` is a density of float values. A config
+    with ``levels`` fits discrete images through uniform dequantization: its models score
+    and sample integer levels, and the NLL they report is an upper bound
+    (``likelihood_bound``).
+    """
 
     name = "realnvp"
     data_kind = "continuous"
     Config = RealNVPConfig
-    description = "RealNVP affine coupling flow for continuous vectors"
+    description = "RealNVP affine coupling flow for continuous vectors and images"
+
+    def likelihood_bound(self, config: Any) -> bool:
+        return self.parse_config(config).levels is not None
 
     def create(self, config: RealNVPConfig):
+        if config.is_image:
+            from zoo_realnvp.multiscale import MultiScaleRealNVP
+
+            return MultiScaleRealNVP(config)
         from zoo_realnvp.model import RealNVP
 
         return RealNVP(config)
 
     def inert_config_keys(self, config: RealNVPConfig) -> dict[str, str]:
         """Keys this config does not use (for the conformance kit's ``config_keys`` check)."""
+        if config.is_image:
+            inert = {k: "used only by vectors (images use scales and blocks)"
+                     for k in ("couplings", "layers", "masks", "mask_seed", "coupling", "bins",
+                               "spline_bound")}
+            if config.levels is None:
+                inert["alpha"] = "used only with levels (the logit preprocessing)"
+            return inert
         from zoo_realnvp.model import split_halves
 
         alternate = split_halves(replace(config, masks="alternate"))

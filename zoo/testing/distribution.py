@@ -31,12 +31,56 @@ def check_normalisation(s: Subject) -> str | None:
                  "(within 1e-5): log_prob is not a normalised distribution "
                  "(missing log_softmax, or a position that sees its own value?)")
         return f"{len(lp)} inputs, total probability 1 {total - 1:+.1e}"
+    if 2 < s.dims <= MAX_IMPORTANCE_DIMS:
+        return _importance_normalisation(s)
     grid = _density_grid(s)
     if not abs(grid.mass - 1) <= 0.01:
         fail(f"the density integrates to {grid.mass:.4f}, not 1 (within 1%), over the box "
              f"{grid.box} that holds all {TEST_SAMPLES} samples and a margin "
              "(a wrong log-det or base density, or log_prob not in nats?)")
     return f"integral {grid.mass:.5f} over {grid.box}"
+
+#: Continuous normalisation by importance sampling up to this dimension (a grid above 2 is
+#: too many points; above about 8 the weights of a Gaussian proposal grow too variable).
+MAX_IMPORTANCE_DIMS = 8
+IMPORTANCE_DRAWS = 200_000
+
+
+def _importance_normalisation(s: Subject) -> str:
+    """Continuous, 2 < D <= 8: the integral of the density as the mean of ``p(x) / q(x)``
+    over draws of ``q``, an even mixture of two Gaussians (1.5 and 4 times the spread of
+    the model's own samples, around their mean: the wide one keeps the weights bounded)."""
+    samples = s.model.sample(TEST_SAMPLES, generator=s.generator(5))
+    _check_samples(s, samples, TEST_SAMPLES, f"sample({TEST_SAMPLES})")
+    flat = samples.reshape(len(samples), -1).double()
+    mean, spread = flat.mean(0), flat.std(0).clamp_min(1e-3)
+    g = s.generator(6)
+    wide = torch.rand(IMPORTANCE_DRAWS, 1, generator=g, dtype=torch.float64) < 0.5
+    scale = torch.where(wide, 4.0, 1.5) * spread
+    x = mean + scale * torch.randn(IMPORTANCE_DRAWS, s.dims, generator=g, dtype=torch.float64)
+    log_q = torch.logsumexp(torch.stack([
+        _log_normal(x, mean, 1.5 * spread), _log_normal(x, mean, 4.0 * spread)]), 0) - math.log(2)
+    with torch.no_grad():
+        lp = torch.cat([s.model.log_prob(c.float().reshape(-1, *s.shape))
+                        for c in x.split(16384)]).double()
+    _check_log_prob_tensor(lp, len(x), "log_prob at the importance-sampling points")
+    weights = (lp - log_q).exp()
+    mass = weights.mean().item()
+    stderr = (weights.std() / math.sqrt(len(weights))).item()
+    if not stderr <= 0.01:
+        fail(f"the importance-sampling estimate of the density's integral is too noisy "
+             f"({mass:.4f} ± {stderr:.3g}): the density has mass far from its samples")
+    if not abs(mass - 1) <= 0.02 + 3 * stderr:
+        fail(f"the density integrates to {mass:.4f} ± {stderr:.4f}, not 1 (importance "
+             f"sampling, {IMPORTANCE_DRAWS} draws): a wrong log-det or base density, or "
+             "log_prob not in nats?")
+    return f"integral {mass:.4f} ± {stderr:.4f} (importance sampling, {IMPORTANCE_DRAWS} draws)"
+
+
+def _log_normal(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    return (-0.5 * ((x - mean) / std).square() - std.log()
+            - 0.5 * math.log(2 * math.pi)).sum(1)
+
 
 def check_samples_match_log_prob(s: Subject) -> str | None:
     """A chi-square test of 4000 samples against exact (discrete) or grid (continuous) probabilities."""

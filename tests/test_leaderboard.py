@@ -92,7 +92,8 @@ def test_eval_info_and_card_mark_the_bound(pulled, isolated_home):
     info = run(pulled, "info", "realnvp-imgtiny").output
     assert "test_nll" in info and "≤ " in info and "upper bound" in info
     card = (isolated_home / "models" / "realnvp-imgtiny" / "README.md").read_text()
-    assert "| test_nll | ≤ " in card and "log_likelihood" in card
+    assert "| NLL (nats per example) | ≤ " in card and "upper bounds (≤)" in card
+    assert "log_likelihood" in card
     exact = run(pulled, "eval", "realnvp-tiny").output
     assert "≤" not in exact
     assert "apply to dequantized models" in run(pulled, "eval", "realnvp-tiny", "--samples",

@@ -203,6 +203,16 @@ def test_the_generic_trainer_fits_the_bound_and_evaluation_marks_it():
 # -- the vector model stays as it was ---------------------------------------------------
 
 
+def test_a_vector_artifact_is_written_as_before(tmp_path):
+    fixture = json.loads((FIXTURES / "realnvp-vector-format1" / "config.json").read_text())
+    model = zoo.load(FIXTURES / "realnvp-vector-format1")
+    path = zoo.save(model, tmp_path / "again")
+    assert json.loads((path / "config.json").read_text())["config"] == fixture["config"]
+    image = zoo.get_family("realnvp").build({"shape": [1, 2, 2], "hidden": 4})
+    stored = json.loads((zoo.save(image, tmp_path / "img") / "config.json").read_text())
+    assert "couplings" not in stored["config"] and stored["config"]["scales"] == 2
+
+
 def test_an_artifact_saved_before_image_flows_loads_bit_identically():
     expected = json.loads((FIXTURES / "realnvp-vector-format1.expected.json").read_text())
     model = zoo.load(FIXTURES / "realnvp-vector-format1")

@@ -98,7 +98,7 @@ def model_card(cfg: ArtifactConfig, *, repo: str | None = None,
 
 
 def _samples_caption(cfg: ArtifactConfig) -> str:
-    kind = ("images drawn by the model" if "levels" in cfg.config
+    kind = ("images drawn by the model" if cfg.config.get("levels") is not None
             else "samples drawn by the model, over its density")
     return f"{cfg.name or cfg.family}: {kind}"
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from zoo.family import Family
-from zoo_realnvp.config import RealNVPConfig
+from zoo_realnvp.config import IMAGE_ONLY, VECTOR_ONLY, RealNVPConfig
 
 
 class RealNVPFamily(Family):
@@ -25,6 +25,14 @@ class RealNVPFamily(Family):
 
     def likelihood_bound(self, config: Any) -> bool:
         return self.parse_config(config).levels is not None
+
+    def config_dict(self, config: RealNVPConfig) -> dict[str, Any]:
+        """The stored config without the fields the other shape ignores: a vector model's
+        ``config.json`` stays exactly what it was before image flows existed."""
+        data = super().config_dict(config)
+        for name in (VECTOR_ONLY if config.is_image else IMAGE_ONLY):
+            data.pop(name, None)
+        return data
 
     def create(self, config: RealNVPConfig):
         if config.is_image:

@@ -71,8 +71,8 @@ class RealNVPConfig:
         elif len(self.shape) == 3:
             self._validate_image()
         else:
-            raise ConfigError(f"shape: realnvp models vectors [D] or images [C, H, W], got "
-                              f"{list(self.shape)}")
+            raise ConfigError(f"shape: realnvp models vectors, expected [D], or images, expected "
+                              f"[C, H, W]; got {list(self.shape)}")
 
     def _validate_vector(self) -> None:
         _only(self, IMAGE_ONLY, "images [C, H, W]")

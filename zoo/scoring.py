@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.evaluation import NOISE_SEED
-
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -61,6 +59,7 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     from zoo.data.checks import check_batch
     from zoo.data.infer import for_model
     from zoo.data.open import open_data
+    from zoo.evaluation import NOISE_SEED
     from zoo.registry import get_family
 
     model = as_model(model_or_name)

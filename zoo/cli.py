@@ -223,25 +223,13 @@ def leaderboard(dataset: str | None, as_json: bool) -> None:
     for the others; "≤" marks an upper bound (a continuous model of discrete data).
     """
     from zoo import api
-    from zoo.leaderboard import MEASURED, bpd_text, dimensions, nll_text
+    from zoo.leaderboard import text_table
 
     table = api.leaderboard(dataset)
     if as_json:
         emit_json([r.as_dict() for r in table])
-        return
-    for name in dict.fromkeys(r.dataset for r in table):
-        group = [r for r in table if r.dataset == name]
-        dims = dimensions(name)
-        click.echo(f"{name}" + (f" (D = {dims})" if dims else "")
-                   + ": test NLL in nats per example, bits/dim")
-        width = max(len(r.name) for r in group)
-        nll_w = max(len("test NLL"), *(len(nll_text(r)) for r in group))
-        for r in group:
-            source = {MEASURED: "measured", None: "not measured"}.get(r.source, "expected")
-            click.echo(f"  {r.rank or '-':>3}  {r.name:<{width}}  {r.family:<10} "
-                       f"{nll_text(r):>{nll_w}}  {bpd_text(r):>10}  {source}"
-                       + ("  (upper bound: dequantized)" if r.bound and r.source else ""))
-        click.echo("")
+    else:
+        click.echo(text_table(table))
 
 
 @cli.command()

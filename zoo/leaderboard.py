@@ -116,6 +116,25 @@ def bpd_text(r: Row) -> str:
     return ("≤ " if r.bound else "") + f"{r.bits_per_dim:.4f}"
 
 
+def text_table(table: list[Row]) -> str:
+    """The rows as plain text for a terminal, one block per dataset."""
+    lines = []
+    for name in dict.fromkeys(r.dataset for r in table):
+        group = [r for r in table if r.dataset == name]
+        dims = dimensions(name)
+        lines.append(f"{name}" + (f" (D = {dims})" if dims else "")
+                     + ": test NLL in nats per example, bits/dim")
+        width = max(len(r.name) for r in group)
+        nll_w = max(len("test NLL"), *(len(nll_text(r)) for r in group))
+        for r in group:
+            source = {MEASURED: "measured", None: "not measured"}.get(r.source, "expected")
+            lines.append(f"  {r.rank or '-':>3}  {r.name:<{width}}  {r.family:<10} "
+                         f"{nll_text(r):>{nll_w}}  {bpd_text(r):>10}  {source}"
+                         + ("  (upper bound: dequantized)" if r.bound and r.source else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
 def markdown(table: list[Row]) -> str:
     """The rows as Markdown, one table per dataset."""
     parts = []

@@ -171,46 +171,13 @@ def list_cmd(as_json: bool) -> None:
     Pulled models show what their build measured on the test split; the others show the
     catalog's expected number, marked as such. "≤" marks an upper bound (dequantization).
     """
-    from zoo.catalog import catalog
-    from zoo.leaderboard import EXPECTED, bpd_text, nll_text, row
+    from zoo.leaderboard import list_rows, list_text
 
-    rows = []
-    for entry in catalog():
-        score = row(entry)
-        rows.append({
-            "name": entry.name,
-            "family": entry.family,
-            "dataset": entry.dataset,
-            "pulled": score.pulled,
-            "description": entry.description,
-            "provider": entry.provider,
-            "test_nll": score.test_nll,
-            "test_nll_stderr": score.test_nll_stderr,
-            "bits_per_dim": score.bits_per_dim,
-            "nll_source": score.source,
-            "nll_bound": score.bound,
-            "_nll": nll_text(score, stderr=False), "_bpd": bpd_text(score),
-            "_expected": score.source == EXPECTED,
-        })
+    rows = list_rows()
     if as_json:
         emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-        return
-    if not rows:
-        click.echo("The catalog is empty.")
-        return
-    width = max(len(r["name"]) for r in rows)
-    nll_w = max(len("test NLL"), *(len(r["_nll"]) + 2 * r["_expected"] for r in rows))
-    bpd_w = max(len("bits/dim"), *(len(r["_bpd"]) + 2 * r["_expected"] for r in rows))
-    click.echo(f"  {'name':<{width}}  {'family':<10} {'dataset':<16} {'test NLL':>{nll_w}} "
-               f"{'bits/dim':>{bpd_w}}  description")
-    for r in rows:
-        mark = "*" if r["pulled"] else " "
-        nll, bpd = (f"({r['_nll']})", f"({r['_bpd']})") if r["_expected"] else (r["_nll"], r["_bpd"])
-        click.echo(f"{mark} {r['name']:<{width}}  {r['family']:<10} {r['dataset']:<16} "
-                   f"{nll:>{nll_w}} {bpd:>{bpd_w}}  {r['description']}")
-    click.echo("\n* = pulled into the local store; NLL in nats per example, measured on the test "
-               "split by the\nbuild; (in parentheses) = expected by the catalog, not measured "
-               "here; ≤ = an upper bound")
+    else:
+        click.echo(list_text(rows))
 
 
 @cli.command()

@@ -152,3 +152,41 @@ def markdown(table: list[Row]) -> str:
                          f"{bpd_text(r)} | {note} |")
         parts.append("")
     return "\n".join(parts)
+
+
+def list_rows() -> list[dict[str, Any]]:
+    """``zoo list``'s rows: each catalog entry with its score (keys with ``_`` are display)."""
+    out = []
+    for entry in catalog():
+        score = row(entry)
+        out.append({
+            "name": entry.name, "family": entry.family, "dataset": entry.dataset,
+            "pulled": score.pulled, "description": entry.description,
+            "provider": entry.provider, "test_nll": score.test_nll,
+            "test_nll_stderr": score.test_nll_stderr, "bits_per_dim": score.bits_per_dim,
+            "nll_source": score.source, "nll_bound": score.bound,
+            "_nll": nll_text(score, stderr=False), "_bpd": bpd_text(score),
+            "_expected": score.source == EXPECTED,
+        })
+    return out
+
+
+def list_text(rows: list[dict[str, Any]]) -> str:
+    """``zoo list`` as text: expected numbers in parentheses, "≤" before bounds."""
+    if not rows:
+        return "The catalog is empty."
+    width = max(len(r["name"]) for r in rows)
+    nll_w = max(len("test NLL"), *(len(r["_nll"]) + 2 * r["_expected"] for r in rows))
+    bpd_w = max(len("bits/dim"), *(len(r["_bpd"]) + 2 * r["_expected"] for r in rows))
+    lines = [f"  {'name':<{width}}  {'family':<10} {'dataset':<16} {'test NLL':>{nll_w}} "
+             f"{'bits/dim':>{bpd_w}}  description"]
+    for r in rows:
+        mark = "*" if r["pulled"] else " "
+        nll, bpd = ((f"({r['_nll']})", f"({r['_bpd']})") if r["_expected"]
+                    else (r["_nll"], r["_bpd"]))
+        lines.append(f"{mark} {r['name']:<{width}}  {r['family']:<10} {r['dataset']:<16} "
+                     f"{nll:>{nll_w}} {bpd:>{bpd_w}}  {r['description']}")
+    lines.append("\n* = pulled into the local store; NLL in nats per example, measured on the "
+                 "test split by the\nbuild; (in parentheses) = expected by the catalog, not "
+                 "measured here; ≤ = an upper bound")
+    return "\n".join(lines)

@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ["test_crash.py", "test_concurrency.py", "test_integrity.py", "test_hostile.py",
-         "test_names.py", "test_secrets.py", "test_numeric_input.py", "test_fuzz.py",
-         "test_signals.py", "test_store_faults.py"]
+TESTS = ["test_crash.py", "test_concurrency.py", "test_integrity.py", "test_derived_buffers.py",
+         "test_hostile.py", "test_names.py", "test_secrets.py", "test_numeric_input.py",
+         "test_fuzz.py", "test_signals.py", "test_store_faults.py"]
 ORDER = ["crash", "concurrency", "integrity", "hostile", "names", "secrets", "numeric", "fuzz",
          "signals", "sharing", "store"]
 TITLES = {"crash": "1. Crash safety (SIGKILL of real processes)", "concurrency": "2. Concurrency",

@@ -55,13 +55,15 @@ class TinyAR(ZooModel):
 
     leak = False  # subclasses flip these to break one thing each
     orders_are_buffers = True
+    orders_from_config = True  # drawn from a seeded generator: the config fixes them
 
     def __init__(self, config: ARConfig):
         super().__init__()
         self.shape, self.levels = tuple(config.shape), config.levels
         d, c, k = math.prod(self.shape), config.levels, config.members
         self.dims, self.ensemble_size = d, k
-        orders = torch.stack([torch.randperm(d) for _ in range(k)])
+        g = torch.Generator().manual_seed(0) if self.orders_from_config else None
+        orders = torch.stack([torch.randperm(d, generator=g) for _ in range(k)])
         ranks = torch.argsort(orders, dim=1)
         sees = ranks[:, None, :] <= ranks[:, :, None] if self.leak else (
             ranks[:, None, :] < ranks[:, :, None])
@@ -221,6 +223,13 @@ class Unnormalised(TinyAR):
 
 class DropsBuffer(TinyAR):
     orders_are_buffers = False
+    orders_from_config = False
+
+
+class GlobalRandomOrders(TinyAR):
+    """Buffers, but drawn from the global generator: not derived from the config."""
+
+    orders_from_config = False
 
 
 class AcceptsFloats(TinyAR):
@@ -378,6 +387,29 @@ def test_a_mask_that_is_not_a_buffer_fails_save_load():
     # ... and only that (the reloaded model also scores new data differently): everything
     # else about the family is fine.
     assert [r.check for r in report.failures] == ["save_load", "state_after_reload"]
+
+
+def test_buffers_drawn_from_the_global_generator_fail_derived_buffers():
+    message = failure(family(GlobalRandomOrders), "derived_buffers")
+    assert "buffer 'orders' differs between two builds" in message
+    assert "state_buffers" in message and "manual_seed(config.seed)" in message
+    # Loading refuses such an artifact too: save_load fails, naming the buffer.
+    assert "buffer 'orders'" in failure(family(GlobalRandomOrders), "save_load")
+
+
+def test_state_buffers_must_name_real_buffers_and_exempt_them():
+    class Declares(ARFamily):
+        state_buffers = ("orders", "mask")
+
+    report = check_family(family(GlobalRandomOrders, Declares), raise_on_failure=False)
+    assert report.result("derived_buffers").status == "passed", report.summary()
+    assert "0 derived buffer(s)" in report.result("derived_buffers").message
+
+    class Typo(ARFamily):
+        state_buffers = ("order",)
+
+    message = failure(Typo(), "derived_buffers")
+    assert "'order', which matches no buffer" in message and "orders" in message
 
 
 def test_accepting_bad_input_fails_bad_input():

@@ -3,8 +3,9 @@
 The layout is the one Hugging Face tooling already uses. ``config.json`` holds the format
 version, family and family config, dataset, recipe, metrics, library versions and the
 sha256 of the weights. Loading is strict: a missing file, a hash that does not match, a
-missing, unexpected or mis-shaped tensor are errors. No pickle anywhere: safetensors
-and JSON only.
+missing, unexpected or mis-shaped tensor are errors, and so is a buffer (a mask, ordering
+or index list) other than the one the config derives. No pickle anywhere: safetensors and
+JSON only.
 
 Format 2 adds ``files``: the extra files (pictures, training history; ``zoo.extras``) with
 their sha256. Loading never reads them; :func:`check_files` checks them for ``zoo verify``.
@@ -145,6 +146,8 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     tensors its config describes: the expected tensors come from a model built on the
     ``meta`` device (no memory), the file's size is checked before it is read, its sha256
     against ``config.json``, and its tensors' names, shapes and dtypes before the real build.
+    The real build derives every buffer from the config; the file's buffers must match them
+    (``check_derived_buffers``).
     """
     from zoo.registry import get_family
 
@@ -181,6 +184,7 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
                       where=where)
         check_finite(tensors, meta[1], where=where)
     model = family.build(model_config)
+    check_derived_buffers(model, tensors, state_buffers(family), where=where)
     assign(model, tensors, where=where)
     model.artifact = cfg
     return model.to(device).eval()
@@ -246,6 +250,50 @@ def _no_init() -> Iterator[None]:
     finally:
         for n, fn in saved.items():
             setattr(init, n, fn)
+
+
+def state_buffers(family: Any) -> tuple[str, ...]:
+    """The patterns (``fnmatch``) of the buffers ``family`` declares as learned state."""
+    declared = getattr(family, "state_buffers", ())
+    return (declared,) if isinstance(declared, str) else tuple(declared)
+
+
+def check_derived_buffers(model: ZooModel, tensors: dict[str, Any],
+                          state: tuple[str, ...] = (), *, where: str) -> None:
+    """Every buffer of ``tensors`` equals the one ``model`` (freshly built from the config)
+    holds, except the buffers the family declares as state (``Family.state_buffers``).
+
+    Masks, orderings and index lists follow from the config (its seeds and variant). The
+    sha256 in ``config.json`` does not protect them: whoever rewrites the weights can rewrite
+    the hash too, and a mask of ones or a repeated index is a model whose ``log p(x)`` is not
+    a normalised density. So the copies in the file must be the ones the config derives.
+    """
+    import fnmatch
+
+    import torch
+
+    params = {name for name, _ in model.named_parameters()}
+    built = model.state_dict()
+    for name, fresh in built.items():
+        if name in params or name not in tensors:
+            continue
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in state):
+            continue
+        stored = tensors[name]
+        fresh = fresh.detach().cpu()
+        if stored.shape != fresh.shape or stored.dtype != fresh.dtype:
+            continue  # check_tensors reports it, with both shapes
+        same = stored == fresh
+        if stored.is_floating_point() or stored.is_complex():
+            same |= torch.isnan(stored) & torch.isnan(fresh)
+        if not bool(same.all()):
+            raise ArtifactError(
+                f"{where}: buffer {name!r} is not the one its config derives "
+                f"({int((~same).sum())} of {same.numel()} values differ): masks, orderings "
+                "and index lists are rebuilt from config.json on load, and a file that "
+                "changes them describes another model (a family that keeps learned state in "
+                "a buffer lists it in Family.state_buffers)"
+            )
 
 
 def read_tensors(blob: bytes, *, where: str) -> dict[str, Any]:

@@ -30,12 +30,17 @@ class Family:
     - ``Config``: a frozen dataclass with a ``shape`` field (and ``levels`` for discrete
       data); every other field has a default.
     - ``description``: one line shown by ``zoo plugins``.
+    - ``state_buffers``: ``fnmatch`` patterns of the buffers that are learned state
+      (``"*.running_mean"``). Every other buffer (masks, orderings, index lists) must follow
+      from the config alone: loading rebuilds the model from its config and refuses an
+      artifact whose stored buffers differ from the rebuilt ones.
     """
 
     name: ClassVar[str]
     data_kind: ClassVar[DataKind]
     Config: ClassVar[type]
     description: ClassVar[str] = ""
+    state_buffers: ClassVar[tuple[str, ...]] = ()
 
     def parse_config(self, raw: Mapping[str, Any] | Any, *, where: str | None = None) -> Any:
         """Validate a raw mapping (or pass through a ``Config``) before anything is allocated."""

@@ -2,9 +2,10 @@
 
 Each artifact is checked completely: its three files are there, ``config.json`` parses and
 validates, the weights' sha256 is the one the config records, and the model loads strictly
-(every tensor present with the right name, shape and dtype, no extra ones, finite weights).
-The extra files ``config.json`` lists (pictures, history) must have their recorded sha256;
-one that is missing is only a warning, since the model is whole without it.
+(every tensor present with the right name, shape and dtype, no extra ones, finite weights,
+every derived buffer the one the config rebuilds). The extra files ``config.json`` lists
+(pictures, history) must have their recorded sha256; one that is missing is only a
+warning, since the model is whole without it.
 A bad artifact is reported with its path and what is wrong; ``zoo pull --force NAME``
 replaces it. Nothing here writes to the store.
 """

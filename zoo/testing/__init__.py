@@ -38,6 +38,9 @@ Every family:
   (discrete); the same generator seed gives the same samples; temperatures work.
 - ``bad_input``: wrong shape, wrong dtype, out-of-range values, NaN and infinities make
   ``log_prob`` raise ``ValueError``; so do a non-positive sample count and temperature.
+- ``derived_buffers``: every buffer the family does not list in ``state_buffers`` is the
+  same in two builds of the config (global RNG in two states), and every listed pattern
+  matches a buffer. Loading rebuilds these buffers and refuses a file whose copy differs.
 - ``save_load``: ``zoo.save`` then ``zoo.load`` (in a temporary folder, with the global
   RNG in another state) gives bit-identical ``log_prob`` and bit-identical samples for the same
   generator. This is what catches a mask or ordering kept as a plain attribute instead of a

@@ -17,6 +17,7 @@ from zoo.testing.authoring import (
     check_temperature,
 )
 from zoo.testing.autoregressive import check_causality, check_completion
+from zoo.testing.buffers import check_derived_buffers
 from zoo.testing.common import (
     check_bad_input,
     check_build,
@@ -91,6 +92,7 @@ CHECKS: dict[str, Callable[[Subject], str | None]] = {
     "samples_detached": check_samples_detached,
     "temperature": check_temperature,
     "bad_input": check_bad_input,
+    "derived_buffers": check_derived_buffers,
     "save_load": check_save_load,
     "state_after_reload": check_state_after_reload,
     "config_keys": check_config_keys,

@@ -69,14 +69,48 @@ def test_density_integrates_to_one(coupling):
     assert abs(total - 1.0) < 0.01, total
 
 
+def cell_probabilities_and_counts(model, samples, bins=12, per=50):
+    """The model's probability of each of bins x bins cells (midpoint rule, per x per points
+    a cell) over a box around the samples, and how many samples fall in each."""
+    lo = samples.min(0).values - 0.5
+    hi = samples.max(0).values + 0.5
+    cells = bins * per
+    width = (hi - lo) / cells
+    axes = [lo[d] + width[d] * (torch.arange(cells, dtype=torch.float64) + 0.5) for d in (0, 1)]
+    with torch.no_grad():
+        density = model.log_prob(torch.cartesian_prod(*axes)).exp()
+    probs = (density * width.prod()).reshape(bins, per, bins, per).sum((1, 3)).reshape(-1)
+    which = ((samples - lo) / (hi - lo) * bins).long().clamp(0, bins - 1)
+    counts = torch.bincount(which[:, 0] * bins + which[:, 1], minlength=bins * bins)
+    return probs, counts.double()
+
+
 def test_sample_matches_log_prob_and_temperature():
-    model = perturbed().float()
+    from zoo.testing.distribution import _chi_square
+
+    model = perturbed(std=0.25)
     g = torch.Generator().manual_seed(3)
-    a = model.sample(100, generator=g)
+    a = model.float().sample(100, generator=g)
     b = model.sample(100, generator=torch.Generator().manual_seed(3))
     assert a.shape == (100, 2) and a.dtype == torch.float32 and torch.equal(a, b)
-    cold = model.sample(2000, temperature=0.1, generator=torch.Generator().manual_seed(1))
+    model = model.double()
+
+    # Samples follow the density log_prob describes: chi-square over 144 cells.
+    samples = model.sample(20000, generator=torch.Generator().manual_seed(1))
+    probs, counts = cell_probabilities_and_counts(model, samples)
+    assert abs(probs.sum().item() - 1) < 0.01
+    p_value, stat, dof = _chi_square(counts, probs)
+    assert p_value > 1e-4, (stat, dof)
+    # ... and the test has the power to see a sampler 10% too wide.
+    wide = model.sample(20000, temperature=1.1, generator=torch.Generator().manual_seed(1))
+    probs, counts = cell_probabilities_and_counts(model, wide)
+    assert _chi_square(counts, probs)[0] < 1e-6
+
+    # Temperature: colder samples sit where log_prob is higher, and spread less.
+    cold = model.sample(2000, temperature=0.5, generator=torch.Generator().manual_seed(1))
     warm = model.sample(2000, temperature=1.0, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert model.log_prob(cold).mean() > model.log_prob(warm).mean() + 0.5
     assert cold.std(0).sum() < warm.std(0).sum()
 
 

@@ -294,10 +294,28 @@ def test_compiled_or_eager_raises_the_models_own_errors():
         wrapper(torch.zeros(3, 5))
 
 
+def linear_output_dtypes(model) -> list[torch.dtype]:
+    """Record the output dtype of every nn.Linear call of ``model`` from now on."""
+    seen: list[torch.dtype] = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
+    return seen
+
+
 def test_bf16_autocast_trains(one_thread):
-    model, result = train(steps=4, bf16=True)
+    """The forward pass really runs in bfloat16 (CPU autocast), the weights stay float32."""
+    model = build()
+    seen = linear_output_dtypes(model)
+    result = fit(model, JITTER, RECIPE, steps=4, bf16=True, progress=False)
+    assert torch.bfloat16 in seen, set(seen)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(torch.isfinite(torch.tensor(r["train_nll"])) for r in result.history)
+
+    plain = build()
+    seen = linear_output_dtypes(plain)
+    fit(plain, JITTER, RECIPE, steps=4, progress=False)
+    assert seen and set(seen) == {torch.float32}
 
 
 def test_a_float64_model_trains_and_samples_in_float64(one_thread):

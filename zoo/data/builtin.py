@@ -1,4 +1,4 @@
-"""The four built-in datasets (DESIGN.md, "Data protocols").
+"""The four built-in datasets (their protocols: docs/data-protocols.md).
 
 The protocols are fixed: every number zoo reports uses them. Each loader returns a whole
 split as one tensor; ``Dataset.examples`` serves it through the one data path.

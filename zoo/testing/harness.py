@@ -43,7 +43,8 @@ def fail(message: str) -> None:
     raise _Failure(message)
 
 def default_config(family: Family) -> dict[str, Any]:
-    """The smallest complete config: DESIGN.md says every key but shape and levels has a default."""
+    """The smallest complete config: every key but shape and levels has a default (the
+    plugin contract, docs/plugins.md)."""
     if getattr(family, "data_kind", None) == "discrete":
         return {"shape": [1, 2, 2], "levels": 3}
     return {"shape": [2]}

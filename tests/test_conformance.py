@@ -84,3 +84,58 @@ def test_conformance(check):
     if isinstance(check, Exception):
         pytest.fail(f"a first-party family is not installed: {check}")
     check()
+
+
+# --- the kit's power: a sampler blind to context must fail it --------------------------------
+
+
+def blind_sample(model, n, *, temperature=1.0, generator=None, given=None, mask=None):
+    """Draw every position from the logits of an all-zero input: causal per position (those
+    logits see only earlier positions, all zero), but blind to the values actually drawn."""
+    from zoo.model import check_completion, check_sampling
+
+    check_sampling(n, temperature)
+    shape, levels = tuple(model.config.shape), model.config.levels
+    completion = check_completion(given, mask, n, shape, levels)
+    members = getattr(model, "ensemble_size", 1)
+    zeros = torch.zeros(1, *shape, dtype=torch.long)
+    with torch.no_grad():
+        logits = torch.stack([
+            (model.conditional_logits(zeros, k) if members > 1 else
+             model.conditional_logits(zeros)).reshape(levels, -1).t()
+            for k in range(members)])  # [K, D, C]
+    member = torch.randint(members, (n,), generator=generator)
+    probs = torch.softmax(logits[member] / temperature, -1)  # [n, D, C]
+    x = torch.multinomial(probs.reshape(-1, levels), 1, generator=generator).reshape(n, *shape)
+    if completion is not None:
+        x = torch.where(completion[1], completion[0], x)
+    return x
+
+
+def blind(family_name: str):
+    """The installed family, its models' sampler replaced by ``blind_sample``."""
+    installed = type(get_family(family_name))
+
+    class Blind(installed):
+        def create(self, config):
+            model = super().create(config)
+            model.sample = blind_sample.__get__(model)
+            return model
+
+    return Blind()
+
+
+@pytest.mark.parametrize("family, config", [
+    (family, config) for family in ("made", "pixelcnn") for config in [None, *CONFIGS[family]]
+], ids=lambda v: v if isinstance(v, str) else ("default" if v is None else
+                                                 "-".join(f"{k}={v[k]}" for k in v
+                                                          if k not in ("shape", "levels"))))
+def test_a_sampler_blind_to_context_fails_the_kit(family, config):
+    checks = {c.name: c for c in family_checks(blind(family), config)}
+    result = checks["samples_match_log_prob"].run()
+    assert result.status == "failed", result
+    assert "do not follow the enumerated probabilities" in result.message
+    if (config or {}).get("masks", 1) == 1:  # ensembles: the kit checks known values only
+        result = checks["completion"].run()
+        assert result.status == "failed", result
+        assert "do not follow the model's conditional distribution" in result.message

@@ -8,6 +8,7 @@ families they are derived from.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -421,6 +422,30 @@ def test_accepting_bad_input_fails_bad_input():
 def test_a_sampler_that_disagrees_with_log_prob_fails():
     message = failure(family(UniformSampler), "samples_match_log_prob")
     assert "do not follow the enumerated probabilities" in message and "chi-square" in message
+
+
+class Independent(TinyAR):
+    """Every position sees none of the others: the model cannot express any dependence."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.mask.zero_()
+
+
+def test_the_kit_makes_the_model_dependent_before_testing_samplers():
+    report = check_family(ARFamily(), {"shape": [1, 2, 2], "levels": 3})
+    note = report.result("samples_match_log_prob").message
+    assert "dependence (TV to the product of marginals)" in note
+    reached = re.search(r"marginals\) (?:[\d.]+ raised to )?([\d.]+)", note)
+    assert reached and float(reached.group(1)) >= 0.2, note
+
+
+def test_a_model_that_cannot_be_made_dependent_fails_with_advice():
+    message = failure(family(Independent), "samples_match_log_prob")
+    assert "could not make the model strongly dependent" in message
+    assert "min_dependence=0" in message and "config" in message
+    report = check_family(family(Independent), min_dependence=0, raise_on_failure=False)
+    assert report.result("samples_match_log_prob").status == "passed", report.summary()
 
 
 def test_completion_that_overwrites_known_values_fails():

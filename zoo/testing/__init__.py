@@ -102,7 +102,14 @@ Before the checks the kit nudges every floating-point parameter by noise of stan
 deviation ``perturb / sqrt(fan_in)`` (``perturb=0.1``; biases and other 1-d parameters by
 ``perturb``), so every layer's output moves by about ``perturb``: flows usually start as the
 identity (zero-initialised output layers), and a log-det check on the identity proves
-nothing. Everything runs under a fixed seed, inside
+nothing. A nudged fresh model is close to independent across positions, and on such a model
+a sampler that ignores earlier positions passes a chi-square test. So before
+``samples_match_log_prob`` and ``completion`` the kit makes a discrete model strongly
+dependent (``zoo.testing.dependence``): gradient ascent on the parameters until the total
+variation between the joint distribution and the product of its marginals is at least
+``min_dependence`` (0.2); if it cannot, those checks fail and say what to pass (a config
+whose model can express dependence, or ``min_dependence=0`` for the weaker test).
+Everything runs under a fixed seed, inside
 ``torch.random.fork_rng``, so the caller's random state is untouched.
 
 Protocols the kit relies on

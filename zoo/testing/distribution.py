@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from zoo.model import ZooModel
+from zoo.testing.dependence import dependent_model
 from zoo.testing.harness import (
     MAX_ENUMERATION,
     MIN_P_VALUE,
@@ -84,10 +86,12 @@ def _log_normal(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
 
 def check_samples_match_log_prob(s: Subject) -> str | None:
     """A chi-square test of 4000 samples against exact (discrete) or grid (continuous) probabilities."""
+    note = ""
     if s.discrete:
-        lp = _enumerated_log_probs(s)
+        model, note = sampler_model(s)
+        lp = _enumerated_log_probs(s, model)
         probs = torch.softmax(lp, 0)
-        x = s.model.sample(TEST_SAMPLES, generator=s.generator(5))
+        x = model.sample(TEST_SAMPLES, generator=s.generator(5))
         _check_samples(s, x, TEST_SAMPLES, f"sample({TEST_SAMPLES})")
         counts = torch.bincount(_flat_index(x.reshape(len(x), -1), s.levels),
                                 minlength=len(probs))
@@ -97,10 +101,24 @@ def check_samples_match_log_prob(s: Subject) -> str | None:
         probs, counts, where = grid.bin_probs, grid.bin_counts, "the grid's cell probabilities"
     p_value, stat, dof = _chi_square(counts.double(), probs.double())
     if p_value < MIN_P_VALUE:
+        on = f"; the model: {note}" if note else ""
         fail(f"{TEST_SAMPLES} samples do not follow {where}: chi-square {stat:.1f} on {dof} "
              f"degrees of freedom, p = {p_value:.2g} (sample() and log_prob() describe "
-             "different distributions)")
-    return f"chi-square {stat:.1f} on {dof} degrees of freedom, p = {p_value:.2g}"
+             f"different distributions{on})")
+    return f"chi-square {stat:.1f} on {dof} degrees of freedom, p = {p_value:.2g}" + (
+        f"; {note}" if note else "")
+
+def sampler_model(s: Subject) -> tuple[ZooModel, str]:
+    """The model the sampler checks of a discrete family draw from: the subject's, made
+    strongly dependent (``zoo.testing.dependence``), and a note saying how dependent."""
+    cached = getattr(s, "_sampler_model", None)
+    if cached is None:
+        if s.levels ** s.dims > MAX_ENUMERATION:
+            cached = (s.model, "")  # the checks that need the exact distribution say so
+        else:
+            cached = dependent_model(s, _all_inputs(s))
+        s._sampler_model = cached
+    return cached
 
 def _flat_index(x: Tensor, levels: int) -> Tensor:
     """The index of each row of levels in the enumeration order of ``_all_inputs``."""
@@ -116,10 +134,11 @@ def _all_inputs(s: Subject) -> Tensor:
     digits = (index[:, None] // s.levels ** torch.arange(s.dims)) % s.levels
     return digits.reshape(total, *s.shape)
 
-def _enumerated_log_probs(s: Subject) -> Tensor:
+def _enumerated_log_probs(s: Subject, model: ZooModel | None = None) -> Tensor:
     inputs = _all_inputs(s)
+    model = s.model if model is None else model
     with torch.no_grad():
-        lp = torch.cat([s.model.log_prob(chunk) for chunk in inputs.split(8192)])
+        lp = torch.cat([model.log_prob(chunk) for chunk in inputs.split(8192)])
     _check_log_prob_tensor(lp, len(inputs), "log_prob of the enumerated inputs")
     return lp.double()
 

@@ -30,6 +30,10 @@ TEST_SAMPLES = 4000
 #: A chi-square p-value below this fails (seeds are fixed, so the outcome is deterministic).
 MIN_P_VALUE = 1e-4
 
+#: Before its samplers are tested, a discrete model is made at least this dependent: the
+#: total variation between its joint distribution and the product of its marginals.
+MIN_DEPENDENCE = 0.2
+
 class ConformanceError(AssertionError, ZooError):
     """A family failed one or more conformance checks; the message names each and says why."""
 
@@ -53,12 +57,14 @@ class Subject:
     """A family with the config and data it is checked on; builds its model once, lazily."""
 
     def __init__(self, family: Family, config: Mapping[str, Any] | Any | None,
-                 data: Tensor | None, *, seed: int, perturb: float) -> None:
+                 data: Tensor | None, *, seed: int, perturb: float,
+                 min_dependence: float = MIN_DEPENDENCE) -> None:
         self.family = family
         self.raw = default_config(family) if config is None else config
         self.given_data = data
         self.seed = seed
         self.perturb = perturb
+        self.min_dependence = min_dependence
 
     @property
     def name(self) -> str:

@@ -31,37 +31,43 @@ from zoo.testing.common import (
 )
 from zoo.testing.distribution import check_normalisation, check_samples_match_log_prob
 from zoo.testing.flows import check_invertibility, check_log_det
-from zoo.testing.harness import Check, Report, Result, Subject
+from zoo.testing.harness import MIN_DEPENDENCE, Check, Report, Result, Subject
 
 
 def family_checks(family: Family | str | type, config: Mapping[str, Any] | Any | None = None,
                   data: Tensor | None = None, *, seed: int = 0, perturb: float = 0.1,
-                  skip: Collection[str] = ()) -> list[Check]:
+                  skip: Collection[str] = (),
+                  min_dependence: float = MIN_DEPENDENCE) -> list[Check]:
     """One ``Check`` per conformance check of ``family``, sharing one lazily built model.
 
     ``family`` is a ``Family`` instance, a ``Family`` subclass or the name of an installed
     family. ``config`` defaults to the smallest complete one (``shape [2]``, or ``shape
     [1, 2, 2]`` with ``levels 3``); discrete families need a tiny one for enumeration.
     ``data`` is a small batch of valid examples (default: random ones). ``skip`` names checks
-    the caller deliberately leaves out.
+    the caller deliberately leaves out. Before the sampler checks of a discrete family the
+    kit makes the model dependent across positions (total variation between its joint and
+    the product of its marginals at least ``min_dependence``; 0 turns this off).
     """
     unknown = set(skip) - set(CHECKS)
     if unknown:
         raise ValueError(f"unknown check(s) to skip: {', '.join(sorted(unknown))}; "
                          f"the checks are {', '.join(CHECKS)}")
-    subject = Subject(_resolve(family), config, data, seed=seed, perturb=perturb)
+    subject = Subject(_resolve(family), config, data, seed=seed, perturb=perturb,
+                      min_dependence=min_dependence)
     return [Check(name, (fn.__doc__ or "").strip().splitlines()[0], subject, fn)
             for name, fn in CHECKS.items() if name not in skip]
 
 def check_family(family: Family | str | type, config: Mapping[str, Any] | Any | None = None,
                  data: Tensor | None = None, *, seed: int = 0, perturb: float = 0.1,
-                 skip: Collection[str] = (), raise_on_failure: bool = True) -> Report:
+                 skip: Collection[str] = (), raise_on_failure: bool = True,
+                 min_dependence: float = MIN_DEPENDENCE) -> Report:
     """Run every check on ``family``; raise ``ConformanceError`` listing the failures.
 
     Arguments as for ``family_checks``. Returns the ``Report`` (with per-check timings); with
     ``raise_on_failure=False`` it returns it even when checks failed.
     """
-    checks = family_checks(family, config, data, seed=seed, perturb=perturb, skip=skip)
+    checks = family_checks(family, config, data, seed=seed, perturb=perturb, skip=skip,
+                           min_dependence=min_dependence)
     results = [c.run() for c in checks]
     results += [Result(name, "skipped", "left out by the caller") for name in CHECKS
                 if name in skip]

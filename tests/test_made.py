@@ -237,13 +237,20 @@ def flat_index(x: torch.Tensor, levels: int) -> torch.Tensor:
     return (flat * powers).sum(1)
 
 
-def test_ensemble_samples_follow_the_mixture():
+def test_ensemble_samples_follow_the_mixture(monkeypatch):
     model = build({"shape": [1, 2, 2], "levels": 3, "hidden": [16], "masks": 3,
                    "ordering": "random"})
     _, probs = exact_distribution(model)
     x = model.sample(20000, generator=torch.Generator().manual_seed(0))
     counts = torch.bincount(flat_index(x, 3), minlength=81).double()
     assert chi_square_p(counts, probs) > 1e-4
+    # The test has the power to see a sampler that draws from one member instead of the mixture.
+    monkeypatch.setattr(type(model), "_choose_components",
+                        lambda self, x, known, generator, device: torch.zeros(
+                            len(x), dtype=torch.long))
+    x = model.sample(20000, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(flat_index(x, 3), minlength=81).double()
+    assert chi_square_p(counts, probs) < 1e-6
 
 
 def test_completion_keeps_known_values():

@@ -281,9 +281,16 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(one_thread):
 def test_compile_with_a_working_backend_trains_like_eager(one_thread):
     torch._dynamo.reset()
     reference, _ = train(steps=4)
+    compiled: list[int] = []
+
+    def counting_backend(graph_module, example_inputs):
+        compiled.append(len(graph_module.graph.nodes))  # the step really went through dynamo
+        return graph_module.forward
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        model, _ = train(steps=4, compile="eager")
+        model, _ = train(steps=4, compile=counting_backend)
+    assert compiled, "torch.compile never called the backend: the model ran eagerly"
     for a, b in zip(reference.parameters(), model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 

@@ -170,6 +170,12 @@ def test_moons_protocol():
     assert train.dtype == test.dtype == torch.float32
     assert not torch.equal(train, test)  # seeds 0 and 1
     assert torch.equal(train, dataset.load("train"))
+    # The protocol itself (docs/data-protocols.md): make_moons, noise 0.1, seeds 0 and 1.
+    from sklearn.datasets import make_moons
+
+    for split, seed in (("train", 0), ("test", 1)):
+        x, _ = make_moons(20000, noise=0.1, random_state=seed)
+        assert torch.equal(dataset.load(split), torch.as_tensor(x, dtype=torch.float32)), split
 
 
 def test_unknown_split():

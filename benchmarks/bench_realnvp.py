@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                      "rounds": rounds, "steps_per_round": args.steps, "compile": args.compile},
         "steps_per_s": {name: round(v, 1) for name, v in median.items()},
         "ratios": {},
+        "per_round_steps_per_s": {name: [round(r, 1) for r in v] for name, v in rates.items()},
         "compile_seconds": state["compile_seconds"],
         "parameters": params,
         "peers": {name: _version(name) for name in found},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -25,6 +26,8 @@ CONFIGS = {
                           "activation": "tanh"},
     "bernoulli": {"shape": [1, 2, 3], "levels": 2, "hidden": [12, 10], "head": "bernoulli",
                   "direct": True, "masks": 2, "ordering": "random"},
+    "bernoulli-binary-bits": {"shape": [1, 2, 3], "levels": 2, "hidden": [12], "masks": 2,
+                              "bit_inputs": "binary", "direct": True},
     "bernoulli-embedding": {"shape": [5], "levels": 2, "hidden": [], "direct": True,
                             "head": "bernoulli", "inputs": "embedding", "embedding_dim": 2},
 }
@@ -328,6 +331,28 @@ def test_save_load_gives_identical_log_prob_and_samples(tmp_path):
                        model.sample(10, generator=torch.Generator().manual_seed(0)))
 
 
+@pytest.mark.parametrize("head, missing, then", [
+    ("categorical", ["head", "bit_inputs"], {"head": "categorical"}),
+    ("bernoulli", ["bit_inputs"], {"head": "bernoulli", "bit_inputs": "binary"}),
+])
+def test_an_artifact_older_than_a_config_key_keeps_its_meaning(tmp_path, head, missing, then):
+    """Artifacts written before ``head`` (then ``bit_inputs``) existed lack the key; today's
+    defaults (one Bernoulli logit, signed bits) would be another model: the old two-logit
+    one would not load, an old Bernoulli one would load and give other numbers."""
+    config = {"shape": [1, 2, 3], "levels": 2, "hidden": [12], **then}
+    model = build(config)
+    path = zoo.save(model, tmp_path / "old-made")
+    config_file = path / "config.json"
+    stored = json.loads(config_file.read_text())
+    for key in missing:
+        del stored["config"][key]
+    config_file.write_text(json.dumps(stored))
+    loaded = zoo.load(path)
+    assert {k: getattr(loaded.config, k) for k in then} == then
+    x = random_data(model, 20)
+    assert torch.equal(loaded.log_prob(x), model.log_prob(x))
+
+
 def test_masks_other_than_the_configs_are_refused_on_load(tmp_path):
     """The masks and orderings of another seed are another model: the file must hold the
     ones its config derives (tests/test_derived_buffers.py has the hostile versions)."""
@@ -403,7 +428,7 @@ def test_bernoulli_head_has_one_logit_and_one_input_per_position():
     # what a two-logit head with one-hot inputs needs.
     made = zoo.get_family("made")
     bernoulli = made.build({"shape": [1, 8, 8], "levels": 2, "hidden": [512], "head": "bernoulli"})
-    softmax = made.build({"shape": [1, 8, 8], "levels": 2, "hidden": [512]})
+    softmax = made.build({"shape": [1, 8, 8], "levels": 2, "hidden": [512], "head": "categorical"})
     assert sum(p.numel() for p in bernoulli.parameters()) == 66_112
     assert sum(p.numel() for p in softmax.parameters()) == 131_712
     x = torch.randint(2, (4, 1, 8, 8))
@@ -411,6 +436,14 @@ def test_bernoulli_head_has_one_logit_and_one_input_per_position():
     assert logits.shape == (4, 2, 1, 8, 8) and torch.equal(logits[:, 0], torch.zeros(4, 1, 8, 8))
     expected = torch.log_softmax(logits, 1).gather(1, x[:, None]).sum((1, 2, 3, 4))
     assert torch.allclose(bernoulli.log_prob(x), expected, atol=1e-5)
+
+
+def test_head_auto_is_bernoulli_for_two_levels_with_a_full_output_only():
+    made = zoo.get_family("made")
+    assert made.build({"shape": [4], "levels": 2}).bernoulli
+    assert not made.build({"shape": [4], "levels": 3}).bernoulli
+    assert not made.build({"shape": [4], "levels": 2, "output_rank": 1}).bernoulli
+    assert not made.build({"shape": [4], "levels": 2, "head": "categorical"}).bernoulli
 
 
 def test_defaults_give_a_complete_model():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import zoo
+import zoo.api
 from zoo.errors import ConfigError
 
 VARIANTS = ("plain", "gated")
@@ -153,6 +154,25 @@ def test_any_image_size_is_normalised(shape):
     images = torch.tensor(list(itertools.product(range(4), repeat=d))).view(-1, *shape)
     assert model.log_prob(images).double().exp().sum().item() == pytest.approx(1.0, abs=1e-5)
     assert model.sample(3).shape == (3, *shape)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("levels", [2, 5])
+def test_the_embedding_folded_into_the_first_kernel_is_the_same_function(variant, levels):
+    """Fewer levels than embedding dimensions: scoring convolves the one-hot with the table
+    folded into the first kernel. It must equal the network run on the embedded image,
+    border pixels (zero padding) included, and so must its gradients."""
+    model = build(variant, levels=levels)
+    assert model.folds_embedding
+    with torch.no_grad():  # a non-trivial table: the folded path must really use it
+        model.embedding.weight.normal_()
+    x = torch.randint(0, levels, (3, 1, 6, 5), generator=torch.Generator().manual_seed(1))
+    folded, reference = model.logits(x), model.net(model.embed(x))
+    assert torch.allclose(folded, reference, atol=1e-5)
+    (g_folded,) = torch.autograd.grad(folded.square().sum(), model.embedding.weight)
+    (g_reference,) = torch.autograd.grad(reference.square().sum(), model.embedding.weight)
+    assert torch.allclose(g_folded, g_reference, atol=1e-4, rtol=1e-4)
+    assert not build(variant, levels=17).folds_embedding  # more levels than dimensions
 
 
 def test_log_prob_is_the_sum_of_per_pixel_log_softmax():

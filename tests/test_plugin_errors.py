@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import zoo
+import zoo.api
 from zoo import registry
 from zoo.cli import cli
 from zoo.testing import main as kit_main

@@ -3,6 +3,7 @@ import types
 import pytest
 
 import zoo
+import zoo.api
 from zoo import registry
 from zoo.cli import cli
 from zoo.data import Dataset

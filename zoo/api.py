@@ -105,7 +105,7 @@ def check_staged(directory: Path, entry: Entry | None = None) -> None:
     cfg = artifacts.read_config(directory)
     if entry is not None:
         family = get_family(entry.family)
-        if cfg.family != entry.family or (family.parse_config(cfg.config)
+        if cfg.family != entry.family or (family.parse_stored_config(cfg.config)
                                           != family.parse_config(entry.config)):
             raise ArtifactError(
                 f"{entry.name}: the artifact obtained is a {cfg.family!r} model with config "

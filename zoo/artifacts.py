@@ -154,7 +154,7 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     path = Path(path)
     cfg = read_config(path)
     family = get_family(cfg.family)
-    model_config = family.parse_config(cfg.config, where=f"{path / CONFIG} config")
+    model_config = family.parse_stored_config(cfg.config, where=f"{path / CONFIG} config")
     weights = path / WEIGHTS
     where = str(weights)
     meta = _meta_model(family, model_config)

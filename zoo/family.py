@@ -34,6 +34,10 @@ class Family:
       (``"*.running_mean"``). Every other buffer (masks, orderings, index lists) must follow
       from the config alone: loading rebuilds the model from its config and refuses an
       artifact whose stored buffers differ from the rebuilt ones.
+    - ``added_config_keys``: config keys added after artifacts of the family were first
+      written, each with the value an artifact written before it existed meant. An
+      artifact's ``config.json`` lists every key, so a missing one dates the file; a new
+      default (``head: auto``) then never changes what an old artifact is.
     """
 
     name: ClassVar[str]
@@ -41,10 +45,18 @@ class Family:
     Config: ClassVar[type]
     description: ClassVar[str] = ""
     state_buffers: ClassVar[tuple[str, ...]] = ()
+    added_config_keys: ClassVar[Mapping[str, Any]] = {}
 
     def parse_config(self, raw: Mapping[str, Any] | Any, *, where: str | None = None) -> Any:
         """Validate a raw mapping (or pass through a ``Config``) before anything is allocated."""
         return _config.parse(self.Config, raw, where=where or f"{self.name} config")
+
+    def parse_stored_config(self, raw: Mapping[str, Any], *, where: str | None = None) -> Any:
+        """``parse_config`` for the config of a stored artifact: keys it predates take the
+        values of ``added_config_keys``, not today's defaults."""
+        if isinstance(raw, Mapping):
+            raw = {**{k: v for k, v in self.added_config_keys.items() if k not in raw}, **raw}
+        return self.parse_config(raw, where=where)
 
     def build(self, config: Mapping[str, Any] | Any) -> ZooModel:
         """A freshly initialised model for ``config`` (a mapping or a ``Config``)."""

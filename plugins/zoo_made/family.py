@@ -13,6 +13,9 @@ class MADEFamily(Family):
     data_kind = "discrete"
     Config = MADEConfig
     description = "MADE masked autoregressive MLP for discrete images (C levels)"
+    # Artifacts written before these keys existed: two logits per binary position, and the
+    # first Bernoulli heads read each bit as 0 or 1.
+    added_config_keys = {"head": "categorical", "bit_inputs": "binary"}
 
     def create(self, config: MADEConfig):
         from zoo_made.model import MADE
@@ -24,4 +27,8 @@ class MADEFamily(Family):
         inert = {"dropout": "used in training only", "mask_training": "used in training only"}
         if config.inputs != "embedding":
             inert["embedding_dim"] = "used only with inputs: embedding"
+        if config.head != "bernoulli" and not config.bernoulli:
+            inert["head"] = "auto and categorical are the same head except for two levels"
+        if not config.bernoulli or config.inputs == "embedding":
+            inert["bit_inputs"] = "used only by a bernoulli head with one-hot inputs"
         return inert

@@ -90,7 +90,8 @@ class MADE(ZooModel):
         self.input_width = config.input_width
         self.output_width = config.output_width
         self.activation = ACTIVATIONS[config.activation]
-        self.bernoulli = config.head == "bernoulli"
+        self.bernoulli = config.bernoulli
+        self.signed_bits = config.bit_inputs == "signed"
         masks = build_masks(
             self.positions, tuple(config.hidden), self.input_width, self.output_width,
             count=config.masks, ordering=config.ordering, connectivity=config.connectivity,
@@ -137,8 +138,10 @@ class MADE(ZooModel):
             onehot = x.reshape(batch, self.levels, self.positions).transpose(1, 2).to(dtype)
             if self.embedding is not None:
                 inputs = onehot @ self.embedding.weight
-            else:  # a Bernoulli head's input unit is the bit, i.e. the one-hot's second entry
-                inputs = onehot[..., 1:] if self.bernoulli else onehot
+            elif not self.bernoulli:
+                inputs = onehot
+            else:  # a Bernoulli head's input unit is the bit: the one-hot's second entry
+                inputs = onehot[..., 1:] - onehot[..., :1] if self.signed_bits else onehot[..., 1:]
         else:
             inputs = self.encode(x.reshape(batch, self.positions))
         out = self.logits(inputs, k).transpose(1, 2)  # [B, C, D]
@@ -152,7 +155,8 @@ class MADE(ZooModel):
             return self.embedding(x)
         dtype = next(self.parameters()).dtype
         if self.bernoulli:
-            return x.unsqueeze(-1).to(dtype)
+            bits = x.unsqueeze(-1).to(dtype)
+            return bits * 2 - 1 if self.signed_bits else bits
         return F.one_hot(x, self.levels).to(dtype)
 
     def logits(self, inputs: Tensor, k: int) -> Tensor:
@@ -191,8 +195,7 @@ class MADE(ZooModel):
         if self.bernoulli:
             # One fused, numerically stable op: -log sigmoid(+-l) summed over positions.
             odds = self.head_logits(inputs, k).view(x.shape)
-            target = inputs.view(x.shape) if self.embedding is None else x.to(odds.dtype)
-            nll = F.binary_cross_entropy_with_logits(odds, target, reduction="none")
+            nll = F.binary_cross_entropy_with_logits(odds, x.to(odds.dtype), reduction="none")
             return -nll.sum(-1)
         logits = self.logits(inputs, k)
         nll = F.cross_entropy(logits.reshape(-1, self.levels), x.reshape(-1), reduction="none")

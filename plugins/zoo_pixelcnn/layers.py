@@ -77,6 +77,17 @@ class MaskedConv2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(F.pad(x, self.padding), self.masked_weight(), self.bias)
 
+    def forward_embedded(self, onehot: Tensor, table: Tensor) -> Tensor:
+        """``forward(e)`` for the embedded image ``e = table[x]``, from ``x``'s one-hot
+        ``[B, L, H, W]`` and the embedding table ``[L, E]``.
+
+        The convolution is linear in its input, so the table folds into the kernel: ``L``
+        input channels instead of ``E``, and no gradient for the (constant) one-hot. Zero
+        padding of the one-hot is zero padding of ``e``: the same function.
+        """
+        kernel = torch.einsum("oehw,le->olhw", self.masked_weight(), table)
+        return F.conv2d(F.pad(onehot, self.padding), kernel, self.bias)
+
     def frozen(self) -> FrozenConv:
         """A detached copy of the masked kernel, for incremental evaluation."""
         return FrozenConv(self.masked_weight().detach(), self.bias.detach(), self.offset)

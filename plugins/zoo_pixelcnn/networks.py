@@ -1,7 +1,9 @@
 """The two PixelCNN networks, each in two forms: the whole image at once, and pixel by pixel.
 
 ``forward(e)`` maps embedded pixels ``[n, E, H, W]`` to logits ``[n, levels, H, W]`` in one
-pass; it is what training, ``log_prob`` and the reference sampler use. ``stepper(...)``
+pass; it is what training, ``log_prob`` and the reference sampler use. With ``table`` (an
+embedding ``[L, E]``) ``e`` is instead the one-hot ``[n, L, H, W]`` of the pixel values and
+the first layer folds the table into its kernel (``MaskedConv2d.forward_embedded``). ``stepper(...)``
 returns an object that produces the logits of one pixel at a time, in raster order, from
 per-layer caches: because every layer is causal, the output of any layer at pixel ``p``
 depends only on earlier pixels, so it can be computed once, when the sampler reaches ``p``,
@@ -109,8 +111,8 @@ class PlainNet(nn.Module):
         self.head = OutputHead(h, config.head_channels, config.levels)
         self.pad = max(config.first_kernel, config.kernel) // 2
 
-    def forward(self, e: Tensor) -> Tensor:
-        x = self.first(e)
+    def forward(self, e: Tensor, table: Tensor | None = None) -> Tensor:
+        x = self.first(e) if table is None else self.first.forward_embedded(e, table)
         for block in self.blocks:
             x = block(x)
         return self.head(x)
@@ -191,10 +193,14 @@ class GatedNet(nn.Module):
         self.head = OutputHead(h, config.head_channels, config.levels)
         self.pad = max(config.first_kernel, config.kernel) // 2
 
-    def forward(self, e: Tensor) -> Tensor:
-        v_pre = self.first_vertical(e)
+    def forward(self, e: Tensor, table: Tensor | None = None) -> Tensor:
+        if table is None:
+            v_pre, h_first = self.first_vertical(e), self.first_horizontal(e)
+        else:
+            v_pre = self.first_vertical.forward_embedded(e, table)
+            h_first = self.first_horizontal.forward_embedded(e, table)
         v = gate(v_pre)
-        h = gate(self.first_horizontal(e) + self.first_link(v_pre))
+        h = gate(h_first + self.first_link(v_pre))
         for block in self.blocks:
             v, h = block(v, h)
         return self.head(h)

@@ -241,6 +241,11 @@ def test_a_second_realnvp_leaves_the_other_families_entries(site, cli_runner):
     assert contested.exit_code != 0 and "provided by two plugins" in contested.output
     plugins = invoke(cli_runner, "plugins")
     assert "rejected catalog entry 'realnvp-moons' (registry.yaml)" in plugins.output
+    # The same in JSON: a row for the catalog file, with the keys of a plugin's row.
+    rows = {r["name"]: r for r in json.loads(invoke(cli_runner, "plugins", "--json").output)}
+    assert rows["registry.yaml"]["source"] == "catalog"
+    assert "provided by two plugins" in rows["registry.yaml"]["rejected_entries"]["realnvp-moons"]
+    assert set(rows["registry.yaml"]) == set(rows["realnvp-copy"])
 
 
 # --- a slow plugin ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import zoo
 from zoo import api, sampling, store
 from zoo.cli import cli
 from zoo.integrity import check
+from zoo.model import ZooModel
 
 TINY = """
 version: 1
@@ -223,6 +224,26 @@ def test_a_temperature_whose_samples_overflow_is_refused(tiny, cli_runner, tmp_p
     faultkit.record("numeric", "`zoo sample -t 1e38` and `-t 1e300` (samples overflow to "
                     "NaN)", 2, "exit 1, one line: the temperature gives samples that are "
                     "not finite", "no file written")
+
+
+def test_the_python_api_refuses_samples_that_overflow_too():
+    """``model.sample`` itself, not only ``zoo sample``: NaN or inf samples are never handed
+    back, for a first-party flow and for a third-party model alike."""
+    flow = zoo.get_family("realnvp").build({"shape": [2], "couplings": 2, "hidden": 8})
+    with pytest.raises(ValueError, match="temperature 1e\\+300 gives samples that are not finite"):
+        flow.sample(10, temperature=1e300)
+    assert torch.isfinite(flow.sample(10, temperature=1e3)).all()
+
+    class Overflowing(ZooModel):
+        def log_prob(self, x):
+            return -x.square().sum(-1)
+
+        def sample(self, n, *, temperature=1.0, generator=None, given=None, mask=None):
+            return torch.full((n, 2), temperature) * torch.finfo(torch.float32).max
+
+    with pytest.raises(ValueError, match="not finite"):
+        Overflowing().sample(3, temperature=4.0)
+    assert torch.isfinite(Overflowing().sample(3, temperature=0.5)).all()
 
 
 def test_a_sample_count_beyond_memory_is_refused_before_allocation(tiny, cli_runner, tmp_path):

@@ -272,7 +272,7 @@ def plugins(as_json: bool, check: bool) -> None:
         p["rejected_entries"] = {r.name: r.message for r in rejected.values()
                                  if r.provider == p["name"]}
     if as_json:
-        emit_json(infos)
+        emit_json(infos + _catalog_file_rows(rejected, reg.plugins, catalog_error))
     else:
         _show_plugins(infos)
         others = [r for r in rejected.values() if r.provider not in reg.plugins]
@@ -288,6 +288,23 @@ def plugins(as_json: bool, check: bool) -> None:
             f"{len(failed)} plugin(s) failed, {len(rejected)} catalog entr"
             f"{'y was' if len(rejected) == 1 else 'ies were'} rejected"
             + (", and the catalog does not load" if catalog_error else ""))
+
+
+def _catalog_file_rows(rejected: dict[str, Any], plugins: dict[str, Any],
+                       catalog_error: str | None) -> list[dict[str, Any]]:
+    """``zoo plugins --json`` rows for what is not a plugin's: the entries a catalog file
+    (``registry.yaml``, ``ZOO_REGISTRY``) lists that were rejected, and a catalog that does
+    not load (``source: "catalog"``, the same keys as a plugin's row)."""
+    files: dict[str, dict[str, str]] = {}
+    for r in rejected.values():
+        if r.provider not in plugins:
+            files.setdefault(r.provider, {})[r.name] = r.message
+    if catalog_error and not files:
+        files["catalog"] = {}
+    return [{"name": name, "version": None, "source": "catalog", "module": None, "path": None,
+             "hooks": [], "registered": {}, "error": catalog_error, "disabled": None,
+             "import_seconds": None, "slow": None, "rejected_entries": entries}
+            for name, entries in sorted(files.items())]
 
 
 def _show_plugins(infos: list[dict[str, Any]]) -> None:

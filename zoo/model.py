@@ -29,6 +29,8 @@ class ZooModel(nn.Module):
         super().__init_subclass__(**kwargs)
         if "log_prob" in cls.__dict__ and not getattr(cls.log_prob, "_zoo_no_silent_nan", False):
             cls.log_prob = _no_silent_nan(cls.__dict__["log_prob"])
+        if "sample" in cls.__dict__ and not getattr(cls.sample, "_zoo_finite", False):
+            cls.sample = _finite_samples(cls.__dict__["sample"])
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-probability of each example, in nats: float tensor of shape ``[B]``."""
@@ -71,6 +73,24 @@ class ZooModel(nn.Module):
         for t in self.buffers():
             return t.device
         return torch.device("cpu")
+
+
+def _finite_samples(sample: Any) -> Any:
+    """Wrap a family's ``sample`` so that samples that are not finite numbers (a temperature
+    so high that they overflow) are a ValueError, not NaN or inf handed to the caller."""
+
+    @functools.wraps(sample)
+    def checked(self: ZooModel, n: int, *args: Any, **kwargs: Any) -> Tensor:
+        out = sample(self, n, *args, **kwargs)
+        if isinstance(out, Tensor) and out.is_floating_point() and not bool(
+                torch.isfinite(out).all()):
+            temperature = kwargs.get("temperature", 1.0)
+            raise ValueError(f"temperature {temperature:g} gives samples that are not finite "
+                             "numbers (they overflow); use a smaller temperature")
+        return out
+
+    checked._zoo_finite = True  # type: ignore[attr-defined]
+    return checked
 
 
 def _no_silent_nan(log_prob: Any) -> Any:

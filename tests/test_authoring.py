@@ -223,3 +223,19 @@ def test_log_prob_that_changes_its_input_is_named():
                          ids=lambda f: type(f).__name__)
 def test_every_broken_family_fails_the_kit(broken):
     assert not check_family(broken, raise_on_failure=False).passed
+
+
+
+class TemperatureMovesOnlyTheNoise(Gauss):
+    """The temperature changes which samples come out (it advances the generator) but not
+    their distribution: different samples, so the "ignored" check cannot see it."""
+
+    def draw(self, n, temperature, generator):
+        if temperature != 1.0:
+            torch.randn(int(10 * temperature) + 1, generator=generator)
+        return super().draw(n, 1.0, generator)
+
+
+def test_a_temperature_that_leaves_the_distribution_alone_fails():
+    report = check_family(family(TemperatureMovesOnlyTheNoise), raise_on_failure=False)
+    assert "does not scale the spread by the temperature" in failed(report, "temperature")

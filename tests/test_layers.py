@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("integrity", ["integrity", "leaderboard"]),
     ("kit", ["testing"]),
     ("api", ["api", "fitting", "scoring"]),
-    ("cli", ["cli", "__main__"]),
+    ("cli", ["process", "cli", "__main__"]),
 ]
 
 #: Inside every first-party plugin, bottom first: the config is imported by both the model

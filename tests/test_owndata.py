@@ -249,3 +249,28 @@ def test_train_with_data_needs_an_output_and_config_needs_data(points_csv, cli_r
     result = cli_runner.invoke(cli, ["train", "realnvp", "--data", str(points_csv), "-o", "x",
                                      "-c", "nonsense"])
     assert result.exit_code != 0 and "expected KEY=VALUE" in result.output
+
+
+def test_integer_images_make_a_dequantized_image_flow_scored_at_all_256_levels(tmp_path,
+                                                                               cli_runner):
+    """uint8 images given to realnvp are discrete images (levels 256, shape [C, H, W]), not
+    64 unrelated floats; scoring them checks levels in a type where 255 < 256 holds; the
+    mean NLL of a dequantized model is an upper bound, shown with "≤"."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (48, 1, 4, 4)).astype(np.uint8)
+    images[0, 0, 0, 0] = 255
+    np.save(tmp_path / "images.npy", images)
+    out = tmp_path / "flow"
+    result = cli_runner.invoke(cli, ["train", "realnvp", "--data", str(tmp_path / "images.npy"),
+                                     "-o", str(out), "--steps", "2", "--batch-size", "16",
+                                     "-c", "scales=1", "-c", "hidden=4", "-c", "blocks=1"])
+    assert result.exit_code == 0, result.output
+    assert "discrete, shape [1, 4, 4], levels 256" in result.output
+    model = zoo.load(out)
+    assert model.config.levels == 256 and list(model.config.shape) == [1, 4, 4]
+    scored = cli_runner.invoke(cli, ["score", str(out), "--data", str(tmp_path / "images.npy")])
+    assert scored.exit_code == 0, scored.output
+    assert "lower bounds on log p" in scored.output
+    evaluated = cli_runner.invoke(cli, ["eval", str(out), "--data", str(tmp_path / "images.npy")])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "data NLL    ≤ " in evaluated.output

@@ -102,7 +102,7 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
         if value is not None:
             recipe_keys[key] = value
     source = open_data(data, split=split)
-    fitted = fit_data(source, family.data_kind, overrides)
+    fitted = fit_data(source, data_kind(family, base, overrides, source), overrides)
     cfg = family.parse_config({**base, **fitted.config, **overrides},
                               where=f"{family.name} config")
     if entry is None and "eval_batch_size" not in recipe_keys and not isinstance(recipe, Recipe):
@@ -113,6 +113,26 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     run_recipe = _config.parse(Recipe, {**_config.to_dict(base_recipe), **recipe_keys},
                                where="recipe")
     return Plan(family, cfg, run_recipe, fitted.examples, fitted.note, entry)
+
+
+def data_kind(family: Family, base: Mapping[str, Any], overrides: Mapping[str, Any],
+              source: Any) -> str:
+    """How ``family`` takes this data: as its config says (``levels`` makes a continuous flow
+    dequantize discrete data), or, when the config does not say, discrete for integer
+    images ``[C, H, W]`` if the family can model discrete levels at all."""
+    from zoo.data.infer import model_shape
+
+    if family.data_kind == "discrete":
+        return "discrete"
+    # As a discrete image: [H, W] examples get their channel, [1, H, W].
+    trial = {**base, "shape": list(model_shape(source, "discrete")), **overrides}
+    with contextlib.suppress(ZooError, ValueError, TypeError):
+        if family.data_kind_of(trial) == "discrete":
+            return "discrete"
+        if ("levels" not in trial and source.dtype.kind in "uib" and len(trial["shape"]) == 3
+                and family.data_kind_of({**trial, "levels": 256}) == "discrete"):
+            return "discrete"
+    return family.data_kind
 
 
 def fit(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = None,

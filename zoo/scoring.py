@@ -92,7 +92,9 @@ def evaluate_data(model_or_name: Any, data: Any, *, batch_size: int | None = Non
 
     model = as_model(model_or_name)
     log_p = score(model, data, batch_size=batch_size, split=split)
-    return summarize(-log_p, math.prod(model.config.shape))
+    # A dequantized model's scores are bounds: its mean NLL is an upper bound ("≤").
+    return summarize(-log_p, math.prod(model.config.shape),
+                     bound=bool(getattr(model, "likelihood_bound", False)))
 
 
 def threshold_of(model: ZooModel) -> float | None:

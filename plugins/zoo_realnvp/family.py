@@ -26,6 +26,10 @@ class RealNVPFamily(Family):
     def likelihood_bound(self, config: Any) -> bool:
         return self.parse_config(config).levels is not None
 
+    def data_kind_of(self, config: Any) -> str:
+        """``"discrete"`` with ``levels`` (dequantized integer images), else continuous."""
+        return "discrete" if self.parse_config(config).levels is not None else "continuous"
+
     def config_dict(self, config: RealNVPConfig) -> dict[str, Any]:
         """The stored config without the fields the other shape ignores: a vector model's
         ``config.json`` stays exactly what it was before image flows existed."""

@@ -100,6 +100,9 @@ def check_batch(batch: Tensor, start: int, *, name: str, columns: tuple[str, ...
     if kind == "continuous":
         return
     assert levels is not None
+    if not batch.is_floating_point():
+        # uint8 against levels 256: the comparison would wrap the bound to 0 in uint8.
+        batch = batch.to(torch.int64)
     bad = (batch < 0) | (batch >= levels)
     if bool(bad.any()):
         row, flat = first_bad(bad.cpu().numpy())

@@ -52,9 +52,11 @@ The mistakes plugin authors really make (every family):
   in-place ``x -= mean`` fails it with "log_prob changed its input").
 - ``samples_detached``: ``sample()`` called with autograd on returns a tensor that does not
   require grad (one that does keeps the sampling graph alive and breaks ``.numpy()``).
-- ``temperature``: 2000 samples at temperatures 0.5, 1 and 2 (same generator) differ, and
-  their mean ``log_prob`` falls as the temperature rises; identical samples (temperature
-  validated, then ignored) or a significant rise (the wrong way round) fail.
+- ``temperature``: 2000 samples at temperatures 0.1, 1 and 10 (same generator) differ, and
+  their mean ``log_prob`` falls as the temperature rises, significantly from 0.1 to 10;
+  identical samples (temperature validated, then ignored), a significant rise (the wrong
+  way round) or no significant fall fail. A uniform model (every sample equally probable)
+  passes with a note.
 - ``state_after_reload``: a model that has scored data, saved and reloaded, samples like the
   original before it scores anything, scores *other* data identically, and has the same
   parameters, buffers (persistent or not) and tensor attributes. This catches state set

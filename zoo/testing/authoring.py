@@ -33,8 +33,10 @@ from zoo.testing.harness import (
     fail,
 )
 
-#: Samples drawn at each temperature by ``temperature``.
+#: Samples drawn at each temperature by ``temperature``, and the temperatures: far apart, so
+#: that a fresh, nearly uniform model shows the effect too.
 TEMPERATURE_SAMPLES = 2000
+TEMPERATURES = (0.1, 1.0, 10.0)
 
 #: Samples of the Gaussian proposal in the importance-sampling estimate of the normaliser.
 IMPORTANCE_SAMPLES = 8000
@@ -72,32 +74,45 @@ def check_samples_detached(s: Subject) -> None:
 # --- sample() ignoring the temperature ----------------------------------------------------------
 
 def check_temperature(s: Subject) -> str:
-    """sample(temperature=T) moves the samples the documented way: T < 1 more probable, T > 1 less."""
+    """sample(temperature=T) moves the samples the documented way: T < 1 more probable, T > 1 less.
+
+    The temperatures are far apart (``TEMPERATURES``), so that even a fresh, nearly uniform
+    model shows the effect: logits divided by 0.1 or by 10 differ by a factor of 100.
+    """
     model, n = s.model, TEMPERATURE_SAMPLES
     draws: dict[float, Tensor] = {}
     stats: dict[float, tuple[float, float]] = {}
-    for t in (0.5, 1.0, 2.0):
+    for t in TEMPERATURES:
         x = model.sample(n, temperature=t, generator=s.generator(7))
         draws[t] = x
         with torch.no_grad():
             lp = model.log_prob(x).double()
         _check_log_prob_tensor(lp, n, f"log_prob of sample({n}, temperature={t})")
         stats[t] = lp.mean().item(), lp.var().item() / n
-    for t in (0.5, 2.0):
-        if torch.equal(draws[t], draws[1.0]):
-            fail(f"sample(temperature={t}) gave exactly the samples of temperature=1 for the "
-                 "same generator: sample() ignores temperature (it must scale the spread: "
+    low, mid, high = TEMPERATURES
+    for t in (low, high):
+        if torch.equal(draws[t], draws[mid]):
+            fail(f"sample(temperature={t}) gave exactly the samples of temperature={mid} for "
+                 "the same generator: sample() ignores temperature (it must scale the spread: "
                  "noise * temperature for a flow, logits / temperature for categoricals)")
+    means = [stats[t][0] for t in TEMPERATURES]
+    if max(stats[t][1] for t in TEMPERATURES) == 0 and max(means) - min(means) < 1e-9:
+        return "the model is uniform (every sample equally probable): no temperature changes it"
     notes = []
-    for low, high in ((0.5, 1.0), (1.0, 2.0)):
-        gap = stats[low][0] - stats[high][0]
-        se = math.sqrt(stats[low][1] + stats[high][1])
+    for a, b in ((low, mid), (mid, high), (low, high)):
+        gap = stats[a][0] - stats[b][0]
+        se = math.sqrt(stats[a][1] + stats[b][1])
         if gap < -3 * se:
-            fail(f"samples at temperature {high} are more probable under the model than at "
-                 f"{low} (mean log_prob {stats[high][0]:.4g} vs {stats[low][0]:.4g} nats, "
+            fail(f"samples at temperature {b} are more probable under the model than at "
+                 f"{a} (mean log_prob {stats[b][0]:.4g} vs {stats[a][0]:.4g} nats, "
                  f"standard error {se:.2g}): temperature works the wrong way round (a higher "
                  "temperature must spread the samples out)")
-        notes.append(f"T={low}->{high}: mean log_prob falls by {gap:.3g} nats ({gap / se:.1f} se)")
+        if (a, b) == (low, high) and gap <= 3 * se:
+            fail(f"samples at temperature {low} are not more probable than at {high} (mean "
+                 f"log_prob {stats[low][0]:.4g} vs {stats[high][0]:.4g} nats, standard error "
+                 f"{se:.2g}): sample() does not scale the spread by the temperature (noise * "
+                 "temperature for a flow, logits / temperature for categoricals)")
+        notes.append(f"T={a}->{b}: mean log_prob falls by {gap:.3g} nats ({gap / se:.1f} se)")
     return "; ".join(notes)
 
 

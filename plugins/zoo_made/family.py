@@ -27,7 +27,7 @@ class MADEFamily(Family):
         inert = {"dropout": "used in training only", "mask_training": "used in training only"}
         if config.inputs != "embedding":
             inert["embedding_dim"] = "used only with inputs: embedding"
-        if config.head != "bernoulli" and not config.bernoulli:
+        if not config.bernoulli:
             inert["head"] = "auto and categorical are the same head except for two levels"
         if not config.bernoulli or config.inputs == "embedding":
             inert["bit_inputs"] = "used only by a bernoulli head with one-hot inputs"

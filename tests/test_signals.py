@@ -96,6 +96,38 @@ def test_a_stop_signal_during_pull_removes_the_staging_folder(tmp_path):
                     "no final-named folder, no staging folder")
 
 
+@pytest.mark.slow
+def test_a_stop_signal_to_a_multi_process_run_is_one_line_and_leaves_nothing(tmp_path):
+    """``zoo train --nproc 2``: torchrun's agent turns the signal into a SignalException and
+    stops the workers. Old code: exit 1, a torch warning, each worker's own "stopped" line
+    and "unexpected SignalException"."""
+    endless = faultkit.tiny_registry(tmp_path / "endless.yaml", steps=1_000_000)
+    procs = {}
+    for sig in SIGNALS:
+        procs[sig] = start(["train", "tiny", "--nproc", "2", "--device", "cpu", "-q", "-o",
+                            str(tmp_path / sig / "out")], tmp_path / sig / "home", endless, sig,
+                           pause="train-start", seconds=0)
+    try:
+        for proc in procs.values():
+            proc.wait_for(fault_line("train-start"), timeout=120)
+        time.sleep(1.5)  # well into the endless training, on both workers
+        for sig, proc in procs.items():
+            proc.popen.send_signal(SIGNALS[sig])
+        codes = {sig: proc.finish(timeout=90) for sig, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.kill()
+    for sig, proc in procs.items():
+        assert codes[sig] == 128 + SIGNALS[sig], (sig, codes[sig], proc.stderr)
+        assert said(proc) == [f"Error: stopped by {sig}; unfinished writes were removed"], sig
+        # No output folder and no staging folder beside it (the store may not exist at all).
+        assert {p.name for p in (tmp_path / sig).iterdir()} <= {"home"}, sig
+        assert store_artifacts(tmp_path / sig / "home") == [], sig
+    faultkit.record("signals", "SIGTERM, SIGINT or SIGHUP to `zoo train --nproc 2` during "
+                    "training", len(procs), "exit 143 / 130 / 129 with one line, as with one "
+                    "process (it was exit 1 with four lines)", "no output folder, no staging folder")
+
+
 def test_a_stop_signal_between_the_renames_of_a_forced_pull_rolls_back(tmp_path, seed):
     """Old code: the new build was deleted and the old artifact left only in the trash."""
     registry = faultkit.tiny_registry(tmp_path / "r.yaml", steps=100)

@@ -35,13 +35,21 @@ class ZooGroup(click.Group):
             raise
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
-            click.echo(f"Error: stopped by {signal.Signals(signum).name}; unfinished writes "
-                       "were removed", err=True)
+            if not _launched_worker():  # a --nproc worker's launcher says it, once
+                click.echo(f"Error: stopped by {signal.Signals(signum).name}; unfinished "
+                           "writes were removed", err=True)
             ctx.exit(128 + signum)
         except Exception as exc:
             if ctx.params.get("debug") or os.environ.get("ZOO_DEBUG"):
                 raise
             raise click.ClickException(one_line(exc)) from None
+
+
+def _launched_worker() -> bool:
+    """Whether this process is a worker that ``zoo ... --nproc`` started (such a process has
+    imported ``zoo.distributed``; looking it up here imports no torch)."""
+    distributed = sys.modules.get("zoo.distributed")
+    return distributed is not None and bool(os.environ.get(distributed.LAUNCHED_BY_ZOO))
 
 
 def one_line(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from zoo.errors import ConfigError, TrainingError
+from zoo.errors import ConfigError, Stopped, TrainingError
 
 # Set by ``launch`` in the workers it starts, so that they leave printing the result to it.
 LAUNCHED_BY_ZOO = "ZOO_LAUNCHED"
@@ -205,6 +205,7 @@ def launch(nproc: int, command: Sequence[str], *, quiet_agent: bool = True) -> N
     workers see exactly the environment torchrun gives them. A failed worker raises
     ``TrainingError``; each worker has already printed its own error.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -213,7 +214,10 @@ def launch(nproc: int, command: Sequence[str], *, quiet_agent: bool = True) -> N
     if "OMP_NUM_THREADS" not in os.environ:
         # Share the cores between workers (torchrun would set 1 and warn).
         env["OMP_NUM_THREADS"] = str(max(1, (len(_usable_cpus()) or 1) // nproc))
-    loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.run")]
+    # torch's elastic modules set their own loggers' levels: quieting the parents is not enough.
+    loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.run",
+                                                *logging.root.manager.loggerDict)
+               if n.startswith(("torch.distributed.elastic", "torch.distributed.run"))]
     levels = [lg.level for lg in loggers]
     saved = {k: os.environ.get(k) for k in env}
     try:
@@ -224,6 +228,10 @@ def launch(nproc: int, command: Sequence[str], *, quiet_agent: bool = True) -> N
             for lg in loggers:
                 lg.setLevel(logging.CRITICAL)
         run(args)
+    except SignalException as exc:
+        # The agent stopped the workers (each removed its own unfinished writes): a stop
+        # signal to this process, reported as one, not as a failure.
+        raise Stopped(int(exc.sigval)) from None
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
         raise TrainingError(

@@ -45,3 +45,15 @@ class HubError(ZooError):
 class StoreError(ZooError, OSError):
     """The store (or an output path) cannot be written: the message names the path and
     what to do (free space, permissions, a shorter ``ZOO_HOME``)."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) arrived; ``signum`` says which. Like Ctrl-C it
+    is not an error of the program: every ``finally`` cleans up, and the command line exits
+    with 128 + ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

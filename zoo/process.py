@@ -17,18 +17,12 @@ from typing import Any
 
 import click
 
+from zoo.errors import Stopped
+
 # What stops a command cleanly: Ctrl-C, and what docker, systemd, `timeout` and a closed
 # terminal send. Each becomes an exception, so that every `finally` and staging folder
 # cleans up; the exit status is the shell's 128 + signal number.
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
-
-
-class Stopped(KeyboardInterrupt):
-    """A stop signal arrived; ``signum`` says which."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def _stop(signum: int, frame: Any) -> None:

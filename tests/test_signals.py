@@ -69,22 +69,28 @@ def said(proc: faultkit.Proc) -> list[str]:
             if line.strip() and not line.startswith("zoo-fault-point")]
 
 
+def signal_during_training(procs: dict[str, faultkit.Proc], timeout: float = 60) -> dict[str, int]:
+    """Once every process has started training (and trained a while), send each the signal
+    it is named after; their exit codes, every process killed in the end whatever happens."""
+    try:
+        for proc in procs.values():
+            proc.wait_for(fault_line("train-start"))
+        time.sleep(1.5)  # well into the endless training (on every worker)
+        for sig, proc in procs.items():
+            proc.popen.send_signal(SIGNALS[sig])
+        return {sig: proc.finish(timeout=timeout) for sig, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.kill()
+
+
 def test_a_stop_signal_during_pull_removes_the_staging_folder(tmp_path):
     endless = faultkit.tiny_registry(tmp_path / "endless.yaml", steps=1_000_000)
     procs = {}
     for sig in SIGNALS:
         procs[sig] = start(["pull", "tiny", "-q"], tmp_path / sig, endless, sig,
                            pause="train-start", seconds=0)
-    try:
-        for proc in procs.values():
-            proc.wait_for(fault_line("train-start"))
-        time.sleep(1.5)  # well into the endless training
-        for sig, proc in procs.items():
-            proc.popen.send_signal(SIGNALS[sig])
-        codes = {sig: proc.finish(timeout=60) for sig, proc in procs.items()}
-    finally:
-        for proc in procs.values():
-            proc.kill()
+    codes = signal_during_training(procs)
     for sig, proc in procs.items():
         assert codes[sig] == 128 + SIGNALS[sig], (sig, codes[sig], proc.stderr)
         assert said(proc) == [f"Error: stopped by {sig}; unfinished writes were removed"], sig
@@ -107,16 +113,7 @@ def test_a_stop_signal_to_a_multi_process_run_is_one_line_and_leaves_nothing(tmp
         procs[sig] = start(["train", "tiny", "--nproc", "2", "--device", "cpu", "-q", "-o",
                             str(tmp_path / sig / "out")], tmp_path / sig / "home", endless, sig,
                            pause="train-start", seconds=0)
-    try:
-        for proc in procs.values():
-            proc.wait_for(fault_line("train-start"), timeout=120)
-        time.sleep(1.5)  # well into the endless training, on both workers
-        for sig, proc in procs.items():
-            proc.popen.send_signal(SIGNALS[sig])
-        codes = {sig: proc.finish(timeout=90) for sig, proc in procs.items()}
-    finally:
-        for proc in procs.values():
-            proc.kill()
+    codes = signal_during_training(procs, timeout=90)
     for sig, proc in procs.items():
         assert codes[sig] == 128 + SIGNALS[sig], (sig, codes[sig], proc.stderr)
         assert said(proc) == [f"Error: stopped by {sig}; unfinished writes were removed"], sig

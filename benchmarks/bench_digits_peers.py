@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+from benchmarks import load_average
 
 BATCH, LR = 128, 1e-3
 
@@ -134,7 +135,7 @@ def speed(names: list[str], rounds: int, steps: int, pg: Any) -> dict[str, Any]:
     for name in names:
         run(name, batches[:10])
     rates: dict[str, list[float]] = {name: [] for name in names}
-    load_before = _load()
+    load_before = load_average()
     for r in range(rounds):
         chunk = batches[10 + r * steps: 10 + (r + 1) * steps]
         for name in names if r % 2 == 0 else names[::-1]:
@@ -147,7 +148,7 @@ def speed(names: list[str], rounds: int, steps: int, pg: Any) -> dict[str, Any]:
         "params": {n: sum(p.numel() for p in state[n][0].parameters()) for n in names},
         "ratios": {f"{n}/{base}": round(statistics.median(a / b for a, b in zip(rates[n], rates[base])), 3)
                    for n in names[1:]},
-        "load_average": [load_before, _load()],
+        "load_average": [load_before, load_average()],
     }
 
 
@@ -174,14 +175,6 @@ def best_nll(names: list[str], seeds: list[int], steps: int, eval_every: int, pg
             out[f"{name} seed {seed}"] = {"best_test_nll": round(best, 3), "step": best_step}
     return {"protocol": {"steps": steps, "eval_every": eval_every, "batch_size": BATCH,
                          "optimizer": f"Adam lr {LR}"}, "results": out}
-
-
-def _load() -> float | None:
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except OSError:
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:

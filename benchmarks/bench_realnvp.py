@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import load_average
 from zoo import api
 from zoo.devices import describe_machine, resolve_device
 from zoo.recipe import Recipe
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     rates[name].append(args.steps / runners[name](args.steps))
         state["tic"] = time.perf_counter()
 
-    load_before = _load()
+    load_before = load_average()
     fit(zoo_model(), api.get_dataset("moons"),
         Recipe(steps=args.steps * (args.rounds + 1), batch_size=BATCH, lr=LR, val_fraction=0.0,
                eval_every=args.steps),
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "compile_seconds": state["compile_seconds"],
         "parameters": params,
         "peers": {name: _version(name) for name in found},
-        "load_average": [load_before, _load()],
+        "load_average": [load_before, load_average()],
         "machine": describe_machine(device),
     }
     for name in found:
@@ -190,14 +191,6 @@ def _version(module: str) -> str:
         return metadata.version(module)
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _load() -> float | None:
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":

@@ -224,7 +224,8 @@ def test_cli_pull_and_info(hub_env: HubServer, cli_runner):
 # -- catalog entries with published weights -------------------------------------------------
 
 
-def catalog_with_source(registry_file, *, revision: str, sha256: str) -> None:
+def catalog_with_source(registry_file, *, revision: str, sha256: str,
+                        repo: str = "acme/moons") -> None:
     registry_file(f"""
 version: 1
 entries:
@@ -234,7 +235,7 @@ entries:
     config: {{shape: [2], couplings: 2, hidden: 8}}
     recipe: {{steps: 5, batch_size: 64, eval_every: 5, val_fraction: 0.05}}
     sources:
-      - {{repo: acme/moons, revision: {revision}, sha256: {sha256}}}
+      - {{repo: {repo}, revision: {revision}, sha256: {sha256}}}
 """)
 
 
@@ -465,17 +466,8 @@ def test_pictures_go_up_with_push_and_come_back_from_the_hub(hub_env: HubServer,
     assert result.ok and result.warnings == ()
 
     # A catalog entry published there gets the pictures in its store folder too.
-    registry_file(f"""
-version: 1
-entries:
-  - name: realnvp-tiny
-    family: realnvp
-    dataset: moons
-    config: {{shape: [2], couplings: 2, hidden: 8}}
-    recipe: {{steps: 5, batch_size: 64, eval_every: 5, val_fraction: 0.05}}
-    sources:
-      - {{repo: acme/pictured, revision: {commit}, sha256: {read_config(path).weights_sha256}}}
-""")
+    catalog_with_source(registry_file, revision=commit, sha256=read_config(path).weights_sha256,
+                        repo="acme/pictured")
     stored = zoo.pull("realnvp-tiny")
     for name in EXTRAS:
         assert os.path.samefile(stored / name, path / name)  # linked from the cache

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("registry", ["registry"]),
     ("catalog", ["catalog"]),
     ("format", ["extras", "manifest", "card", "artifacts", "stored"]),
-    ("compute", ["evaluation", "distributed", "checkpoint", "training", "chains",
+    ("compute", ["evaluation", "distributed", "checkpoint", "flat_parameters", "training", "chains",
                  "completion", "sampling", "completion_files"]),
     ("family", ["family"]),
     ("transport", ["hub"]),

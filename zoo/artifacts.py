@@ -178,7 +178,7 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
                 f"{weights} is corrupted: sha256 {actual} does not match the "
                 f"{cfg.weights_sha256} recorded in {CONFIG} (run `zoo pull --force` to repair)"
             )
-    tensors = read_tensors(blob, where=where)
+    tensors = family.upgrade_tensors(model_config, read_tensors(blob, where=where))
     if meta is not None:
         check_tensors({k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()}, expected,
                       where=where)

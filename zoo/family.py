@@ -58,6 +58,13 @@ class Family:
             raw = {**{k: v for k, v in self.added_config_keys.items() if k not in raw}, **raw}
         return self.parse_config(raw, where=where)
 
+    def upgrade_tensors(self, config: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        """The tensors of a stored artifact of ``config``, in the layout that ``create(config)``
+        loads today. A family that renames, stacks or packs its tensors converts the layouts
+        its older versions wrote here (told apart by their names), so that their artifacts
+        keep loading; the result is then checked like any file. Default: as stored."""
+        return tensors
+
     def build(self, config: Mapping[str, Any] | Any) -> ZooModel:
         """A freshly initialised model for ``config`` (a mapping or a ``Config``)."""
         cfg = self.parse_config(config)

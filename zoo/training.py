@@ -35,6 +35,7 @@ from zoo.data.source import Examples, TensorSource
 from zoo.devices import autocast, maybe_compile, resolve_compile, resolve_device
 from zoo.errors import ConfigError, TrainingError
 from zoo.evaluation import mean_nll, nll_per_example
+from zoo.flat_parameters import FlatParameters
 from zoo.model import ZooModel
 from zoo.recipe import Recipe
 
@@ -101,9 +102,11 @@ def training_examples(dataset: Dataset | Examples, train_data: Tensor | Examples
     return dataset.examples("train")
 
 
-def make_optimizer(model: ZooModel, recipe: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(model: ZooModel, recipe: Recipe, params: list[Tensor] | None = None
+                   ) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``params`` (default: the model's parameters)."""
     cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-    params = list(model.parameters())
+    params = list(model.parameters()) if params is None else params
     # The fused kernel updates every tensor in one call: on small models the per-tensor
     # loop of the default implementation costs more than the model itself.
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
@@ -328,7 +331,10 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
     batches = Batches(splits.train, recipe.batch_size,
                       torch.Generator().manual_seed(recipe.seed + 2), ctx=ctx,
                       device=device if device.type != "cpu" else None)
-    optimizer = make_optimizer(model, recipe)
+    # One flat tensor for the optimizer (zoo.flat_parameters): on small models the per-tensor
+    # cost of a step is most of it. Checkpoints still hold per-parameter optimizer state.
+    flat = FlatParameters.of(list(model.parameters()))
+    optimizer = make_optimizer(model, recipe, None if flat is None else [flat.flat])
     schedule = make_schedule(optimizer, recipe, steps)
     val = splits.val.to(device) if splits.val is not None else None
     # The data's digest reads all of it: only a run that checkpoints needs it.
@@ -354,7 +360,8 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
             try:
                 model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                                        if k.startswith("model.")})
-                optimizer.load_state_dict(ckpt.join_optimizer_state(tensors, meta["optimizer"]))
+                saved = ckpt.join_optimizer_state(tensors, meta["optimizer"])
+                optimizer.load_state_dict(saved if flat is None else flat.flat_state(saved))
                 schedule.load_state_dict(meta["scheduler"])
             except (RuntimeError, KeyError, ValueError) as exc:
                 raise ckpt.CheckpointError(
@@ -381,7 +388,10 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
 
     def save_checkpoint(step: int) -> None:
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        opt_tensors, opt_meta = ckpt.split_optimizer_state(optimizer.state_dict())
+        opt_state = optimizer.state_dict()
+        if flat is not None:
+            opt_state = flat.per_parameter_state(opt_state)
+        opt_tensors, opt_meta = ckpt.split_optimizer_state(opt_state)
         tensors.update(opt_tensors)
         if best_state is not None:
             tensors.update({f"best.{k}": v for k, v in best_state.items()})
@@ -426,8 +436,11 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if flat is not None:
+                flat.gather_grads()
             if recipe.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                torch.nn.utils.clip_grad_norm_(
+                    model.parameters() if flat is None else [flat.flat], recipe.grad_clip)
             optimizer.step()
             schedule.step()
             if device.type == "cuda":
@@ -454,6 +467,8 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
                 save_checkpoint(step)
     finally:
         bar.close()
+        if flat is not None:
+            flat.release()
     if best_state is not None:
         model.load_state_dict(best_state)
     else:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 def ring(n: int = 2048, seed: int = 0) -> torch.Tensor:
@@ -66,16 +67,31 @@ def dataset() -> Any:
     return get_dataset("moons")
 
 
+class MatmulDtypes(TorchDispatchMode):
+    """Records the output dtype of every matrix product (``mm``, ``addmm``, ``bmm``) run while
+    it is active, whichever module or function runs it: what autocast really computes in."""
+
+    PRODUCTS = ("mm", "addmm", "bmm", "baddbmm", "linear", "convolution")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.dtype] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket.__name__ in self.PRODUCTS and isinstance(out, torch.Tensor):
+            self.seen.append(out.dtype)
+        return out
+
+
 def check_bf16_training(device: str, steps: int = 200) -> dict[str, Any]:
     from zoo.training import fit
 
     model = tiny_flow()
-    seen: list[torch.dtype] = []
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            module.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
-    result = fit(model, dataset(), recipe(steps), device=device, bf16=True, progress=False,
-                 train_data=ring())
+    with MatmulDtypes() as products:
+        result = fit(model, dataset(), recipe(steps), device=device, bf16=True, progress=False,
+                     train_data=ring())
+    seen = products.seen
     history = [r["val_nll"] for r in result.history if "val_nll" in r]
     finite = all(torch.isfinite(torch.tensor(r["train_nll"])) for r in result.history)
     weights = sorted({str(p.dtype) for p in model.parameters()})

@@ -237,14 +237,14 @@ def weights_case(fn: Callable[[dict, bytes], bytes]) -> Callable[[bytes], bytes]
 
 # The tensors are picked by kind, not by name: a family may rename its buffers.
 def _matrix(h: dict) -> str:
-    """A float32 weight matrix with two different sizes (a transposed shape is wrong)."""
+    """A float32 weight tensor whose shape reversed is another (a transposed shape is wrong)."""
     return next(k for k, v in sorted(h.items()) if k != "__metadata__" and v["dtype"] == "F32"
-                and len(v["shape"]) == 2 and v["shape"][0] != v["shape"][1]
-                and k.endswith("weight"))
+                and len(v["shape"]) >= 2 and v["shape"] != v["shape"][::-1]
+                and "weight" in k)
 
 
 def _bias(h: dict) -> str:
-    return next(k for k, v in sorted(h.items()) if k.endswith("bias") and v["dtype"] == "F32")
+    return next(k for k, v in sorted(h.items()) if "bias" in k and v["dtype"] == "F32")
 
 
 def _swap_shape(h, b):  # same bytes, transposed shape: a header that lies about the shape

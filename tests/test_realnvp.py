@@ -199,3 +199,20 @@ def test_a_fresh_spline_coupling_is_the_identity_and_tails_stay_put():
     z, logdet = model(x)  # coupling 0 keeps coordinate 0 and moves coordinate 1 within [-1, 1]
     assert torch.equal(z[:2], x[:2]) and torch.equal(logdet[:2], torch.zeros(2, dtype=torch.float64))
     assert z[2, 1] != x[2, 1] and -1 <= z[2, 1] <= 1
+
+
+def test_the_coupling_networks_are_stacked_one_tensor_per_layer_and_parity():
+    """Per-tensor costs (optimizer, gradient accumulation, compile guards) dominate a small
+    flow's step: the couplings' networks are held as one tensor per layer for the even
+    couplings and one for the odd ones, whatever the number of couplings."""
+    model = zoo.get_family("realnvp").build({"shape": [5], "couplings": 5, "hidden": 8,
+                                             "layers": 3})
+    params = dict(model.named_parameters())
+    assert len(params) == 2 * 2 * 4  # weights and biases, 4 layers, two parities
+    assert params["nets.0.weights.0"].shape == (3, 8, 3)  # 3 even couplings keep 3 coordinates
+    assert params["nets.1.weights.0"].shape == (2, 8, 2)  # 2 odd ones keep the other 2
+    assert params["nets.1.weights.3"].shape == (2, 6, 8)  # and rewrite 3: a scale and a shift each
+    single = zoo.get_family("realnvp").build({"shape": [2], "couplings": 1, "hidden": 4})
+    assert {name.split(".")[1] for name, _ in single.named_parameters()} == {"0"}
+    x = torch.randn(6, 2)
+    assert torch.isfinite(single.log_prob(x)).all()

@@ -301,28 +301,21 @@ def test_compiled_or_eager_raises_the_models_own_errors():
         wrapper(torch.zeros(3, 5))
 
 
-def linear_output_dtypes(model) -> list[torch.dtype]:
-    """Record the output dtype of every nn.Linear call of ``model`` from now on."""
-    seen: list[torch.dtype] = []
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            module.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
-    return seen
-
-
 def test_bf16_autocast_trains(one_thread):
     """The forward pass really runs in bfloat16 (CPU autocast), the weights stay float32."""
+    from benchmarks.gpu_checks import MatmulDtypes
+
     model = build()
-    seen = linear_output_dtypes(model)
-    result = fit(model, JITTER, RECIPE, steps=4, bf16=True, progress=False)
-    assert torch.bfloat16 in seen, set(seen)
+    with MatmulDtypes() as products:
+        result = fit(model, JITTER, RECIPE, steps=4, bf16=True, progress=False)
+    assert torch.bfloat16 in products.seen, set(products.seen)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(torch.isfinite(torch.tensor(r["train_nll"])) for r in result.history)
 
     plain = build()
-    seen = linear_output_dtypes(plain)
-    fit(plain, JITTER, RECIPE, steps=4, progress=False)
-    assert seen and set(seen) == {torch.float32}
+    with MatmulDtypes() as products:
+        fit(plain, JITTER, RECIPE, steps=4, progress=False)
+    assert products.seen and set(products.seen) == {torch.float32}
 
 
 def test_a_float64_model_trains_and_samples_in_float64(one_thread):

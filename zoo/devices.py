@@ -117,10 +117,11 @@ class CompiledOrEager(nn.Module):
         )
 
 
-#: ``compile="auto"`` compiles runs of at least this many steps. Compiling a catalog model
-#: with inductor takes from tens of seconds to minutes on a CPU (about 2.5 minutes for
-#: realnvp on the loaded 2-core machine, docs/performance.md) and saves a fraction of a
-#: millisecond per step, so only long runs (the GPU recipes: 50,000 steps and more) repay it.
+#: ``compile="auto"`` compiles runs of at least this many steps. Compiling takes tens of
+#: seconds on a CPU with an empty inductor cache (20 s for realnvp's 8 affine couplings on
+#: the quiet 2-core machine, minutes when it is loaded; docs/performance.md) and saves about
+#: 1 ms of its 3 ms step, so a run repays it after some 20,000 steps: the catalog's CPU
+#: recipes (1,300 to 3,000 steps) stay eager, the long GPU recipes compile.
 AUTO_COMPILE_MIN_STEPS = 20_000
 
 

@@ -47,6 +47,15 @@ class RealNVPFamily(Family):
 
         return RealNVP(config)
 
+    def upgrade_tensors(self, config: RealNVPConfig, tensors: dict[str, Any]) -> dict[str, Any]:
+        """Vector flows stored before their coupling networks were stacked load as they were
+        (``zoo_realnvp.model.stacked_layout``)."""
+        if config.is_image:
+            return tensors
+        from zoo_realnvp.model import stacked_layout
+
+        return stacked_layout(config, tensors)
+
     def inert_config_keys(self, config: RealNVPConfig) -> dict[str, str]:
         """Keys this config does not use (for the conformance kit's ``config_keys`` check)."""
         if config.is_image:

@@ -15,6 +15,11 @@ the two halves as separate tensors from the first layer to the last: a layer rea
 half and rewrites the other, with no masking, gathering or scattering per layer. This is
 the formula above, computed with about half the operations; the masks and the split they
 imply are stored buffers, so a loaded model is the same function.
+
+The couplings' networks are stored stacked (``StackedMLPs``: one tensor per layer for the
+even couplings and one for the odd ones), which is what makes a small flow's training step
+cheap; artifacts written before (one network per coupling) load through
+``stacked_layout``.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.model import ZooModel, check_continuous, check_sampling
 from zoo_realnvp.config import RealNVPConfig
-from zoo_realnvp.splines import SplineCoupling, parameters_per_element
+from zoo_realnvp.splines import parameters_per_element, rational_quadratic
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
 
@@ -54,42 +60,57 @@ def mlp(inputs: int, hidden: int, layers: int, activation: str, outputs: int) ->
     return nn.Sequential(*blocks, out)
 
 
-class AffineCoupling(nn.Module):
-    """One coupling: an MLP of the kept half gives log-scale ``s`` and shift ``t`` of the other.
+class StackedMLPs(nn.Module):
+    """The networks of several couplings of one shape, each layer's weights stacked on a
+    leading axis: ``weights[i]`` is ``[count, out, in]``, ``biases[i]`` ``[count, out]``.
 
-    The MLP's output layer starts at zero, so a fresh coupling is the identity and training
-    starts from the base distribution.
+    The couplings still run one after the other, each with its own weights (``unstacked``
+    views them once per pass). What stacking saves is per-tensor work: on small flows the
+    optimizer, autograd's gradient accumulation and ``torch.compile``'s guards cost per
+    tensor, and there are ``layers + 1`` pairs of tensors per stack rather than per coupling.
     """
 
-    def __init__(self, kept: int, free: int, hidden: int, layers: int, activation: str,
-                 bound: float):
+    def __init__(self, nets: list[nn.Sequential], activation: str):
         super().__init__()
-        self.net = mlp(kept, hidden, layers, activation, 2 * free)
-        self.bound = bound
+        linears = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
+        self.weights = nn.ParameterList(
+            torch.stack([layers[i].weight.detach() for layers in linears])
+            for i in range(len(linears[0])))
+        self.biases = nn.ParameterList(
+            torch.stack([layers[i].bias.detach() for layers in linears])
+            for i in range(len(linears[0])))
+        self.activation = ACTIVATIONS[activation]()
 
-    def scale_shift(self, kept: Tensor) -> tuple[Tensor, Tensor]:
-        raw, t = self.net(kept).chunk(2, dim=-1)
-        # Soft clamp: log-scales stay in (-bound, bound), with a gradient everywhere.
-        return self.bound * torch.tanh(raw), t
+    def unstacked(self) -> list[list[tuple[Tensor, Tensor]]]:
+        """Each network's ``[(weight, bias), ...]``, as views of the stacked tensors."""
+        weights = [w.unbind(0) for w in self.weights]
+        biases = [b.unbind(0) for b in self.biases]
+        return [[(w[j], b[j]) for w, b in zip(weights, biases)] for j in range(len(weights[0]))]
 
-    def forward(self, kept: Tensor, free: Tensor) -> tuple[Tensor, Tensor]:
-        """The transformed free half and its log-scales (their sum is the log-det)."""
-        s, t = self.scale_shift(kept)
-        return torch.addcmul(t, free, torch.exp(s)), s
-
-    def inverse(self, kept: Tensor, free: Tensor) -> Tensor:
-        s, t = self.scale_shift(kept)
-        return (free - t) * torch.exp(-s)
+    def run(self, layers: list[tuple[Tensor, Tensor]], x: Tensor) -> Tensor:
+        """One network (an element of ``unstacked()``) applied to ``x``."""
+        for weight, bias in layers[:-1]:
+            x = self.activation(F.linear(x, weight, bias))
+        weight, bias = layers[-1]
+        return F.linear(x, weight, bias)
 
 
-def coupling(config: RealNVPConfig, kept: int, free: int) -> nn.Module:
-    """One coupling layer of the kind ``config.coupling`` names."""
-    if config.coupling == "spline":
-        net = mlp(kept, config.hidden, config.layers, config.activation,
-                  free * parameters_per_element(config.bins))
-        return SplineCoupling(net, free, config.bins, config.spline_bound)
-    return AffineCoupling(kept, free, config.hidden, config.layers, config.activation,
-                          config.scale_bound)
+def stacked_layout(config: RealNVPConfig, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Tensors stored before the networks were stacked (``layers.{k}.net.{j}.weight``, one
+    ``nn.Sequential`` per coupling) in today's layout (``nets.{parity}.weights.{i}``): the
+    same numbers, so an old artifact loads as the same function. Others pass unchanged."""
+    if not any(name.startswith("layers.") for name in tensors):
+        return tensors
+    out = {k: v for k, v in tensors.items() if not k.startswith("layers.")}
+    for parity in range(min(2, config.couplings)):
+        members = range(parity, config.couplings, 2)
+        for i in range(config.layers + 1):
+            for kind, plural in (("weight", "weights"), ("bias", "biases")):
+                names = [f"layers.{k}.net.{2 * i}.{kind}" for k in members]
+                if not all(n in tensors for n in names):
+                    return tensors  # not the old layout either: let the strict check say so
+                out[f"nets.{parity}.{plural}.{i}"] = torch.stack([tensors[n] for n in names])
+    return out
 
 
 class RealNVP(ZooModel):
@@ -109,9 +130,35 @@ class RealNVP(ZooModel):
         masks[1::2, second] = 1.0
         self.register_buffer("masks", masks)
         sizes = (len(first), len(second))
-        self.layers = nn.ModuleList(
-            coupling(config, sizes[k % 2], sizes[1 - k % 2]) for k in range(config.couplings)
-        )
+        per_output = parameters_per_element(config.bins) if config.coupling == "spline" else 2
+        # Built one coupling after the other (the random initialisation does not depend on
+        # the stacking), then stacked by parity: even couplings keep the first half.
+        nets = [mlp(sizes[k % 2], config.hidden, config.layers, config.activation,
+                    sizes[1 - k % 2] * per_output) for k in range(config.couplings)]
+        self.nets = nn.ModuleList(StackedMLPs(nets[parity::2], config.activation)
+                                  for parity in range(min(2, config.couplings)))
+
+    def _networks(self) -> list[list[tuple[Tensor, Tensor]]]:
+        """Coupling ``k``'s layers, for every k (views of the stacked weights)."""
+        by_parity = [stack.unstacked() for stack in self.nets]
+        return [by_parity[k % 2][k // 2] for k in range(self.config.couplings)]
+
+    def _couple(self, k: int, layers: list[tuple[Tensor, Tensor]], kept: Tensor, free: Tensor,
+                inverse: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Coupling ``k`` applied to ``free`` given ``kept``: the new free half and the
+        elementwise log-derivatives of the forward map (None for the inverse)."""
+        out = self.nets[k % 2].run(layers, kept)
+        config = self.config
+        if config.coupling == "spline":
+            params = out.view(kept.shape[0], free.shape[1], parameters_per_element(config.bins))
+            y, logdet = rational_quadratic(free, params, config.spline_bound, inverse=inverse)
+            return y, None if inverse else logdet
+        raw, t = out.chunk(2, dim=-1)
+        # Soft clamp: log-scales stay in (-bound, bound), with a gradient everywhere.
+        s = config.scale_bound * torch.tanh(raw)
+        if inverse:
+            return (free - t) * torch.exp(-s), None
+        return torch.addcmul(t, free, torch.exp(s)), s
 
     def _halves(self, x: Tensor) -> list[Tensor]:
         return [x.index_select(1, self.first), x.index_select(1, self.second)]
@@ -119,9 +166,9 @@ class RealNVP(ZooModel):
     def _flow(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
         halves = self._halves(x)
         scales = []
-        for k, layer in enumerate(self.layers):
+        for k, layers in enumerate(self._networks()):
             keep = k % 2
-            halves[1 - keep], s = layer(halves[keep], halves[1 - keep])
+            halves[1 - keep], s = self._couple(k, layers, halves[keep], halves[1 - keep])
             scales.append(s)
         return halves, torch.cat(scales, dim=1).sum(-1)
 
@@ -133,9 +180,11 @@ class RealNVP(ZooModel):
     def invert(self, z: Tensor) -> Tensor:
         """``x = f^{-1}(z)``: map latent points back to data space."""
         halves = self._halves(z)
-        for k in reversed(range(len(self.layers))):
+        networks = self._networks()
+        for k in reversed(range(len(networks))):
             keep = k % 2
-            halves[1 - keep] = self.layers[k].inverse(halves[keep], halves[1 - keep])
+            halves[1 - keep] = self._couple(k, networks[k], halves[keep], halves[1 - keep],
+                                            inverse=True)[0]
         return torch.cat(halves, dim=1).index_select(1, self.unsplit)
 
     def log_prob(self, x: Tensor) -> Tensor:

@@ -86,27 +86,3 @@ def rational_quadratic(x: Tensor, params: Tensor, bound: float, *,
     dnum = slope.square() * (d_hi * xi.square() + 2.0 * slope * mix + d_lo * (1.0 - xi).square())
     logdet = torch.log(dnum) - 2.0 * torch.log(den)
     return torch.where(inside, out, x), torch.where(inside, logdet, torch.zeros_like(logdet))
-
-
-class SplineCoupling(torch.nn.Module):
-    """A coupling whose free half goes through a rational-quadratic spline with ``bins`` bins,
-    its knots given by a network of the kept half (the affine coupling's interface).
-
-    A network whose output layer starts at zero gives uniform bins and unit derivatives: the
-    identity.
-    """
-
-    def __init__(self, net: torch.nn.Module, free: int, bins: int, bound: float):
-        super().__init__()
-        # ``net`` maps the kept half to ``free * (3 * bins - 1)`` outputs (zoo_realnvp.model.mlp).
-        self.net, self.free, self.bins, self.bound = net, free, bins, bound
-
-    def _params(self, kept: Tensor) -> Tensor:
-        return self.net(kept).view(kept.shape[0], self.free, parameters_per_element(self.bins))
-
-    def forward(self, kept: Tensor, free: Tensor) -> tuple[Tensor, Tensor]:
-        """The transformed free half and its elementwise log-derivatives."""
-        return rational_quadratic(free, self._params(kept), self.bound)
-
-    def inverse(self, kept: Tensor, free: Tensor) -> Tensor:
-        return rational_quadratic(free, self._params(kept), self.bound, inverse=True)[0]

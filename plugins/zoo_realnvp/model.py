@@ -73,12 +73,10 @@ class StackedMLPs(nn.Module):
     def __init__(self, nets: list[nn.Sequential], activation: str):
         super().__init__()
         linears = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
-        self.weights = nn.ParameterList(
-            torch.stack([layers[i].weight.detach() for layers in linears])
-            for i in range(len(linears[0])))
-        self.biases = nn.ParameterList(
-            torch.stack([layers[i].bias.detach() for layers in linears])
-            for i in range(len(linears[0])))
+        self.weights = nn.ParameterList(_stacked([layers[i].weight for layers in linears])
+                                        for i in range(len(linears[0])))
+        self.biases = nn.ParameterList(_stacked([layers[i].bias for layers in linears])
+                                       for i in range(len(linears[0])))
         self.activation = ACTIVATIONS[activation]()
 
     def unstacked(self) -> list[list[tuple[Tensor, Tensor]]]:
@@ -93,6 +91,18 @@ class StackedMLPs(nn.Module):
             x = self.activation(F.linear(x, weight, bias))
         weight, bias = layers[-1]
         return F.linear(x, weight, bias)
+
+
+def _stacked(tensors: list[Tensor]) -> Tensor:
+    """``torch.stack(tensors)``, by copies: on the meta device (where the loader sizes a model
+    without allocating it) ``torch.stack`` imports torch's Python decompositions, a second
+    and more, while ``copy_`` is native."""
+    out = torch.empty((len(tensors), *tensors[0].shape), dtype=tensors[0].dtype,
+                      device=tensors[0].device)
+    with torch.no_grad():
+        for row, tensor in zip(out, tensors):
+            row.copy_(tensor)
+    return out
 
 
 def stacked_layout(config: RealNVPConfig, tensors: dict[str, Tensor]) -> dict[str, Tensor]:

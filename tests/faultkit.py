@@ -82,15 +82,16 @@ class Proc:
     def _read_stdout(self) -> None:
         self._out.append(self.popen.stdout.read())
 
-    def wait_for(self, text: str, timeout: float = 120) -> None:
-        """Block until a line of stderr contains ``text`` (or fail, saying what it printed)."""
+    def wait_for(self, text: str, timeout: float = 120, count: int = 1) -> None:
+        """Block until ``count`` lines of stderr contain ``text`` (or fail, saying what it
+        printed); ``count``: one line per worker of a multi-process run."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(text in line for line in self.lines):
+            if sum(text in line for line in self.lines) >= count:
                 return
             if self.popen.poll() is not None:
                 self._reader.join(timeout=5)
-                if any(text in line for line in self.lines):
+                if sum(text in line for line in self.lines) >= count:
                     return
                 raise AssertionError(f"process exited ({self.popen.returncode}) before "
                                      f"{text!r}: {''.join(self.lines)[-3000:]}")

@@ -69,12 +69,15 @@ def said(proc: faultkit.Proc) -> list[str]:
             if line.strip() and not line.startswith("zoo-fault-point")]
 
 
-def signal_during_training(procs: dict[str, faultkit.Proc], timeout: float = 60) -> dict[str, int]:
-    """Once every process has started training (and trained a while), send each the signal
-    it is named after; their exit codes, every process killed in the end whatever happens."""
+def signal_during_training(procs: dict[str, faultkit.Proc], timeout: float = 60,
+                           workers: int = 1) -> dict[str, int]:
+    """Once every process (each of its ``workers``) has started training (and trained a
+    while), send each the signal it is named after; their exit codes, every process killed
+    in the end whatever happens. (A worker still starting up sits in a collective call that
+    no signal handler interrupts: torchrun's agent would wait 30 s, then kill it.)"""
     try:
         for proc in procs.values():
-            proc.wait_for(fault_line("train-start"))
+            proc.wait_for(fault_line("train-start"), count=workers)
         time.sleep(1.5)  # well into the endless training (on every worker)
         for sig, proc in procs.items():
             proc.popen.send_signal(SIGNALS[sig])
@@ -113,7 +116,7 @@ def test_a_stop_signal_to_a_multi_process_run_is_one_line_and_leaves_nothing(tmp
         procs[sig] = start(["train", "tiny", "--nproc", "2", "--device", "cpu", "-q", "-o",
                             str(tmp_path / sig / "out")], tmp_path / sig / "home", endless, sig,
                            pause="train-start", seconds=0)
-    codes = signal_during_training(procs, timeout=90)
+    codes = signal_during_training(procs, timeout=90, workers=2)
     for sig, proc in procs.items():
         assert codes[sig] == 128 + SIGNALS[sig], (sig, codes[sig], proc.stderr)
         assert said(proc) == [f"Error: stopped by {sig}; unfinished writes were removed"], sig

@@ -40,8 +40,10 @@ from benchmarks import load_average
 
 BATCH, LR = 128, 1e-3
 
-#: zoo's models. Matched parameter counts: zoo_made and pg_made 66,112; zoo_plain16 16,354 and
-#: pg_pixelcnn 16,257; zoo_gated12 39,466 and zoo_plain 39,842 (gated against plain).
+#: zoo's models. Matched parameter counts: zoo_made and pg_made 66,112 weights and biases
+#: (zoo_made's one mask keeps 33,344 of them as parameters, the masked-out half is not held;
+#: pytorch-generative holds and zeroes it); zoo_plain16 16,354 and pg_pixelcnn 16,257;
+#: zoo_gated12 39,466 and zoo_plain 39,842 (gated against plain).
 ZOO_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     # pytorch-generative's MADE draws its one ordering at random: so does zoo_made.
     "zoo_made": ("made", {"shape": [1, 8, 8], "levels": 2, "hidden": [512], "head": "bernoulli",

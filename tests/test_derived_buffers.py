@@ -71,7 +71,10 @@ def integral(model) -> float:
 
 
 CASES = {
-    "made-masks-set-to-one": ("made", {"shape": [1, 2, 2], "levels": 3, "hidden": [16]},
+    # Two masks: a one-mask MADE packs its live weights by the config's mask (the stored
+    # mask no longer drives it), an ensemble multiplies by the stored masks.
+    "made-masks-set-to-one": ("made", {"shape": [1, 2, 2], "levels": 3, "hidden": [16],
+                                       "masks": 2},
                               masks_to_one, "hidden.0.mask", total_probability),
     "realnvp-second-is-first": ("realnvp", {"shape": [2], "couplings": 4, "hidden": 16},
                                 second_is_first, "second", integral),

@@ -8,10 +8,12 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from zoo_made.masks import ranks_of
 
 import zoo
 from zoo.errors import ArtifactError, ConfigError
+from zoo.manifest import sha256_file
 
 # Small configs that between them cover every option.
 CONFIGS = {
@@ -106,15 +108,158 @@ def test_causality_check_catches_a_leaking_mask():
 
 
 def test_masked_out_weights_have_no_effect():
-    """Masks are applied functionally: the weights they cut off may hold anything."""
-    model = build({"shape": [1, 2, 3], "levels": 3, "hidden": [12, 12], "direct": True})
-    x = random_data(model, 8)
-    before = model.log_prob(x)
+    """Several masks share one dense weight and apply mask k functionally: the weights mask k
+    cuts off may hold anything without changing network k."""
+    model = build({"shape": [1, 2, 3], "levels": 3, "hidden": [12, 12], "direct": True,
+                   "masks": 2, "ordering": "random"})
+    flat = random_data(model, 8).reshape(8, -1)
+    before = model.log_prob_components(flat)[0]
     with torch.no_grad():
         for layer in [*model.hidden, model.output, model.direct]:
             layer.weight[~layer.mask[0]] = 1e6
-    after = model.log_prob(x)
+    after = model.log_prob_components(flat)[0]
     assert torch.allclose(before, after, atol=1e-4)
+
+
+# --- one mask: only the live weights are parameters -----------------------------------------
+
+SINGLE_MASK = {
+    "deep-direct": {"shape": [1, 2, 3], "levels": 3, "hidden": [12, 9], "direct": True,
+                    "ordering": "random"},
+    "bernoulli-direct": {"shape": [1, 2, 3], "levels": 2, "hidden": [12], "direct": True},
+    "lowrank-embedding": {"shape": [6], "levels": 5, "hidden": [10], "inputs": "embedding",
+                          "embedding_dim": 3, "output_rank": 2},
+    "direct-only": CONFIGS["direct-only"],
+}
+
+
+def masked_layers(model) -> dict:
+    layers = {f"hidden.{i}": layer for i, layer in enumerate(model.hidden)}
+    layers.update({name: getattr(model, name) for name in ("output", "direct")
+                   if getattr(model, name) is not None})
+    return layers
+
+
+def as_dense(model):
+    """The same model with one dense weight per masked layer (the layout before packing):
+    the packed weights scattered into place, the masked-out entries zero."""
+    from zoo_made import model as made_model
+    from zoo_made.layers import MaskedLinear
+
+    original = made_model.PackedLinear
+    made_model.PackedLinear = MaskedLinear
+    try:
+        dense = zoo.get_family("made").build(model.config)
+    finally:
+        made_model.PackedLinear = original
+    state = dict(model.state_dict())
+    for name, layer in masked_layers(model).items():
+        state[f"{name}.weight"] = layer.dense_weight(0).detach().clone()
+        del state[f"{name}.live_weight"]
+    dense.load_state_dict(state)
+    return dense.train(model.training)
+
+
+@pytest.mark.parametrize("name", SINGLE_MASK)
+def test_one_mask_holds_only_the_weights_it_keeps(name):
+    """Adam's second moment stays exactly 0 on a weight whose gradient is always 0, and sqrt
+    of exact zeros is slow: a one-mask model keeps no such weight as a parameter."""
+    model = build(SINGLE_MASK[name])
+    layers = masked_layers(model)
+    assert layers
+    for prefix, layer in layers.items():
+        mask = layer.mask[0]
+        assert layer.live_weight.shape == (int(mask.sum()),)
+        assert f"{prefix}.weight" not in model.state_dict()
+        weight = layer.dense_weight(0)
+        assert torch.equal(weight[mask], layer.live_weight) and (weight[~mask] == 0).all()
+    # Every parameter is live: the dense count less exactly the masked-out entries.
+    dead = sum(int((~layer.mask).sum()) for layer in layers.values())
+    params = sum(p.numel() for p in model.parameters())
+    assert params == model.config.sizes()[0] - dead
+
+
+@pytest.mark.parametrize("name", SINGLE_MASK)
+def test_packed_and_dense_layouts_give_the_same_log_prob_and_gradients(name):
+    model = build(SINGLE_MASK[name])
+    dense = as_dense(model)
+    x = random_data(model, 16)
+    packed_lp, dense_lp = model.log_prob(x), dense.log_prob(x)
+    assert torch.equal(packed_lp, dense_lp)
+    packed_lp.sum().backward()
+    dense_lp.sum().backward()
+    dense_layers = masked_layers(dense)
+    for prefix, layer in masked_layers(model).items():
+        other = dense_layers[prefix]
+        assert torch.equal(layer.live_weight.grad, other.weight.grad[other.mask[0]]), prefix
+        # The dense layout's masked-out gradients are exactly the zeros packing leaves out.
+        assert (other.weight.grad[~other.mask[0]] == 0).all()
+    for (pname, p), (_, q) in zip(model.named_parameters(), dense.named_parameters()):
+        if not pname.endswith("live_weight"):
+            assert torch.equal(p.grad, q.grad), pname
+
+
+@pytest.mark.parametrize("block", [1 << 22, 7])
+def test_packed_layers_draw_the_dense_layouts_initial_weights(monkeypatch, block):
+    """The same seed gives the same model as before packing, also when a large layer's dense
+    draw is made in blocks of rows (forced here by a small block)."""
+    from zoo_made import layers
+
+    monkeypatch.setattr(layers, "INIT_BLOCK", block)
+    masks = torch.rand(1, 9, 5, generator=torch.Generator().manual_seed(0)) < 0.5
+    torch.manual_seed(3)
+    dense = layers.MaskedLinear(masks)
+    torch.manual_seed(3)
+    packed = layers.PackedLinear(masks)
+    assert torch.equal(packed.live_weight, dense.weight[masks[0]])
+    assert torch.equal(packed.bias, dense.bias)
+
+
+def old_layout_artifact(model, path, *, garbage: bool):
+    """``model`` saved as the code before packing wrote it: each masked layer's dense
+    ``weight`` [out, in], masked-out entries zero or (``garbage``) anything."""
+    path = zoo.save(model, path)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(9)
+    for prefix, layer in masked_layers(model).items():
+        weight = layer.dense_weight(0).detach().clone()
+        if garbage:
+            junk = torch.randn(weight.shape, generator=g) * 1e3
+            weight = torch.where(layer.mask[0], weight, junk)
+        state[f"{prefix}.weight"] = weight
+        del state[f"{prefix}.live_weight"]
+    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((path / "config.json").read_text())
+    config["weights_sha256"] = sha256_file(path / "model.safetensors")
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize("garbage", [False, True], ids=["zeros", "garbage"])
+@pytest.mark.parametrize("name", SINGLE_MASK)
+def test_an_artifact_with_dense_one_mask_weights_still_loads(tmp_path, name, garbage):
+    """Artifacts written before packing hold dense weights; the family packs them on load
+    (``upgrade_tensors``) into the same model: same log_prob, same samples."""
+    model = build(SINGLE_MASK[name])
+    path = old_layout_artifact(model, tmp_path / "old", garbage=garbage)
+    stored = load_file(str(path / "model.safetensors"))
+    assert not any(name.endswith("live_weight") for name in stored)
+    loaded = zoo.load(path)
+    x = random_data(model, 20)
+    assert torch.equal(loaded.log_prob(x), model.log_prob(x))
+    assert torch.equal(loaded.sample(10, generator=torch.Generator().manual_seed(0)),
+                       model.sample(10, generator=torch.Generator().manual_seed(0)))
+
+
+def test_a_dense_artifact_with_another_mask_is_refused(tmp_path):
+    """Old weights are packed with the mask the config derives, and the file's own mask is
+    still checked: a rewritten one is refused, naming it."""
+    model = build(SINGLE_MASK["deep-direct"])
+    with torch.no_grad():
+        model.hidden[0].mask.fill_(True)
+    path = old_layout_artifact(model, tmp_path / "old", garbage=True)
+    with pytest.raises(ArtifactError, match="buffer 'hidden.0.mask' is not the one"):
+        zoo.load(path)
 
 
 # --- exact likelihood ----------------------------------------------------------------------
@@ -419,8 +564,13 @@ def test_bad_configs_are_refused_before_allocation(config, match):
     {"shape": [1, 3, 3], "levels": 5, "hidden": [], "direct": True},
 ])
 def test_sizes_counts_exactly_the_parameters_the_model_has(config):
+    """``sizes()`` counts the dense layout (the limits are checked before any mask is
+    drawn); a one-mask model holds all of it but the masked-out weights."""
     model = zoo.get_family("made").build(config)
-    assert model.config.sizes()[0] == sum(p.numel() for p in model.parameters())
+    dead = 0
+    if model.num_masks == 1:
+        dead = sum(int((~layer.mask).sum()) for layer in masked_layers(model).values())
+    assert model.config.sizes()[0] == sum(p.numel() for p in model.parameters()) + dead
 
 
 def test_bernoulli_head_has_one_logit_and_one_input_per_position():
@@ -429,8 +579,8 @@ def test_bernoulli_head_has_one_logit_and_one_input_per_position():
     made = zoo.get_family("made")
     bernoulli = made.build({"shape": [1, 8, 8], "levels": 2, "hidden": [512], "head": "bernoulli"})
     softmax = made.build({"shape": [1, 8, 8], "levels": 2, "hidden": [512], "head": "categorical"})
-    assert sum(p.numel() for p in bernoulli.parameters()) == 66_112
-    assert sum(p.numel() for p in softmax.parameters()) == 131_712
+    assert bernoulli.config.sizes()[0] == 66_112
+    assert softmax.config.sizes()[0] == 131_712
     x = torch.randint(2, (4, 1, 8, 8))
     logits = bernoulli.conditional_logits(x)
     assert logits.shape == (4, 2, 1, 8, 8) and torch.equal(logits[:, 0], torch.zeros(4, 1, 8, 8))

@@ -123,7 +123,11 @@ class MADEConfig:
         return self.output_rank or self.levels
 
     def sizes(self) -> tuple[int, int]:
-        """(number of parameters, number of mask entries), computed without allocating."""
+        """(number of parameters, number of mask entries), computed without allocating.
+
+        The parameters of the dense layout: every weight a mask may cut off is counted, since
+        the masks are not drawn yet. With one mask the model holds only the live weights
+        (``zoo_made.layers.PackedLinear``), about half; with several every weight is held."""
         d, i, o = self.positions, self.input_width, self.output_width
         widths = [d * i, *self.hidden, d * o] if self.hidden else []
         masked = sum(a * b for a, b in zip(widths[:-1], widths[1:]))

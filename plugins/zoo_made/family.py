@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from zoo.family import Family
 from zoo_made.config import MADEConfig
 
@@ -21,6 +23,14 @@ class MADEFamily(Family):
         from zoo_made.model import MADE
 
         return MADE(config)
+
+    def upgrade_tensors(self, config: MADEConfig, tensors: dict[str, Any]) -> dict[str, Any]:
+        """Artifacts written before one-mask layers were packed hold each layer's dense
+        ``weight`` [out, in]; today's layer holds only the live entries, ``live_weight``
+        (``zoo_made.layers``), which this takes from the dense one. Ensembles are unchanged."""
+        from zoo_made.model import pack_stored_weights
+
+        return pack_stored_weights(config, tensors)
 
     def inert_config_keys(self, config: MADEConfig) -> dict[str, str]:
         """Keys that leave the model unchanged (for the conformance kit's ``config_keys``)."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from zoo_made.config import MADEConfig
+
 
 @dataclass
 class MaskSet:
@@ -88,4 +90,13 @@ def build_masks(
         hidden=[torch.stack(m) for m in hidden_masks],
         output=torch.stack(outputs) if outputs else None,
         direct=torch.stack(directs) if directs else None,
+    )
+
+
+def config_masks(config: MADEConfig) -> MaskSet:
+    """The masks of the model ``config`` describes (what ``MADE`` builds and a load checks)."""
+    return build_masks(
+        config.positions, tuple(config.hidden), config.input_width, config.output_width,
+        count=config.masks, ordering=config.ordering, connectivity=config.connectivity,
+        direct=config.direct, seed=config.seed,
     )

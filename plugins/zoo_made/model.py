@@ -6,8 +6,9 @@
 
     log p(x) = logsumexp_k log p_k(x) - log K
 
-Masks are applied functionally, ``F.linear(x, weight * mask, bias)``; the weights themselves
-are never overwritten. Orderings and masks are buffers, saved with the weights.
+Masks are applied functionally, ``F.linear(x, weight * mask, bias)`` (``zoo_made.layers``:
+with one mask only the weights it keeps are parameters). Orderings and masks are buffers,
+saved with the weights.
 
 Sampling visits the positions in order and draws each value with the Gumbel-max trick
 (``argmax(logits / T + G)``, one ``[n, C]`` block of uniforms per step). ``sample_naive``
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,53 +31,10 @@ from torch import Tensor, nn
 from zoo.completion import complete
 from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
 from zoo_made.config import MADEConfig
-from zoo_made.masks import build_masks
+from zoo_made.layers import MaskedLinear, MaskedLinearBase, PackedLinear, pack_dense
+from zoo_made.masks import MaskSet, config_masks
 
 ACTIVATIONS = {"relu": F.relu, "elu": F.elu, "silu": F.silu, "tanh": torch.tanh}
-
-
-class MaskedLinear(nn.Module):
-    """A linear layer with one fixed binary mask per ordering: ``mask[k]`` is ``[out, in]``."""
-
-    def __init__(self, masks: Tensor, bias: bool = True):
-        super().__init__()
-        count, out_features, in_features = masks.shape
-        self.in_features, self.out_features = in_features, out_features
-        self.register_buffer("mask", masks.clone())
-        self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        # nn.Linear's initialisation, with the fan-in the mask actually leaves (at least 1).
-        fan_in = masks.sum(-1).float().mean().clamp(min=1.0).item()
-        bound = 1.0 / math.sqrt(fan_in)
-        nn.init.uniform_(self.weight, -bound, bound)
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -bound, bound)
-        # Set to {} on a copy whose weights no longer change (the samplers' float64 twin), to
-        # compute each mask's product once instead of at every forward pass.
-        self.frozen: dict[int, Tensor] | None = None
-
-    def masked_weight(self, k: int) -> Tensor:
-        if self.frozen is None:
-            return self.weight * self.mask[k]
-        if k not in self.frozen:
-            self.frozen[k] = self.weight * self.mask[k]
-        return self.frozen[k]
-
-    def forward(self, x: Tensor, k: int) -> Tensor:
-        weight = self.weight * self.float_mask(k) if self.frozen is None else self.masked_weight(k)
-        return F.linear(x, weight, self.bias)
-
-    def float_mask(self, k: int) -> Tensor:
-        """``mask[k]`` in the weight's dtype, made once: multiplying by a bool mask converts
-        it on every forward and every backward pass. Rebuilt when the mask buffer changes
-        (moved, or overwritten in place by ``load_state_dict``)."""
-        state = (self.weight.dtype, self.mask.device, self.mask._version, self.mask.data_ptr())
-        cache = self.__dict__.get("_float_masks")
-        if cache is None or cache["state"] != state:
-            cache = self.__dict__["_float_masks"] = {"state": state}
-        if k not in cache:
-            cache[k] = self.mask[k].to(self.weight.dtype)
-        return cache[k]
 
 
 class MADE(ZooModel):
@@ -92,19 +51,21 @@ class MADE(ZooModel):
         self.activation = ACTIVATIONS[config.activation]
         self.bernoulli = config.bernoulli
         self.signed_bits = config.bit_inputs == "signed"
-        masks = build_masks(
-            self.positions, tuple(config.hidden), self.input_width, self.output_width,
-            count=config.masks, ordering=config.ordering, connectivity=config.connectivity,
-            direct=config.direct, seed=config.seed,
-        )
+        masks = config_masks(config)
         self.register_buffer("orderings", masks.orderings)
+        # A Bernoulli head's signed input unit of each bit value, looked up in the model's
+        # dtype: one op per batch where converting and scaling take three (derived, not stored).
+        self.register_buffer("bit_signs", torch.tensor([-1.0, 1.0]) if self.bernoulli else None,
+                             persistent=False)
         self.embedding = (nn.Embedding(self.levels, config.embedding_dim)
                           if config.inputs == "embedding" else None)
-        self.hidden = nn.ModuleList(MaskedLinear(m) for m in masks.hidden)
+        # One mask: only the live weights are parameters (see zoo_made.layers for why).
+        layer = PackedLinear if config.masks == 1 else MaskedLinear
+        self.hidden = nn.ModuleList(layer(m) for m in masks.hidden)
         # The per-position bias lives in the output layer, or after the low-rank projection.
         full = config.output_rank == 0
-        self.output = MaskedLinear(masks.output, bias=full) if masks.output is not None else None
-        self.direct = (MaskedLinear(masks.direct, bias=full and self.output is None)
+        self.output = layer(masks.output, bias=full) if masks.output is not None else None
+        self.direct = (layer(masks.direct, bias=full and self.output is None)
                        if masks.direct is not None else None)
         if not full:
             self.projection = nn.Linear(config.output_rank, self.levels, bias=False)
@@ -153,11 +114,11 @@ class MADE(ZooModel):
         """Input units ``[B, D, I]`` of flat values ``[B, D]``: one-hot or embedded."""
         if self.embedding is not None:
             return self.embedding(x)
-        dtype = next(self.parameters()).dtype
         if self.bernoulli:
-            bits = x.unsqueeze(-1).to(dtype)
-            return bits * 2 - 1 if self.signed_bits else bits
-        return F.one_hot(x, self.levels).to(dtype)
+            if self.signed_bits:
+                return self.bit_signs.index_select(0, x.reshape(-1)).view(*x.shape, 1)
+            return x.unsqueeze(-1).to(self.bit_signs.dtype)
+        return F.one_hot(x, self.levels).to(next(self.parameters()).dtype)
 
     def logits(self, inputs: Tensor, k: int) -> Tensor:
         """Logits ``[B, D, C]`` of every position under mask ``k``, from input units ``[B, D, I]``."""
@@ -172,7 +133,14 @@ class MADE(ZooModel):
     def head_logits(self, inputs: Tensor, k: int) -> Tensor:
         """The head's outputs ``[B, D, O]``: ``C`` logits, or one log-odds (Bernoulli head)."""
         batch = inputs.shape[0]
-        flat = inputs.reshape(batch, -1)
+        pre = self.masked_outputs(inputs.reshape(batch, -1), k)
+        pre = pre.view(batch, self.positions, self.output_width)
+        if self.projection is not None:
+            return self.projection(pre) + self.output_bias
+        return pre
+
+    def masked_outputs(self, flat: Tensor, k: int) -> Tensor:
+        """The masked layers' outputs ``[B, D * O]`` from flat input units ``[B, D * I]``."""
         h = flat
         for layer in self.hidden:
             h = self.activation(layer(h, k))
@@ -181,9 +149,6 @@ class MADE(ZooModel):
         pre = self.output(h, k) if self.output is not None else 0
         if self.direct is not None:
             pre = pre + self.direct(flat, k)
-        pre = pre.view(batch, self.positions, self.output_width)
-        if self.projection is not None:
-            return self.projection(pre) + self.output_bias
         return pre
 
     def log_prob_components(self, x: Tensor) -> Tensor:
@@ -193,8 +158,9 @@ class MADE(ZooModel):
 
     def _log_prob_of(self, x: Tensor, inputs: Tensor, k: int) -> Tensor:
         if self.bernoulli:
-            # One fused, numerically stable op: -log sigmoid(+-l) summed over positions.
-            odds = self.head_logits(inputs, k).view(x.shape)
+            # One fused, numerically stable op: -log sigmoid(+-l) summed over positions, on
+            # the log-odds [B, D] as they come (each reshape is one more autograd node).
+            odds = self.masked_outputs(inputs.reshape(x.shape[0], -1), k)
             nll = F.binary_cross_entropy_with_logits(odds, x.to(odds.dtype), reduction="none")
             return -nll.sum(-1)
         logits = self.logits(inputs, k)
@@ -300,7 +266,7 @@ class MADE(ZooModel):
         twin.__dict__.pop("artifact", None)
         twin = twin.to(torch.float64).eval()
         for module in twin.modules():
-            if isinstance(module, MaskedLinear):
+            if isinstance(module, MaskedLinearBase):
                 module.frozen = {}
         return twin
 
@@ -388,3 +354,32 @@ class IncrementalStepper:
             self.pre.addmm_(inputs, self.first[d])
         if self.model.direct is not None:
             self.direct_pre.addmm_(inputs, self.direct[d])
+
+
+def masked_layers(masks: MaskSet) -> dict[str, Tensor]:
+    """The masks of every masked layer, by the name of the layer in ``MADE``."""
+    layers = {f"hidden.{i}": m for i, m in enumerate(masks.hidden)}
+    if masks.output is not None:
+        layers["output"] = masks.output
+    if masks.direct is not None:
+        layers["direct"] = masks.direct
+    return layers
+
+
+def pack_stored_weights(config: MADEConfig, tensors: dict[str, Any]) -> dict[str, Any]:
+    """Stored tensors with every one-mask layer's dense ``weight`` [out, in] (the layout
+    before ``PackedLinear``) replaced by its ``live_weight``, packed with the mask the config
+    derives: what the file's own mask holds is checked on load, as for any derived buffer. A
+    weight of another shape is left for the load's checks to report."""
+    dense = any(k.startswith(("hidden.", "output.", "direct.")) and k.endswith(".weight")
+                for k in tensors)
+    if config.masks != 1 or not dense:  # today's layout: no masks to build
+        return tensors
+    out = dict(tensors)
+    for name, mask in masked_layers(config_masks(config)).items():
+        dense = out.get(f"{name}.weight")
+        if dense is None or f"{name}.live_weight" in out or dense.shape != mask.shape[1:]:
+            continue
+        out[f"{name}.live_weight"] = pack_dense(dense, mask[0])
+        del out[f"{name}.weight"]
+    return out

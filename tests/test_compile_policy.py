@@ -64,3 +64,39 @@ def test_the_training_objective_compiles_to_one_graph(family, config):
     explained = torch._dynamo.explain(distributed.NegLogLikelihood(model))(x)
     assert explained.graph_break_count == 0, [str(b.reason) for b in explained.break_reasons]
     assert explained.graph_count == 1
+
+
+@pytest.mark.parametrize("flags, compiles", [([], True), (["--compile"], True),
+                                              (["--no-compile"], False)])
+def test_zoo_train_compiles_by_the_run_length_unless_told(flags, compiles, monkeypatch, tmp_path,
+                                                          tiny_catalog, cli_runner):
+    """``zoo train`` decides like ``zoo pull`` (compile runs long enough to repay it), and
+    ``--no-compile`` keeps a long run eager. The threshold is lowered to the tiny recipe's
+    30 steps; the compiler itself is replaced by a recorder."""
+    from zoo.cli import cli
+
+    calls = []
+
+    def record(module, backend="inductor"):
+        calls.append(backend)
+        return module
+
+    monkeypatch.setattr(devices, "AUTO_COMPILE_MIN_STEPS", 30)
+    monkeypatch.setattr(devices, "CompiledOrEager", record)
+    result = cli_runner.invoke(cli, ["train", "realnvp-tiny", "-q", "--device", "cpu",
+                                     "-o", str(tmp_path / "out"), *flags])
+    assert result.exit_code == 0, result.output
+    assert bool(calls) is compiles
+
+
+@pytest.mark.parametrize("compile, flags", [(None, []), (True, ["--compile"]),
+                                            (False, ["--no-compile"])])
+def test_worker_commands_carry_the_compile_choice(compile, flags, tmp_path):
+    """What ``--nproc`` workers are told: the same choice, "decide by length" included."""
+    from zoo.api import train_command
+    from zoo.fitting import data_train_command
+
+    made = train_command("realnvp-moons", compile=compile)
+    assert [a for a in made if "compile" in a] == flags
+    made = data_train_command("realnvp", "points.csv", tmp_path / "out", compile=compile)
+    assert [a for a in made if "compile" in a] == flags

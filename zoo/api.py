@@ -201,7 +201,7 @@ def save(model: ZooModel, path: str | os.PathLike, **meta: Any) -> Path:
 
 def train(name: str, *, output: str | os.PathLike | None = None, steps: int | None = None,
           seed: int | None = None, progress: bool | None = None, nproc: int = 1,
-          device: str | None = "auto", bf16: bool = False, compile: bool = False,
+          device: str | None = "auto", bf16: bool = False, compile: bool | None = None,
           resume: bool = False, checkpoint_every: int | None = None,
           checkpoint_dir: str | os.PathLike | None = None, **train_options: Any) -> Path:
     """Train the catalog entry ``name`` from its recipe and save the artifact at ``output``.
@@ -209,7 +209,8 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
     ``output`` defaults to the store (replacing the stored artifact of ``name``).
     ``nproc`` > 1 starts that many local processes through torchrun's launcher (DDP; the
     global batch stays the recipe's). ``device`` is ``auto`` (CUDA when present), ``cpu`` or
-    ``cuda``; ``bf16`` and ``compile`` turn on bfloat16 autocast and ``torch.compile``.
+    ``cuda``; ``bf16`` turns on bfloat16 autocast; ``compile`` ``True``/``False`` forces
+    ``torch.compile`` on or off (default ``None``: only runs long enough to repay it).
     ``checkpoint_every`` N steps the training state is saved to ``checkpoint_dir`` (default:
     ``$ZOO_HOME/runs/NAME``, or ``OUTPUT.checkpoints`` beside an explicit output); ``resume``
     continues from the newest checkpoint there. A finished run removes its checkpoints.
@@ -224,9 +225,7 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
         checkpoint_dir = default_directory(entry.name, output)
     options = {"device": device, "bf16": bf16, "compile": compile, "resume": resume,
                "checkpoint_every": checkpoint_every, "checkpoint_dir": checkpoint_dir}
-    # Only what differs from the trainer's defaults: a family with its own train() need not
-    # know options it is not asked to use.
-    options = {k: v for k, v in options.items() if v not in (None, False)}
+    options = asked_options(options)
     if nproc > 1:
         if distributed.context().is_distributed:
             raise ZooError("this process already belongs to a process group started by torchrun; "
@@ -259,10 +258,18 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
     return path
 
 
+def asked_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Only the training options that differ from the trainer's defaults: a family with its
+    own ``train()`` need not know options it is not asked to use. ``compile=False`` is asked
+    for (the default is to decide by the run's length); other ``False`` flags are defaults."""
+    return {k: v for k, v in options.items()
+            if v is not None and (v is not False or k == "compile")}
+
+
 def train_command(name: str, *, output: str | os.PathLike | None = None,
                   steps: int | None = None, seed: int | None = None,
                   progress: bool | None = None, device: str | None = None, bf16: bool = False,
-                  compile: bool = False, resume: bool = False,
+                  compile: bool | None = None, resume: bool = False,
                   checkpoint_every: int | None = None,
                   checkpoint_dir: str | os.PathLike | None = None) -> list[str]:
     """The ``zoo train`` arguments that make the same run (what ``nproc`` workers execute)."""
@@ -279,7 +286,8 @@ def train_command(name: str, *, output: str | os.PathLike | None = None,
         args += ["--checkpoint-every", str(checkpoint_every)]
     if checkpoint_dir is not None:
         args += ["--checkpoint-dir", str(Path(checkpoint_dir).expanduser().resolve())]
-    args += [flag for flag, on in (("--bf16", bf16), ("--compile", compile), ("--resume", resume),
+    args += [flag for flag, on in (("--bf16", bf16), ("--compile", compile is True),
+                                   ("--no-compile", compile is False), ("--resume", resume),
                                    ("--quiet", progress is False)) if on]
     return args
 

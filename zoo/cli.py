@@ -309,8 +309,9 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="auto: CUDA when present (each process its own GPU).")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast for the forward pass (GPUs).")
-@click.option("--compile", "compile_", is_flag=True,
-              help="torch.compile the model (falls back to eager with a warning if it fails).")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile the model. Default: only runs long enough to repay compiling "
+                   "(20,000 steps or more). Falls back to eager with a warning if it fails.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), metavar="N",
               help="Save the training state every N steps.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -318,7 +319,7 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint of this run.")
 def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int | None,
           batch_size: int | None, lr: float | None, seed: int | None, output: Path | None,
-          quiet: bool, nproc: int, device: str, bf16: bool, compile_: bool,
+          quiet: bool, nproc: int, device: str, bf16: bool, compile_: bool | None,
           checkpoint_every: int | None, checkpoint_dir: Path | None, resume: bool) -> None:
     """Train a catalog model from its recipe, or a family on your data, and save the artifact.
 

@@ -201,6 +201,7 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike, *,
     states what the data decided (printed by ``zoo train``).
     """
     from zoo import distributed, store
+    from zoo.api import asked_options
     from zoo.checkpoint import remove_all as remove_checkpoints
 
     final = Path(output).expanduser()
@@ -221,7 +222,7 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike, *,
     if train_options.get("checkpoint_dir") is None and (train_options.get("resume")
                                                         or train_options.get("checkpoint_every")):
         train_options["checkpoint_dir"] = final.parent / f"{final.name}.checkpoints"
-    options = {k: v for k, v in train_options.items() if v not in (None, False)}
+    options = asked_options(train_options)
     if not main:
         train_plan(p, progress=progress, **options)
         return final
@@ -258,7 +259,8 @@ def data_train_command(family_or_entry: str, data: Any, output: Path, *,
                        config: Mapping[str, Any] | None = None, steps: int | None = None,
                        batch_size: int | None = None, lr: float | None = None,
                        seed: int | None = None, progress: bool | None = None,
-                       device: str | None = None, bf16: bool = False, compile: bool = False,
+                       device: str | None = None, bf16: bool = False,
+                       compile: bool | None = None,
                        resume: bool = False, checkpoint_every: int | None = None,
                        checkpoint_dir: str | os.PathLike | None = None) -> list[str]:
     """The ``zoo train ... --data`` arguments that make the same run in a worker process."""
@@ -280,7 +282,8 @@ def data_train_command(family_or_entry: str, data: Any, output: Path, *,
             args += [flag, str(value)]
     if checkpoint_dir is not None:
         args += ["--checkpoint-dir", str(Path(checkpoint_dir).expanduser().resolve())]
-    args += [flag for flag, on in (("--bf16", bf16), ("--compile", compile), ("--resume", resume),
+    args += [flag for flag, on in (("--bf16", bf16), ("--compile", compile is True),
+                                   ("--no-compile", compile is False), ("--resume", resume),
                                    ("--quiet", progress is False)) if on]
     return args
 

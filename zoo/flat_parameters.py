@@ -26,6 +26,7 @@ otherwise copy a misaligned input before every call.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -46,20 +47,17 @@ class FlatParameters:
     def __init__(self, params: list[nn.Parameter]):
         self.params = params
         self.sizes = [p.numel() for p in params]
-        self.offsets: list[int] = []
-        end = 0
-        for size in self.sizes:
-            self.offsets.append(end)
-            end += -(-size // ALIGN) * ALIGN
+        spans = [-(-size // ALIGN) * ALIGN for size in self.sizes]  # each segment and its pad
+        self.offsets = [0, *itertools.accumulate(spans)][:-1]
         first = params[0]
-        self.flat = nn.Parameter(torch.zeros(end, dtype=first.dtype, device=first.device))
+        self.flat = nn.Parameter(torch.zeros(sum(spans), dtype=first.dtype, device=first.device))
         with torch.no_grad():
             for p, view in zip(params, self._views(self.flat.detach())):
                 view.copy_(p.detach())
                 p.data = view  # the parameter object stays; its numbers now live in ``flat``
         # The zero pads between segments, for torch.cat: one read-only tensor per gap.
-        self._pads = [torch.zeros(-(-size // ALIGN) * ALIGN - size, dtype=first.dtype,
-                                  device=first.device) for size in self.sizes]
+        self._pads = [torch.zeros(span - size, dtype=first.dtype, device=first.device)
+                      for span, size in zip(spans, self.sizes)]
 
     @classmethod
     def of(cls, params: list[nn.Parameter]) -> FlatParameters | None:

@@ -20,16 +20,21 @@ import faultkit
 import pytest
 from faultkit import fault_line, start_zoo, store_artifacts, zoo_env
 
-from zoo import api, store
+from zoo import api, process, store
 from zoo import registry as plugin_registry
+from zoo.errors import Stopped
 from zoo.integrity import check
 
-# `zoo` with SIGINT handled as Python does by default: a test runner started in the
-# background of a non-interactive shell may hand its children SIGINT ignored, and zoo
-# rightly keeps an ignored signal ignored.
-DEFAULT_SIGINT_DRIVER = """
+# `zoo` with every stop signal handled as a fresh Python process handles it by default.
+# A test runner may hand its children a stop signal ignored: SIGINT when started in the
+# background of a non-interactive shell, SIGHUP under nohup (CI ran so once, and the SIGHUP
+# victim trained on until it was killed). zoo rightly keeps an ignored signal ignored
+# (tests/test_cli.py), so each victim first restores the defaults.
+DEFAULT_SIGNALS_DRIVER = """
 import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 from zoo.cli import cli
 cli(args=sys.argv[1:], prog_name="zoo")
 """
@@ -59,8 +64,8 @@ def seed(tmp_path_factory) -> Path:
 
 
 def start(args: list[str], home: Path, registry: Path, sig: str, **kwargs) -> faultkit.Proc:
-    argv = ["-c", DEFAULT_SIGINT_DRIVER, *args] if sig == "SIGINT" else None
-    return start_zoo(args, zoo_env(home, registry), argv=argv, **kwargs)
+    return start_zoo(args, zoo_env(home, registry), argv=["-c", DEFAULT_SIGNALS_DRIVER, *args],
+                     **kwargs)
 
 
 def said(proc: faultkit.Proc) -> list[str]:
@@ -159,3 +164,23 @@ def test_a_stop_signal_between_the_renames_of_a_forced_pull_rolls_back(tmp_path,
                     "rolled back before exiting (130 / 143, one line)",
                     "the previous artifact under its name, byte for byte; no trash, "
                     "no staging folder")
+
+
+def test_a_signal_the_caller_ignores_stays_ignored_and_the_rest_become_stopped():
+    """``nohup zoo pull ...`` must survive its terminal closing: an ignored SIGHUP stays
+    ignored while a command runs; the other stop signals raise ``Stopped``; on leaving,
+    every handler is the caller's again."""
+    saved = {s: signal.getsignal(s) for s in SIGNALS.values()}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with process.stop_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            with pytest.raises(Stopped) as stopped:
+                signal.raise_signal(signal.SIGTERM)
+            assert stopped.value.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)

@@ -29,7 +29,7 @@ from zoo.integrity import check
 # A test runner may hand its children a stop signal ignored: SIGINT when started in the
 # background of a non-interactive shell, SIGHUP under nohup (CI ran so once, and the SIGHUP
 # victim trained on until it was killed). zoo rightly keeps an ignored signal ignored
-# (tests/test_cli.py), so each victim first restores the defaults.
+# (the last test below), so each victim first restores the defaults.
 DEFAULT_SIGNALS_DRIVER = """
 import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -63,7 +63,7 @@ def seed(tmp_path_factory) -> Path:
         plugin_registry.reset()
 
 
-def start(args: list[str], home: Path, registry: Path, sig: str, **kwargs) -> faultkit.Proc:
+def start(args: list[str], home: Path, registry: Path, **kwargs) -> faultkit.Proc:
     return start_zoo(args, zoo_env(home, registry), argv=["-c", DEFAULT_SIGNALS_DRIVER, *args],
                      **kwargs)
 
@@ -96,7 +96,7 @@ def test_a_stop_signal_during_pull_removes_the_staging_folder(tmp_path):
     endless = faultkit.tiny_registry(tmp_path / "endless.yaml", steps=1_000_000)
     procs = {}
     for sig in SIGNALS:
-        procs[sig] = start(["pull", "tiny", "-q"], tmp_path / sig, endless, sig,
+        procs[sig] = start(["pull", "tiny", "-q"], tmp_path / sig, endless,
                            pause="train-start", seconds=0)
     codes = signal_during_training(procs)
     for sig, proc in procs.items():
@@ -119,7 +119,7 @@ def test_a_stop_signal_to_a_multi_process_run_is_one_line_and_leaves_nothing(tmp
     procs = {}
     for sig in SIGNALS:
         procs[sig] = start(["train", "tiny", "--nproc", "2", "--device", "cpu", "-q", "-o",
-                            str(tmp_path / sig / "out")], tmp_path / sig / "home", endless, sig,
+                            str(tmp_path / sig / "out")], tmp_path / sig / "home", endless,
                            pause="train-start", seconds=0)
     codes = signal_during_training(procs, timeout=90, workers=2)
     for sig, proc in procs.items():
@@ -140,7 +140,7 @@ def test_a_stop_signal_between_the_renames_of_a_forced_pull_rolls_back(tmp_path,
     procs = {}
     for sig in ("SIGINT", "SIGTERM"):
         shutil.copytree(seed, tmp_path / sig / "models" / "tiny")
-        procs[sig] = start(["pull", "tiny", "--force", "-q"], tmp_path / sig, registry, sig,
+        procs[sig] = start(["pull", "tiny", "--force", "-q"], tmp_path / sig, registry,
                            pause="publish-swap", seconds=300)
     try:
         for sig, proc in procs.items():

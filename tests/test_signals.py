@@ -22,7 +22,8 @@ from faultkit import fault_line, start_zoo, store_artifacts, zoo_env
 
 from zoo import api, process, store
 from zoo import registry as plugin_registry
-from zoo.errors import Stopped
+from zoo.cli import cli
+from zoo.errors import Stopped, stop_behind
 from zoo.integrity import check
 
 # `zoo` with every stop signal handled as a fresh Python process handles it by default.
@@ -166,21 +167,77 @@ def test_a_stop_signal_between_the_renames_of_a_forced_pull_rolls_back(tmp_path,
                     "no staging folder")
 
 
-def test_a_signal_the_caller_ignores_stays_ignored_and_the_rest_become_stopped():
+@pytest.fixture
+def caller_handlers():
+    """The stop signals' handlers as a fresh process has them, the runner's back after."""
+    saved = {s: signal.getsignal(s) for s in SIGNALS.values()}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def test_a_signal_the_caller_ignores_stays_ignored_and_the_rest_become_stopped(caller_handlers):
     """``nohup zoo pull ...`` must survive its terminal closing: an ignored SIGHUP stays
     ignored while a command runs; the other stop signals raise ``Stopped``; on leaving,
     every handler is the caller's again."""
-    saved = {s: signal.getsignal(s) for s in SIGNALS.values()}
-    try:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        with process.stop_signals():
-            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-            with pytest.raises(Stopped) as stopped:
-                signal.raise_signal(signal.SIGTERM)
-            assert stopped.value.signum == signal.SIGTERM
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with process.stop_signals():
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
+        with pytest.raises(Stopped) as stopped:
+            signal.raise_signal(signal.SIGTERM)
+        assert stopped.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_stop_that_surfaces_as_another_exception_is_still_reported_as_a_stop(
+        caller_handlers, cli_runner, monkeypatch):
+    """Raised while a pybind11 extension module initialises, ``Stopped`` comes out as
+    ``ImportError: initialization failed`` raised from it (CI saw it from a ``--nproc`` worker
+    that SIGTERM caught in a lazy import). The command was stopped all the same: one line,
+    exit 128 + 15."""
+    def stopped_inside_an_import(name):
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except Stopped as stop:
+            raise ImportError("initialization failed") from stop
+
+    monkeypatch.setattr(api, "info", stopped_inside_an_import)
+    result = cli_runner.invoke(cli, ["info", "tiny"])
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert result.output.strip() == "Error: stopped by SIGTERM; unfinished writes were removed"
+    # An ImportError of its own is reported as itself.
+    monkeypatch.setattr(api, "info", lambda name: (_ for _ in ()).throw(ImportError("no numpy")))
+    result = cli_runner.invoke(cli, ["info", "tiny"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: unexpected ImportError: no numpy"), result.output
+
+
+def _raised(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as caught:
+        return caught
+
+
+def test_stop_behind_finds_a_stop_as_a_cause_or_a_context_however_deep():
+    stop = Stopped(signal.SIGHUP)
+    import_error = ImportError("initialization failed")
+    import_error.__cause__ = stop
+    compile_failed = RuntimeError("backend compiler failed")  # torch wraps it once more
+    compile_failed.__cause__ = import_error
+    assert stop_behind(compile_failed) is stop
+    cleanup = OSError("cleanup failed")  # raised while the stop unwound
+    cleanup.__context__ = KeyboardInterrupt()
+    assert isinstance(stop_behind(cleanup), KeyboardInterrupt)
+    assert stop_behind(stop) is stop
+    plain = ValueError("bad")
+    plain.__context__ = TypeError("worse")
+    assert stop_behind(plain) is None
+    looped = ValueError("a")  # a cycle in the chain ends the search
+    looped.__context__ = _raised(TypeError("b"))
+    looped.__context__.__context__ = looped
+    assert stop_behind(looped) is None

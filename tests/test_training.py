@@ -19,7 +19,7 @@ from zoo import checkpoint as ckpt
 from zoo.checkpoint import CheckpointError
 from zoo.data import Dataset
 from zoo.devices import CompiledOrEager, resolve_device
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, stop_behind
 from zoo.recipe import Recipe
 from zoo.training import Batches, fit, training_examples
 
@@ -293,6 +293,27 @@ def test_compile_with_a_working_backend_trains_like_eager(one_thread):
     assert compiled, "torch.compile never called the backend: the model ran eagerly"
     for a, b in zip(reference.parameters(), model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_stop_during_compile_is_raised_not_taken_for_a_compiler_failure():
+    """Ctrl-C while the compiler imports an extension module reaches the wrapper as an
+    ImportError raised from it, itself wrapped by torch.compile: falling back to eager would
+    train on with the stop signals already ignored (zoo's handler ignores a second one)."""
+    torch._dynamo.reset()
+
+    def interrupted_backend(graph_module, example_inputs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as stop:
+            raise ImportError("initialization failed") from stop
+
+    wrapper = CompiledOrEager(torch.nn.Linear(2, 2), backend=interrupted_backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(Exception) as raised:
+            wrapper(torch.zeros(3, 2))
+    assert stop_behind(raised.value) is not None, repr(raised.value)
+    assert wrapper.is_compiled
 
 
 def test_compiled_or_eager_raises_the_models_own_errors():

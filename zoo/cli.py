@@ -12,11 +12,11 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, stop_behind
 from zoo.process import DEFAULT_THREADS, stop_signals, thread_settings, threads_option
 
 __all__ = ["DEFAULT_THREADS", "cli", "main"]
@@ -34,15 +34,23 @@ class ZooGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt as exc:
-            signum = getattr(exc, "signum", signal.SIGINT)
-            if not _launched_worker():  # a --nproc worker's launcher says it, once
-                click.echo(f"Error: stopped by {signal.Signals(signum).name}; unfinished "
-                           "writes were removed", err=True)
-            ctx.exit(128 + signum)
+            _stopped(ctx, getattr(exc, "signum", signal.SIGINT))
         except Exception as exc:
+            stop = stop_behind(exc)
+            if stop is not None:  # the stop surfaced as another exception
+                _stopped(ctx, getattr(stop, "signum", signal.SIGINT))
             if ctx.params.get("debug") or os.environ.get("ZOO_DEBUG"):
                 raise
             raise click.ClickException(one_line(exc)) from None
+
+
+def _stopped(ctx: click.Context, signum: int) -> NoReturn:
+    """Say that a stop signal ended the command (once: a ``--nproc`` worker's launcher says
+    it), and exit as a shell reports a signal, 128 + its number."""
+    if not _launched_worker():
+        click.echo(f"Error: stopped by {signal.Signals(signum).name}; unfinished writes "
+                   "were removed", err=True)
+    ctx.exit(128 + signum)
 
 
 def _launched_worker() -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, stop_behind
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -77,7 +77,8 @@ class CompiledOrEager(nn.Module):
     ``torch.compile`` reports most problems only at the first call (dynamo cannot trace, the
     backend cannot build). When the compiled call raises and the eager call of the same
     input succeeds, the failure was the compiler's: warn once and stay eager from then on.
-    When the eager call fails too, its error is the model's and is raised as is.
+    When the eager call fails too, its error is the model's and is raised as is. A stop
+    (Ctrl-C, a stop signal) that reached the compiler is raised whatever it was wrapped in.
     """
 
     def __init__(self, module: nn.Module, backend: str | Callable[..., Any] = "inductor"):
@@ -103,6 +104,8 @@ class CompiledOrEager(nn.Module):
         try:
             return self.compiled(*args, **kwargs)
         except Exception as exc:
+            if stop_behind(exc) is not None:  # Ctrl-C mid-compile, wrapped: not a failure
+                raise
             out = self.module(*args, **kwargs)
             self._give_up(exc)
             return out

@@ -57,3 +57,25 @@ class Stopped(KeyboardInterrupt):
 
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+def stop_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The stop (Ctrl-C, or a :class:`Stopped` signal) that ``exc`` is or was raised from.
+
+    A stop does not always arrive as itself. Raised while a pybind11 extension module
+    initialises, it comes out as ``ImportError: initialization failed`` caused by the stop;
+    torch.compile wraps what its backend raised in ``BackendCompilerFailed``; a library's
+    cleanup may fail while the stop unwinds. Each is a stop all the same: the ``__cause__``
+    and ``__context__`` chains of ``exc`` are searched for it.
+    """
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        pending += [current.__cause__, current.__context__]
+    return None

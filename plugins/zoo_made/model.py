@@ -371,9 +371,9 @@ def pack_stored_weights(config: MADEConfig, tensors: dict[str, Any]) -> dict[str
     before ``PackedLinear``) replaced by its ``live_weight``, packed with the mask the config
     derives: what the file's own mask holds is checked on load, as for any derived buffer. A
     weight of another shape is left for the load's checks to report."""
-    dense = any(k.startswith(("hidden.", "output.", "direct.")) and k.endswith(".weight")
-                for k in tensors)
-    if config.masks != 1 or not dense:  # today's layout: no masks to build
+    old_layout = any(k.startswith(("hidden.", "output.", "direct.")) and k.endswith(".weight")
+                     for k in tensors)
+    if config.masks != 1 or not old_layout:  # today's layout: no masks to build
         return tensors
     out = dict(tensors)
     for name, mask in masked_layers(config_masks(config)).items():

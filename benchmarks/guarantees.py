@@ -22,15 +22,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["test_crash.py", "test_concurrency.py", "test_integrity.py", "test_derived_buffers.py",
          "test_hostile.py", "test_names.py", "test_secrets.py", "test_numeric_input.py",
-         "test_fuzz.py", "test_signals.py", "test_store_faults.py"]
+         "test_fuzz.py", "test_signals.py", "test_store_faults.py", "test_destination.py"]
 ORDER = ["crash", "concurrency", "integrity", "hostile", "names", "secrets", "numeric", "fuzz",
-         "signals", "sharing", "store"]
+         "signals", "sharing", "store", "destination"]
 TITLES = {"crash": "1. Crash safety (SIGKILL of real processes)", "concurrency": "2. Concurrency",
           "integrity": "3. Integrity", "hostile": "4. Hostile files",
           "names": "5. Hostile names", "secrets": "6. Secrets",
           "numeric": "7. Bad numeric input", "fuzz": "4. Hostile files (fuzzing)",
           "signals": "8. Stop signals", "sharing": "9. Shared stores",
-          "store": "10. A store that cannot be written"}
+          "store": "10. A store that cannot be written",
+          "destination": "11. Writing outside the store destroys nothing"}
 
 
 def collect() -> list[dict]:

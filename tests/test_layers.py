@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("data", ["data"]),
     ("registry", ["registry"]),
     ("catalog", ["catalog"]),
-    ("format", ["extras", "manifest", "card", "artifacts", "stored"]),
+    ("format", ["extras", "manifest", "destination", "card", "artifacts", "stored"]),
     ("compute", ["evaluation", "distributed", "checkpoint", "flat_parameters", "training", "chains",
                  "completion", "sampling", "completion_files"]),
     ("family", ["family"]),

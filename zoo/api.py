@@ -184,7 +184,8 @@ def load(name_or_path: str | os.PathLike, *, device: Any = "cpu",
     return artifacts.load(pull(os.fspath(name_or_path), offline=offline), device=device)
 
 
-def save(model: ZooModel, path: str | os.PathLike, **meta: Any) -> Path:
+def save(model: ZooModel, path: str | os.PathLike, *, overwrite: bool = False,
+         **meta: Any) -> Path:
     """Save a model as an artifact directory at ``path`` and return it.
 
     The directory holds ``config.json`` (family, config, the sha256 of the weights, and
@@ -193,20 +194,28 @@ def save(model: ZooModel, path: str | os.PathLike, **meta: Any) -> Path:
     written to a staging folder and renamed into place, so ``path`` is complete or absent.
     ``zoo.load(path)`` loads it; ``zoo push`` publishes it. (This is the public form of
     ``zoo.artifacts.save``, which the conformance kit uses.)
+
+    ``path`` may be new or an empty folder; an existing zoo artifact there is replaced only
+    with ``overwrite=True``, and anything else (a file, a folder of other files, the store)
+    is refused with nothing changed.
     """
     from zoo import artifacts
+    from zoo.destination import check_destination
 
-    return artifacts.save(model, Path(path), **meta)
+    return artifacts.save(model, check_destination(path, overwrite=overwrite), **meta)
 
 
 def train(name: str, *, output: str | os.PathLike | None = None, steps: int | None = None,
           seed: int | None = None, progress: bool | None = None, nproc: int = 1,
           device: str | None = "auto", bf16: bool = False, compile: bool | None = None,
           resume: bool = False, checkpoint_every: int | None = None,
-          checkpoint_dir: str | os.PathLike | None = None, **train_options: Any) -> Path:
+          checkpoint_dir: str | os.PathLike | None = None, overwrite: bool = False,
+          **train_options: Any) -> Path:
     """Train the catalog entry ``name`` from its recipe and save the artifact at ``output``.
 
-    ``output`` defaults to the store (replacing the stored artifact of ``name``).
+    ``output`` defaults to the store (replacing the stored artifact of ``name``). An explicit
+    ``output`` may be new or an empty folder; a zoo artifact there is replaced only with
+    ``overwrite=True``, and anything else is refused before training (``zoo.destination``).
     ``nproc`` > 1 starts that many local processes through torchrun's launcher (DDP; the
     global batch stays the recipe's). ``device`` is ``auto`` (CUDA when present), ``cpu`` or
     ``cuda``; ``bf16`` turns on bfloat16 autocast; ``compile`` ``True``/``False`` forces
@@ -219,8 +228,13 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
     from zoo.checkpoint import default_directory
     from zoo.checkpoint import remove_all as remove_checkpoints
 
+    from zoo.destination import check_destination
+
     entry = get_entry(name)
-    final = Path(output) if output is not None else store.artifact_dir(entry.name)
+    final = Path(output).expanduser() if output is not None else store.artifact_dir(entry.name)
+    in_store = final.resolve() == store.artifact_dir(entry.name).resolve()
+    if not in_store:
+        check_destination(final, overwrite=overwrite)
     if checkpoint_dir is None and (resume or checkpoint_every):
         checkpoint_dir = default_directory(entry.name, output)
     options = {"device": device, "bf16": bf16, "compile": compile, "resume": resume,
@@ -236,7 +250,7 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
         distributed.check_batch(entry.recipe.batch_size, nproc)
         distributed.launch(nproc, ["-m", "zoo", *train_command(
             name, output=final if output is not None else None, steps=steps, seed=seed,
-            progress=progress, **options)])
+            progress=progress, overwrite=overwrite, **options)])
         return final
     if not distributed.is_main_process():
         build_artifact(entry, None, steps=steps, seed=seed, progress=progress,
@@ -244,7 +258,6 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
         return final
     # Writing into the store takes the name's lock, as a pull does: a pull waiting for it
     # then returns this artifact, and none removes this staging folder as a leftover.
-    in_store = final.expanduser().resolve() == store.artifact_dir(entry.name).resolve()
     with store.locked(entry.name) if in_store else contextlib.nullcontext():
         if in_store:
             store.clean_leftovers(final)
@@ -271,7 +284,8 @@ def train_command(name: str, *, output: str | os.PathLike | None = None,
                   progress: bool | None = None, device: str | None = None, bf16: bool = False,
                   compile: bool | None = None, resume: bool = False,
                   checkpoint_every: int | None = None,
-                  checkpoint_dir: str | os.PathLike | None = None) -> list[str]:
+                  checkpoint_dir: str | os.PathLike | None = None,
+                  overwrite: bool = False) -> list[str]:
     """The ``zoo train`` arguments that make the same run (what ``nproc`` workers execute)."""
     args = ["train", name]
     if output is not None:
@@ -288,7 +302,8 @@ def train_command(name: str, *, output: str | os.PathLike | None = None,
         args += ["--checkpoint-dir", str(Path(checkpoint_dir).expanduser().resolve())]
     args += [flag for flag, on in (("--bf16", bf16), ("--compile", compile is True),
                                    ("--no-compile", compile is False), ("--resume", resume),
-                                   ("--quiet", progress is False)) if on]
+                                   ("--quiet", progress is False),
+                                   ("--force", overwrite)) if on]
     return args
 
 

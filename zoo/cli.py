@@ -325,10 +325,13 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where checkpoints go (default: $ZOO_HOME/runs/NAME, or OUTPUT.checkpoints).")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint of this run.")
+@click.option("--force", is_flag=True,
+              help="Replace the zoo artifact already at -o (anything else there is refused).")
 def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int | None,
           batch_size: int | None, lr: float | None, seed: int | None, output: Path | None,
           quiet: bool, nproc: int, device: str, bf16: bool, compile_: bool | None,
-          checkpoint_every: int | None, checkpoint_dir: Path | None, resume: bool) -> None:
+          checkpoint_every: int | None, checkpoint_dir: Path | None, resume: bool,
+          force: bool) -> None:
     """Train a catalog model from its recipe, or a family on your data, and save the artifact.
 
     Your data: `zoo train realnvp --data points.csv -o my-flow` (shape and levels are read
@@ -346,7 +349,7 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
         path = train_to(name, data, output, config=parse_assignments(assignments), steps=steps,
                         batch_size=batch_size, lr=lr, seed=seed,
                         progress=False if quiet else None, nproc=nproc, say=say_to_stderr,
-                        device=device, bf16=bf16, compile=compile_, resume=resume,
+                        overwrite=force, device=device, bf16=bf16, compile=compile_, resume=resume,
                         checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir)
         if distributed.is_main_process() and not os.environ.get(distributed.LAUNCHED_BY_ZOO):
             click.echo(str(path))
@@ -354,7 +357,7 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
     if assignments or batch_size is not None or lr is not None:
         raise click.UsageError("-c, --batch-size and --lr go with --data; a catalog model "
                                "trains from its recipe")
-    path = api.train(name, output=output, steps=steps, seed=seed,
+    path = api.train(name, output=output, steps=steps, seed=seed, overwrite=force,
                      progress=False if quiet else None, nproc=nproc, device=device, bf16=bf16,
                      compile=compile_, resume=resume, checkpoint_every=checkpoint_every,
                      checkpoint_dir=checkpoint_dir)

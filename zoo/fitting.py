@@ -192,26 +192,29 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike, *,
              config: Mapping[str, Any] | None = None, steps: int | None = None,
              batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
              progress: bool | None = None, nproc: int = 1, say=None,
-             **train_options: Any) -> Path:
+             overwrite: bool = False, **train_options: Any) -> Path:
     """``zoo train FAMILY_OR_ENTRY --data SOURCE -o DIR``: train and write an artifact at ``output``.
 
     Nothing is written at ``output`` unless training succeeds (a staging folder beside it is
-    removed on any error). ``nproc`` > 1 starts that many local processes (DDP); under
+    removed on any error). ``output`` may be new or an empty folder; a zoo artifact there is
+    replaced only with ``overwrite=True``; a file, a folder of other files, the data being
+    read and the store are refused before training (``zoo.destination``). ``nproc`` > 1 starts that many local processes (DDP); under
     torchrun every process calls this and rank 0 writes. ``say(line)`` gets the line that
     states what the data decided (printed by ``zoo train``).
     """
     from zoo import distributed, store
     from zoo.api import asked_options
     from zoo.checkpoint import remove_all as remove_checkpoints
+    from zoo.destination import check_destination
 
-    final = Path(output).expanduser()
+    final = check_destination(output, overwrite=overwrite, reading=data_paths(data))
     if nproc > 1:
         if distributed.context().is_distributed:
             raise ZooError("this process already belongs to a process group started by torchrun; "
                            "drop nproc (torchrun's --nproc-per-node decides the process count)")
         distributed.launch(nproc, ["-m", "zoo", *data_train_command(
             family_or_entry, data, final, config=config, steps=steps, batch_size=batch_size,
-            lr=lr, seed=seed, progress=progress, **train_options)])
+            lr=lr, seed=seed, progress=progress, overwrite=overwrite, **train_options)])
         return final
     p = plan(family_or_entry, data, config=config, steps=steps, batch_size=batch_size, lr=lr,
              seed=seed)
@@ -238,6 +241,14 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike, *,
     return path
 
 
+def data_paths(data: Any) -> list[Path]:
+    """The local files or folders ``data`` names (none for tensors or ``hf-dataset:``)."""
+    if isinstance(data, os.PathLike) or (isinstance(data, str)
+                                         and not data.startswith("hf-dataset:")):
+        return [Path(data).expanduser()]
+    return []
+
+
 def write_artifact(directory: Path, model: ZooModel, p: Plan, data: Any) -> None:
     from zoo import artifacts
 
@@ -262,7 +273,8 @@ def data_train_command(family_or_entry: str, data: Any, output: Path, *,
                        device: str | None = None, bf16: bool = False,
                        compile: bool | None = None,
                        resume: bool = False, checkpoint_every: int | None = None,
-                       checkpoint_dir: str | os.PathLike | None = None) -> list[str]:
+                       checkpoint_dir: str | os.PathLike | None = None,
+                       overwrite: bool = False) -> list[str]:
     """The ``zoo train ... --data`` arguments that make the same run in a worker process."""
     import json
 
@@ -284,7 +296,8 @@ def data_train_command(family_or_entry: str, data: Any, output: Path, *,
         args += ["--checkpoint-dir", str(Path(checkpoint_dir).expanduser().resolve())]
     args += [flag for flag, on in (("--bf16", bf16), ("--compile", compile is True),
                                    ("--no-compile", compile is False), ("--resume", resume),
-                                   ("--quiet", progress is False)) if on]
+                                   ("--quiet", progress is False),
+                                   ("--force", overwrite)) if on]
     return args
 
 

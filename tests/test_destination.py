@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 
+import faultkit
 import numpy as np
 import pytest
 import torch
 
-import faultkit
 import zoo
 from zoo import store
 from zoo.cli import cli

@@ -227,7 +227,6 @@ def train(name: str, *, output: str | os.PathLike | None = None, steps: int | No
     from zoo import distributed
     from zoo.checkpoint import default_directory
     from zoo.checkpoint import remove_all as remove_checkpoints
-
     from zoo.destination import check_destination
 
     entry = get_entry(name)

@@ -198,9 +198,10 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike, *,
     Nothing is written at ``output`` unless training succeeds (a staging folder beside it is
     removed on any error). ``output`` may be new or an empty folder; a zoo artifact there is
     replaced only with ``overwrite=True``; a file, a folder of other files, the data being
-    read and the store are refused before training (``zoo.destination``). ``nproc`` > 1 starts that many local processes (DDP); under
-    torchrun every process calls this and rank 0 writes. ``say(line)`` gets the line that
-    states what the data decided (printed by ``zoo train``).
+    read and the store are refused before training (``zoo.destination``). ``nproc`` > 1
+    starts that many local processes (DDP); under torchrun every process calls this and
+    rank 0 writes. ``say(line)`` gets the line that states what the data decided (printed
+    by ``zoo train``).
     """
     from zoo import distributed, store
     from zoo.api import asked_options

@@ -1,4 +1,4 @@
-"""Completion (``zoo.completion``): how close the Gibbs chain gets, and how long it takes.
+"""Completion (``zoo.infer.completion``): how close the Gibbs chain gets, and how long it takes.
 
 Two numbers (issue 13):
 
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 import zoo
-from zoo.completion import DEFAULT_SWEEPS, complete, declared_orders
+from zoo.infer.completion import DEFAULT_SWEEPS, complete, declared_orders
 
 TINY = {
     "made-random-order": ("made", {"shape": [1, 2, 2], "levels": 3, "hidden": [16],
@@ -128,7 +128,7 @@ def hardest_given(model, mask: torch.Tensor) -> torch.Tensor:
 
 
 def tv_table() -> list[dict[str, Any]]:
-    from zoo.sampling import known_region
+    from zoo.cli.sample_files import known_region
 
     rows = []
     for name, (family, config) in TINY.items():
@@ -147,8 +147,8 @@ def tv_table() -> list[dict[str, Any]]:
 
 def timing(names: tuple[str, ...] = ("pixelcnn-digits", "made-digits"),
            n: int = 16) -> list[dict[str, Any]]:
-    from zoo.registry import get_dataset
-    from zoo.sampling import known_region
+    from zoo.cli.sample_files import known_region
+    from zoo.plugin.registry import get_dataset
 
     digit = get_dataset("digits").load("test")[0]
     digit = digit[0] if isinstance(digit, (tuple, list)) else digit

@@ -21,7 +21,7 @@ import torch
 
 from benchmarks import load_average
 from zoo import api
-from zoo.training import fit
+from zoo.training.loop import fit
 
 ENTRY = "realnvp-moons"
 AFFINE = {"shape": [2], "couplings": 8, "hidden": 64}

@@ -41,7 +41,7 @@ MADE_CONFIG = ["--batch-size", "64", "-c", "hidden=[256]", "-c", "inputs=embeddi
 # Runs `zoo ARGS...` and prints the process's VmHWM (peak resident set, KiB) as the last line.
 PEAK_WRAPPER = """
 import sys
-from zoo.cli import cli
+from zoo.cli.commands import cli
 try:
     cli.main(sys.argv[1:], prog_name="zoo")
 except SystemExit as exc:
@@ -109,7 +109,7 @@ def speed(args: argparse.Namespace) -> dict:
 
     import zoo
     from zoo.api import get_entry
-    from zoo.fitting import fit
+    from zoo.api.owndata import fit
 
     torch.set_num_threads(args.threads)
     moons = zoo.get_dataset("moons").load("train").numpy()

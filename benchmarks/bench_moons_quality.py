@@ -1,6 +1,6 @@
 """realnvp-moons against zuko's flows on the same recipe: test NLL over seeds, side by side.
 
-Every flow trains through ``zoo.training.fit`` with the catalog entry's recipe (the same
+Every flow trains through ``zoo.training.loop.fit`` with the catalog entry's recipe (the same
 batches, schedule, optimizer and validation split for a given seed; the model at its best
 validation step), and is scored on moons' test split in nats. zoo's flow is the catalog's
 config; zuko's are wrapped as a ``ZooModel`` whose ``log_prob`` is ``flow().log_prob``.
@@ -25,9 +25,9 @@ import torch
 
 from benchmarks import load_average
 from zoo import api
-from zoo.model import ZooModel
-from zoo.recipe import Recipe
-from zoo.training import fit
+from zoo.catalog.recipe import Recipe
+from zoo.plugin.model import ZooModel
+from zoo.training.loop import fit
 
 ENTRY = "realnvp-moons"
 

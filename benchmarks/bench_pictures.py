@@ -1,4 +1,4 @@
-"""What the pictures add to a recipe build (``zoo pull realnvp-moons``): ``zoo.extras.render``
+"""What the pictures add to a recipe build (``zoo pull realnvp-moons``): ``zoo.artifact.extras.render``
 (samples.png over the density, training.png, history.json) for a moons-sized RealNVP, in a
 fresh process each time, so that importing matplotlib is counted as a build pays it.
 
@@ -22,7 +22,8 @@ import json, tempfile, time
 from pathlib import Path
 import torch
 import zoo
-from zoo import extras, pictures
+from zoo import pictures
+from zoo.artifact import extras
 
 torch.manual_seed(0)
 model = zoo.get_family("realnvp").build({"shape": [2], "couplings": 8, "hidden": 64}).eval()

@@ -4,7 +4,7 @@ Protocol: two moons (the training split), 8 affine couplings, MLPs of two hidden
 (35,344 parameters on every side), batches of 256, one CPU thread (``--threads``). Each model
 runs under two optimizers, the same on every side: AdamW ``fused`` (zoo's trainer uses it)
 and PyTorch's ``default`` AdamW (the foreach loop). The run is one call of
-``zoo.training.fit`` (our model, the trainer's own loop: batching, schedule, loss check);
+``zoo.training.loop.fit`` (our model, the trainer's own loop: batching, schedule, loss check);
 at each of its rounds (``eval_every = --steps``) a callback times the round and then runs one
 round of every other runner, in an order reversed every round, so that machine load hits
 every side alike. Ratios are the median over rounds of the per-round ratio.
@@ -34,9 +34,9 @@ import torch
 
 from benchmarks import load_average
 from zoo import api
-from zoo.devices import describe_machine, resolve_device
-from zoo.recipe import Recipe
-from zoo.training import fit, make_optimizer
+from zoo.catalog.recipe import Recipe
+from zoo.training.devices import describe_machine, resolve_device
+from zoo.training.loop import fit, make_optimizer
 
 COUPLINGS, HIDDEN, BATCH, LR = 8, 64, 256, 1e-3
 OPTIMIZERS = ("fused", "default")

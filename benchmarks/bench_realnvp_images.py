@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 import zoo
-from zoo.registry import get_dataset
+from zoo.plugin.registry import get_dataset
 
 BATCH, HIDDEN = 64, 16
 CONFIG = {"shape": [1, 8, 8], "levels": 17, "scales": 2, "blocks": 1, "hidden": HIDDEN}

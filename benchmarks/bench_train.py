@@ -43,10 +43,11 @@ def worker(args: argparse.Namespace) -> None:
     """One rank of a run: train the entry, evaluate, and (rank 0) write the record."""
     import torch
 
-    from zoo import api, distributed
-    from zoo.devices import describe_machine, resolve_device
-    from zoo.evaluation import evaluate
-    from zoo.training import fit, mean_nll_across_ranks
+    from zoo import api
+    from zoo.infer.evaluation import evaluate
+    from zoo.training import distributed
+    from zoo.training.devices import describe_machine, resolve_device
+    from zoo.training.loop import fit, mean_nll_across_ranks
 
     torch.set_num_threads(args.threads)
     entry = api.get_entry(args.entry)
@@ -109,7 +110,8 @@ def run(nproc: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if nproc == 1:
         subprocess.run([sys.executable, *command], check=True, cwd=ROOT, env=env)
     else:
-        launcher = "import sys; from zoo.distributed import launch; launch(int(sys.argv[1]), sys.argv[2:])"
+        launcher = ("import sys; from zoo.training.distributed import launch; "
+                    "launch(int(sys.argv[1]), sys.argv[2:])")
         subprocess.run([sys.executable, "-c", launcher, str(nproc), *command], check=True,
                        cwd=ROOT, env=env)
     return json.loads(out.read_text())

@@ -8,7 +8,7 @@ Checks, each a record in the JSON with ``ok`` and what was measured:
 - ``bf16_training``: ``fit(..., device="cuda", bf16=True)`` on a tiny RealNVP: the forward
   pass runs in bfloat16 (autocast; seen at every linear layer), the weights stay float32,
   every loss is finite and the validation NLL improves.
-- ``ddp``: with 2 or more GPUs, ``zoo.distributed.launch`` starts 2 NCCL ranks of the
+- ``ddp``: with 2 or more GPUs, ``zoo.training.distributed.launch`` starts 2 NCCL ranks of the
   generic trainer; both must end with identical weights and ``world_size`` 2. With one GPU,
   a 1-rank NCCL group: an all-reduce and a DDP step (the NCCL path, without a second rank).
 - ``tf32_off_while_sampling``: TF32 switched on globally; inside PixelCNN's samplers
@@ -47,14 +47,14 @@ def ring(n: int = 2048, seed: int = 0) -> torch.Tensor:
 
 
 def tiny_flow() -> Any:
-    from zoo.registry import get_family
+    from zoo.plugin.registry import get_family
 
     torch.manual_seed(0)
     return get_family("realnvp").build({"shape": [2], "couplings": 4, "hidden": 32})
 
 
 def recipe(steps: int) -> Any:
-    from zoo.recipe import Recipe
+    from zoo.catalog.recipe import Recipe
 
     return Recipe(steps=steps, batch_size=256, lr=3e-3, eval_every=max(1, steps // 4),
                   val_fraction=0.1, grad_clip=5.0)
@@ -62,7 +62,7 @@ def recipe(steps: int) -> Any:
 
 def dataset() -> Any:
     """Any continuous dataset object: ``train_data`` replaces its data, nothing is loaded."""
-    from zoo.registry import get_dataset
+    from zoo.plugin.registry import get_dataset
 
     return get_dataset("moons")
 
@@ -85,7 +85,7 @@ class MatmulDtypes(TorchDispatchMode):
 
 
 def check_bf16_training(device: str, steps: int = 200) -> dict[str, Any]:
-    from zoo.training import fit
+    from zoo.training.loop import fit
 
     model = tiny_flow()
     with MatmulDtypes() as products:
@@ -102,11 +102,11 @@ def check_bf16_training(device: str, steps: int = 200) -> dict[str, Any]:
 
 
 def ddp_worker(out: Path, device: str) -> None:
-    """One rank of the ``ddp`` check (started by ``zoo.distributed.launch``)."""
+    """One rank of the ``ddp`` check (started by ``zoo.training.distributed.launch``)."""
     from safetensors.torch import save_file
 
-    from zoo import distributed
-    from zoo.training import fit
+    from zoo.training import distributed
+    from zoo.training.loop import fit
 
     model = tiny_flow()
     result = fit(model, dataset(), recipe(20), device=device, progress=False,
@@ -120,7 +120,7 @@ def ddp_worker(out: Path, device: str) -> None:
 def check_ddp(device: str) -> dict[str, Any]:
     import torch.distributed as dist
 
-    from zoo import distributed
+    from zoo.training import distributed
 
     backend = "nccl" if device == "cuda" else "gloo"
     if device == "cuda" and torch.cuda.device_count() < 2:
@@ -150,7 +150,7 @@ def _one_rank_group(backend: str, device: str) -> dict[str, Any]:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from zoo.distributed import NegLogLikelihood, free_port
+    from zoo.training.distributed import NegLogLikelihood, free_port
 
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(free_port()))
@@ -174,7 +174,7 @@ def _one_rank_group(backend: str, device: str) -> dict[str, Any]:
 
 
 def pixelcnn(device: str) -> Any:
-    from zoo.registry import get_family
+    from zoo.plugin.registry import get_family
 
     torch.manual_seed(0)
     model = get_family("pixelcnn").build({"shape": [1, 8, 8], "levels": 4, "variant": "gated",
@@ -184,7 +184,7 @@ def pixelcnn(device: str) -> Any:
 
 
 def made(device: str) -> Any:
-    from zoo.registry import get_family
+    from zoo.plugin.registry import get_family
 
     torch.manual_seed(0)
     model = get_family("made").build({"shape": [1, 8, 8], "levels": 4, "hidden": [256, 256],

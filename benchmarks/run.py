@@ -42,7 +42,7 @@ DEFAULT_DATASET = {"continuous": "moons", "discrete": "digits"}
 
 def families() -> list[str]:
     """The names of the installed families (no torch import)."""
-    from zoo.registry import registry
+    from zoo.plugin.registry import registry
 
     return registry().names("families")
 
@@ -75,10 +75,10 @@ def bench_family(name: str, *, steps: int = 300, batch_size: int = 128, device: 
     import torch
 
     from zoo import api
-    from zoo.devices import describe_machine, resolve_device
-    from zoo.evaluation import evaluate
-    from zoo.recipe import Recipe
-    from zoo.training import fit
+    from zoo.catalog.recipe import Recipe
+    from zoo.infer.evaluation import evaluate
+    from zoo.training.devices import describe_machine, resolve_device
+    from zoo.training.loop import fit
 
     torch.set_num_threads(threads)
     dev = resolve_device(device)

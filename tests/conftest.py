@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo import registry
+from zoo.plugin import registry
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from zoo.catalog.recipe import Recipe
 from zoo.data import Dataset
-from zoo.recipe import Recipe
 
 STEPS = 6
 RECIPE = Recipe(steps=STEPS, batch_size=32, lr=1e-2, eval_every=1, val_fraction=0.1,
@@ -44,8 +44,8 @@ def flat(model) -> torch.Tensor:
 def main(out: Path) -> None:
     from safetensors.torch import save_file
 
-    from zoo import distributed
-    from zoo.training import fit
+    from zoo.training import distributed
+    from zoo.training.loop import fit
 
     torch.set_num_threads(1)
     model = make_model()

@@ -234,6 +234,6 @@ def half_then_pause(url, temp_file, *args, **kwargs):
         time.sleep(120)
 
 fd._download_to_tmp_and_move, fd.http_get = move, half_then_pause
-from zoo.cli import cli
+from zoo.cli.commands import cli
 cli(args=sys.argv[1:], prog_name="zoo")
 """

@@ -173,7 +173,7 @@ def tiny_artifact(path: Path, *, seed: int, name: str = "tiny-moons") -> Path:
 
 
 def artifact_files(path: Path) -> dict[str, bytes]:
-    from zoo.artifacts import FILES
+    from zoo.artifact.io import FILES
 
     return {name: (path / name).read_bytes() for name in FILES}
 

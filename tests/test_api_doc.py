@@ -13,7 +13,7 @@ from pathlib import Path
 
 import zoo
 import zoo.testing
-from zoo.recipe import Recipe
+from zoo.catalog.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "gen_api_doc.py"
@@ -64,12 +64,12 @@ def test_the_reference_answers_what_a_plugin_author_asked():
     result = text.split("### zoo.testing.Result")[1].split("###")[0]
     assert "| `status` |" in result and "| `message` |" in result and "not applicable" in result
     save = text.split("### zoo.save")[1].split("###")[0]
-    assert "zoo.artifacts.save" in save and "config.json" in save
+    assert "zoo.artifact.io.save" in save and "config.json" in save
     load = text.split("### zoo.load")[1].split("###")[0]
     assert "path of an" in load and "artifact directory" in load
     assert 'zoo.get_dataset("moons").load("train")' in text
     train = text.split("#### `Family.train`")[1].split("####")[0]
-    assert "zoo.training.fit(model: ZooModel, dataset: " in train and "recipe: Recipe" in train
+    assert "zoo.training.loop.fit(model: ZooModel, dataset: " in train and "recipe: Recipe" in train
     assert "| `val_nll` |" in train  # what fit returns
     recipe = text.split("### zoo.Recipe")[1].split("### zoo.list_models")[0]
     for f in dataclasses.fields(Recipe):

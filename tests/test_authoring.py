@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from zoo.config import bounds
-from zoo.family import Family
-from zoo.model import ZooModel, check_continuous, check_sampling
+from zoo.plugin.family import Family
+from zoo.plugin.model import ZooModel, check_continuous, check_sampling
 from zoo.testing import CHECKS, check_family
 
 LOG_2PI = math.log(2 * math.pi)

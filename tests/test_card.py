@@ -1,4 +1,4 @@
-"""The model card (zoo.card): the pictures it shows, the files it lists, its metrics table
+"""The model card (zoo.artifact.card): the pictures it shows, the files it lists, its metrics table
 and how it says to load the model."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from zoo import artifacts, extras
-from zoo.card import metrics_table, model_card, split_of
+from zoo.artifact import extras
+from zoo.artifact import io as artifacts
+from zoo.artifact.card import metrics_table, model_card, split_of
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
@@ -88,7 +89,7 @@ def test_a_rebuilt_card_shows_only_the_pictures_that_are_there(pictured_artifact
     from conftest import TINY_MOONS
 
     import zoo
-    from zoo import store
+    from zoo.artifact import store
 
     registry_file(TINY_MOONS)
     stored = store.artifact_dir("realnvp-tiny")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.cli import cli
+from zoo.cli.commands import cli
 
 
 def run(runner, *args, code=0):

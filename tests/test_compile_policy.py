@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from zoo import devices
+from zoo.training import devices
 
 CPU = torch.device("cpu")
 
@@ -33,8 +33,8 @@ def test_explicit_choices_are_kept():
 
 def test_fit_stays_eager_on_a_short_run(monkeypatch):
     from zoo import api
-    from zoo.recipe import Recipe
-    from zoo.training import fit
+    from zoo.catalog.recipe import Recipe
+    from zoo.training.loop import fit
 
     def refuse(*args, **kwargs):
         raise AssertionError("a short run must not compile")
@@ -55,7 +55,8 @@ def test_the_training_objective_compiles_to_one_graph(family, config):
     """A graph break (a data-dependent branch such as an input check) splits the compiled
     step in two and costs a tenth of realnvp's step: the objective the trainer compiles
     must trace whole."""
-    from zoo import api, distributed
+    from zoo import api
+    from zoo.training import distributed
 
     torch.manual_seed(0)
     model = api.get_family(family).build(config)
@@ -73,7 +74,7 @@ def test_zoo_train_compiles_by_the_run_length_unless_told(flags, compiles, monke
     """``zoo train`` decides like ``zoo pull`` (compile runs long enough to repay it), and
     ``--no-compile`` keeps a long run eager. The threshold is lowered to the tiny recipe's
     30 steps; the compiler itself is replaced by a recorder."""
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     calls = []
 
@@ -93,10 +94,11 @@ def test_zoo_train_compiles_by_the_run_length_unless_told(flags, compiles, monke
                                             (False, ["--no-compile"])])
 def test_worker_commands_carry_the_compile_choice(compile, flags, tmp_path):
     """What ``--nproc`` workers are told: the same choice, "decide by length" included."""
-    from zoo.api import train_command
-    from zoo.fitting import data_train_command
+    from zoo.api.owndata import data_train_command
+    from zoo.training.options import TrainOptions
 
-    made = train_command("realnvp-moons", compile=compile)
+    made = TrainOptions(compile=compile).flags()
     assert [a for a in made if "compile" in a] == flags
-    made = data_train_command("realnvp", "points.csv", tmp_path / "out", compile=compile)
+    made = data_train_command("realnvp", "points.csv", tmp_path / "out",
+                              TrainOptions(compile=compile))
     assert [a for a in made if "compile" in a] == flags

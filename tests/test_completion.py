@@ -16,8 +16,9 @@ import pytest
 import torch
 
 import zoo
-from zoo.completion import DEFAULT_SWEEPS, complete, declared_orders, known_is_prefix
-from zoo.sampling import known_region
+from zoo.checks import check_completion
+from zoo.cli.sample_files import known_region
+from zoo.infer.completion import DEFAULT_SWEEPS, complete, declared_orders, known_is_prefix
 
 #: Tiny models of every discrete family and variant: (family, config, weight scale).
 TINY = {
@@ -120,9 +121,8 @@ def chi_square_p(samples: torch.Tensor, candidates: torch.Tensor,
 
 def clamp_and_draw(model, n: int, given, mask, generator) -> torch.Tensor:
     """Yesterday's completion: clamp the known values, draw the rest in the model's order."""
-    if model.family == "made":
-        return model._sample(n, 1.0, generator, given, mask, naive=False)
-    return model._sample(n, 1.0, generator, given, mask, fast=True)
+    known = check_completion(given, mask, n, model.shape, model.levels)
+    return model.draw(n, 1.0, generator, known, fast=True)
 
 
 # --- exactness ------------------------------------------------------------------------------
@@ -307,7 +307,7 @@ def stored(tmp_path):
 def run_cli(*args, code=0):
     from click.testing import CliRunner
 
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == code, result.output
@@ -328,7 +328,7 @@ def test_cli_writes_given_mask_and_completions_side_by_side(stored, tmp_path):
         drawn = np.array(img.convert("RGB"))
     # The picture is zoo.pictures' labelled panels of given, mask, completions, in order:
     # the same seed to .npy gives the completions it shows.
-    from zoo.completion_files import picture
+    from zoo.cli.completion_files import picture
 
     run_cli("sample", model_dir, "--complete", given, "--keep", "bottom-half", "-n", 8,
             "-o", tmp_path / "same.npy", "--seed", 1, "--sweeps", 2)

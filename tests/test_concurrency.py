@@ -18,9 +18,10 @@ from faultkit import Proc, fault_line, start_zoo, store_artifacts, zoo_env
 from filelock import Timeout
 from hubserver import hub_server, tiny_artifacts  # noqa: F401  (fixtures, used if olah is there)
 
-from zoo import api, store
-from zoo import registry as plugin_registry
-from zoo.integrity import check
+from zoo import api
+from zoo.artifact import store
+from zoo.artifact.verify import check
+from zoo.plugin import registry as plugin_registry
 
 WAITING = "waiting for another zoo process to finish writing"
 
@@ -77,7 +78,7 @@ def test_three_pulls_of_one_recipe_train_it_once(tmp_path):
 
 LOCK_HOLDER = r"""
 import sys, time
-from zoo import store
+from zoo.artifact import store
 with store.locked(sys.argv[1]):
     print("holding", flush=True)
     sys.stderr.write("zoo-fault-point lock-held\n"); sys.stderr.flush()

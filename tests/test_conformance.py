@@ -92,7 +92,7 @@ def test_conformance(check):
 def blind_sample(model, n, *, temperature=1.0, generator=None, given=None, mask=None):
     """Draw every position from the logits of an all-zero input: causal per position (those
     logits see only earlier positions, all zero), but blind to the values actually drawn."""
-    from zoo.model import check_completion, check_sampling
+    from zoo.plugin.model import check_completion, check_sampling
 
     check_sampling(n, temperature)
     shape, levels = tuple(model.config.shape), model.config.levels

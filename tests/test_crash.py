@@ -25,9 +25,10 @@ import pytest
 from faultkit import HALF_DOWNLOAD_DRIVER, Proc, fault_line, start_zoo, store_artifacts, zoo_env
 from hubserver import hub_server, tiny_artifacts  # noqa: F401  (fixtures, used if olah is there)
 
-from zoo import api, store
-from zoo import registry as plugin_registry
-from zoo.integrity import check
+from zoo import api
+from zoo.artifact import store
+from zoo.artifact.verify import check
+from zoo.plugin import registry as plugin_registry
 
 STEPS = 300
 

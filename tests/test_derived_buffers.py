@@ -17,14 +17,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from zoo import artifacts
-from zoo.cli import cli
+from zoo.artifact import io as artifacts
+from zoo.artifact.manifest import sha256_file
+from zoo.artifact.verify import check
+from zoo.cli.commands import cli
 from zoo.errors import ArtifactError
-from zoo.family import Family
-from zoo.integrity import check
-from zoo.manifest import sha256_file
-from zoo.model import ZooModel, check_continuous
-from zoo.registry import get_family
+from zoo.plugin.family import Family
+from zoo.plugin.model import ZooModel, check_continuous
+from zoo.plugin.registry import get_family
 from zoo.testing.harness import _registered
 
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import zoo
-from zoo import store
-from zoo.cli import cli
-from zoo.destination import DestinationError, check_destination
+from zoo.artifact import store
+from zoo.artifact.destination import DestinationError, check_destination
+from zoo.cli.commands import cli
 
 TINY = ["--steps", "2", "-c", "couplings=1", "-c", "hidden=4", "--batch-size", "16", "-q"]
 
@@ -84,7 +84,7 @@ def test_an_output_inside_a_data_folder_is_refused(tmp_path, cli_runner):
 @pytest.mark.parametrize("where", ["home", "models", "stored"])
 def test_the_store_and_anything_in_it_is_refused(tmp_path, points_csv, cli_runner, where):
     flow = zoo.get_family("realnvp").build({"shape": [2], "couplings": 1, "hidden": 4})
-    from zoo import artifacts
+    from zoo.artifact import io as artifacts
 
     artifacts.save(flow, store.artifact_dir("kept-model"))
     before = snapshot(store.home())

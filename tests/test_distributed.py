@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo import api, distributed
+from zoo import api
 from zoo.errors import ConfigError, ZooError
+from zoo.training import distributed
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -22,7 +23,7 @@ def two_ranks(tmp_path_factory):
     from safetensors.torch import load_file
 
     out = tmp_path_factory.mktemp("ddp")
-    launcher = "import sys; from zoo.distributed import launch; launch(2, sys.argv[1:])"
+    launcher = "import sys; from zoo.training.distributed import launch; launch(2, sys.argv[1:])"
     proc = subprocess.run([sys.executable, "-c", launcher, str(WORKER), str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -47,7 +48,7 @@ def test_both_ranks_hold_identical_parameters_after_every_step(two_ranks):
 def test_two_processes_with_half_batches_match_one_process_with_the_whole(two_ranks):
     from ddp_worker import DATASET, RECIPE, STEPS, flat, make_model
 
-    from zoo.training import fit
+    from zoo.training.loop import fit
 
     (r0, _), _ = two_ranks
     model = make_model()

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from zoo.evaluation import evaluate
-from zoo.registry import get_family
+from zoo.infer.evaluation import evaluate
+from zoo.plugin.registry import get_family
 
 
 def model():

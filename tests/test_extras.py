@@ -1,4 +1,4 @@
-"""The extra files of an artifact (zoo.extras): what a recipe build writes, how config.json
+"""The extra files of an artifact (zoo.artifact.extras): what a recipe build writes, how config.json
 lists them, and how loading and ``zoo verify`` treat them."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 import zoo
-from zoo import artifacts, extras, manifest
+from zoo.artifact import extras, manifest
+from zoo.artifact import io as artifacts
+from zoo.artifact.verify import verify
 from zoo.errors import ArtifactError
-from zoo.integrity import verify
 
 MADE_CATALOG = """
 version: 1
@@ -63,8 +64,8 @@ def test_a_discrete_recipe_build_draws_an_image_grid(registry_file):
 
 
 def test_the_trainer_records_the_training_nll_about_a_hundred_times():
-    from zoo.recipe import Recipe
-    from zoo.training import HISTORY_POINTS, fit
+    from zoo.catalog.recipe import Recipe
+    from zoo.training.loop import HISTORY_POINTS, fit
 
     model = zoo.get_family("realnvp").build({"shape": [2], "couplings": 2, "hidden": 8})
     recipe = Recipe(steps=400, batch_size=32, eval_every=100, val_fraction=0.1)
@@ -97,7 +98,7 @@ def test_loading_never_needs_the_extra_files(pictured_artifact):
 
 def test_verify_warns_of_a_missing_picture_and_reports_a_changed_one(pictured_artifact,
                                                                       cli_runner):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     path = pictured_artifact
     (path / extras.SAMPLES).unlink()
@@ -154,7 +155,7 @@ def test_a_format_2_config_is_refused_by_name_when_newer_than_this_zoo(pictured_
 
 
 def test_zoo_info_names_the_extra_files(pictured_artifact, cli_runner):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     result = cli_runner.invoke(cli, ["info", str(pictured_artifact)])
     assert result.exit_code == 0, result.output

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.flat_parameters import ALIGN, FlatParameters
+from zoo.training.flat_parameters import ALIGN, FlatParameters
 
 
 def _model() -> nn.Module:
@@ -93,9 +93,9 @@ def test_checkpoints_hold_the_optimizer_state_per_parameter(tmp_path):
     """A checkpoint does not depend on the flattening: its optimizer state is the one an
     optimizer of the separate parameters holds (so checkpoints written before it resume)."""
     from zoo import api
-    from zoo import checkpoint as ckpt
-    from zoo.recipe import Recipe
-    from zoo.training import fit
+    from zoo.catalog.recipe import Recipe
+    from zoo.training import checkpoint as ckpt
+    from zoo.training.loop import fit
 
     torch.manual_seed(0)
     model = api.get_family("realnvp").build({"shape": [2], "couplings": 2, "hidden": 8})

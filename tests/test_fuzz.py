@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from zoo import config as zconfig
-from zoo.artifacts import ArtifactConfig, read_config
+from zoo.artifact.io import ArtifactConfig, read_config
 from zoo.catalog import Entry, HubSource, load_catalog
+from zoo.catalog.recipe import Recipe
 from zoo.errors import ArtifactError, CatalogError, ConfigError, NotFoundError
-from zoo.recipe import Recipe
-from zoo.registry import registry
+from zoo.plugin.registry import registry
 
 # ZOO_FUZZ_EXAMPLES raises the count for a deeper run; the normal run stays fast.
 EXAMPLES = int(os.environ.get("ZOO_FUZZ_EXAMPLES", "60"))
@@ -168,7 +168,7 @@ def test_artifact_config_reader_never_fails_otherwise(data):
 def test_completing_any_model_card_gives_front_matter_the_hub_reads(text):
     from huggingface_hub import ModelCard
 
-    from zoo.card import complete_card
+    from zoo.artifact.card import complete_card
 
     RAN["model card"] += 1
     cfg = ArtifactConfig(family="realnvp", config={"shape": [2]}, weights_sha256="0" * 64,

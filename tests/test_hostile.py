@@ -25,10 +25,12 @@ from faultkit import tree
 from hubserver import hub_server, tiny_artifacts  # noqa: F401  (fixtures, used if olah is there)
 
 import zoo
-from zoo import api, artifacts, store
-from zoo.cli import cli
+from zoo import api
+from zoo.artifact import io as artifacts
+from zoo.artifact import store
+from zoo.artifact.verify import check
+from zoo.cli.commands import cli
 from zoo.errors import ArtifactError, ConfigError, ZooError
-from zoo.integrity import check
 
 CONFIG = {"shape": [2], "couplings": 2, "hidden": 8}
 
@@ -177,7 +179,7 @@ def absurd_fields() -> list[tuple[str, str, object]]:
     bound), and a shape of 10^10 elements."""
     import dataclasses
 
-    from zoo.registry import registry
+    from zoo.plugin.registry import registry
 
     reg, cases = registry(), []
     for name in reg.names("families"):
@@ -443,7 +445,7 @@ ODD_CARDS = {
 
 @pytest.mark.parametrize("case", list(ODD_CARDS))
 def test_odd_model_cards_break_nothing(good, tmp_path, isolated_home, cli_runner, case):
-    from zoo.card import complete_card
+    from zoo.artifact.card import complete_card
 
     pwned = tmp_path / "pwned"
     path = hostile_copy(good, tmp_path / "a")

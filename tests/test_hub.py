@@ -1,4 +1,4 @@
-"""zoo.hub against a real Hub server on loopback (olah), and at the huggingface_hub boundary.
+"""zoo.artifact.hub against a real Hub server on loopback (olah), and at the huggingface_hub boundary.
 
 Downloads run the real huggingface_hub client against olah serving git repositories built
 from real artifacts (see ``hubserver.py``). What olah cannot do (uploads; the Hub's exact
@@ -24,8 +24,8 @@ from huggingface_hub.utils import set_client_factory
 from huggingface_hub.utils._http import default_client_factory
 
 import zoo
-from zoo import extras, hub, store
-from zoo.artifacts import CONFIG, FILES, WEIGHTS, read_config, sha256_file
+from zoo.artifact import extras, hub, store
+from zoo.artifact.io import CONFIG, FILES, WEIGHTS, read_config, sha256_file
 from zoo.errors import ArtifactError, HubError
 
 MOONS = "hf-hub:acme/moons"
@@ -209,7 +209,7 @@ def test_unknown_repository_on_the_server(hub_env: HubServer):
 
 
 def test_cli_pull_and_info(hub_env: HubServer, cli_runner):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     result = cli_runner.invoke(cli, ["pull", MOONS, "-q"])
     assert result.exit_code == 0, result.output
@@ -278,7 +278,7 @@ def test_catalog_entry_falls_back_to_its_recipe(hub_env: HubServer, registry_fil
     catalog_with_source(registry_file, revision=hub_env.commits["acme/moons"][0],
                         sha256=read_config(hub_env.artifacts["A"]).weights_sha256)
     monkeypatch.setenv("HF_ENDPOINT", hub_env.dead_url)
-    with caplog.at_level("WARNING", logger="zoo.hub"):
+    with caplog.at_level("WARNING", logger="zoo.artifact.hub"):
         path = zoo.pull("realnvp-tiny", offline=how == "offline", progress=False)
     assert not (path / hub.SOURCE_FILE).exists()
     info = zoo.info("realnvp-tiny")
@@ -379,7 +379,7 @@ def test_push_keeps_a_handwritten_card_and_completes_its_metadata(
 
 def test_cli_push_prints_url_and_sha_and_never_the_token(hf_env, tiny_artifacts, cli_runner,  # noqa: F811
                                                          monkeypatch: pytest.MonkeyPatch):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     FakeHub(monkeypatch)
     monkeypatch.setenv("HF_TOKEN", SECRET)
@@ -421,7 +421,7 @@ def refusal(status: int, echo: str) -> Exception:
 def test_push_errors_are_one_line_and_hide_the_token(hf_env, tiny_artifacts, cli_runner,  # noqa: F811
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      status: int, expected: str):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     FakeHub(monkeypatch, fail=refusal(status, SECRET))
     monkeypatch.setenv("HF_TOKEN", SECRET)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import torch
 from conftest import TINY_MOONS
 
-from zoo import api, artifacts, store
-from zoo.cli import cli
+from zoo import api
+from zoo.artifact import io as artifacts
+from zoo.artifact import store
+from zoo.cli.commands import cli
 
 CATALOG = TINY_MOONS + "    metrics: {test_nll: 1.5}\n"  # the expected value zoo info shows
 

@@ -10,10 +10,11 @@ import faultkit
 import pytest
 
 import zoo
-from zoo import api, store
-from zoo.cli import cli
+from zoo import api
+from zoo.artifact import store
+from zoo.artifact.verify import check
+from zoo.cli.commands import cli
 from zoo.errors import ArtifactError
-from zoo.integrity import check
 
 
 @pytest.fixture(autouse=True, scope="module")

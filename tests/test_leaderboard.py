@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from zoo.cli import cli
+from zoo.cli.commands import cli
 
 CATALOG = """
 version: 1

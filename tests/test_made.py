@@ -12,8 +12,9 @@ from safetensors.torch import load_file, save_file
 from zoo_made.masks import ranks_of
 
 import zoo
+from zoo.artifact.manifest import sha256_file
+from zoo.checks import check_completion
 from zoo.errors import ArtifactError, ConfigError
-from zoo.manifest import sha256_file
 
 # Small configs that between them cover every option.
 CONFIGS = {
@@ -353,9 +354,10 @@ def test_samplers_agree_on_completion():
     model = build(CONFIGS["deep-direct-ensemble"])
     given = random_data(model, 32, seed=1)
     mask = torch.rand(32, *model.shape, generator=torch.Generator().manual_seed(2)) < 0.4
-    # The clamp-and-draw samplers (zoo.completion's fast path and proposal) agree.
-    fast = model._sample(32, 1.0, torch.Generator().manual_seed(5), given, mask, naive=False)
-    naive = model._sample(32, 1.0, torch.Generator().manual_seed(5), given, mask, naive=True)
+    # The clamp-and-draw samplers (zoo.infer.completion's fast path and proposal) agree.
+    known = check_completion(given, mask, 32, model.shape, model.levels)
+    fast = model.draw(32, 1.0, torch.Generator().manual_seed(5), known, fast=True)
+    naive = model.draw(32, 1.0, torch.Generator().manual_seed(5), known, fast=False)
     assert torch.equal(fast, naive)
 
 
@@ -603,8 +605,8 @@ def test_defaults_give_a_complete_model():
 
 
 def test_trains_with_the_generic_trainer():
-    from zoo.recipe import Recipe
-    from zoo.training import fit
+    from zoo.catalog.recipe import Recipe
+    from zoo.training.loop import fit
 
     model = zoo.get_family("made").build({"shape": [1, 4, 4], "levels": 5, "hidden": [32],
                                           "masks": 2, "ordering": "random",

@@ -13,9 +13,10 @@ from faultkit import tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zoo import api, store
+from zoo import api
+from zoo.artifact import store
 from zoo.catalog import load_catalog
-from zoo.cli import cli
+from zoo.cli.commands import cli
 from zoo.errors import CatalogError, ConfigError
 from zoo.names import check_catalog_name, check_repo_id, check_revision, parse_hub_name
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.registry import registry
+from zoo.plugin.registry import registry
 
 CONTINUOUS_SHAPE = [2]
 DISCRETE_SHAPE, LEVELS = [1, 2, 2], 3
@@ -175,7 +175,7 @@ def test_a_freshly_built_model_checks_too(family):
 
 @pytest.mark.parametrize("family", installed("continuous") + installed("discrete"))
 def test_cli_sample_refuses_bad_count_and_temperature(family, artifacts, cli_runner, tmp_path):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     for args, word in ((["-n", "0"], "samples"), (["-n", "-3"], "samples"),
                        (["-t", "0"], "temperature"), (["-t", "-1"], "temperature"),

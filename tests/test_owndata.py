@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import zoo
-from zoo import store
-from zoo.cli import cli
+from zoo.artifact import store
+from zoo.cli.commands import cli
 from zoo.errors import DataError
 
 TINY = ["--steps", "3", "-c", "couplings=1", "-c", "hidden=4", "--batch-size", "16"]

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 import zoo
-from zoo import distributed
-from zoo.checkpoint import CheckpointError
 from zoo.data.open import open_data
 from zoo.data.source import ArraySource, Examples
-from zoo.training import Batches
+from zoo.training import distributed
+from zoo.training.checkpoint import CheckpointError
+from zoo.training.loop import Batches
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_the_catalog_has_one_source():
     assert (REPO / "registry.yaml").is_file()
-    assert not (REPO / "zoo" / "registry.yaml").exists(), "a second copy inside the package"
+    assert not (REPO / "zoo" / "catalog" / "registry.yaml").exists(), "a second copy inside the package"
 
 
 def test_a_wheel_ships_the_catalog(tmp_path):
@@ -32,10 +32,10 @@ def test_a_wheel_ships_the_catalog(tmp_path):
     env["PYTHONPATH"] = str(target)
     shown = subprocess.run(
         [sys.executable, "-c", "import zoo.catalog as c; print(c.BUILTIN_REGISTRY); "
-         "from zoo.cli import main; main()", "list"],
+         "from zoo.cli.commands import main; main()", "list"],
         capture_output=True, text=True, env=env, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     first, _, listing = shown.stdout.partition("\n")
-    assert Path(first) == target / "zoo" / "registry.yaml"
+    assert Path(first) == target / "zoo" / "catalog" / "registry.yaml"
     for name in ("realnvp-moons", "made-digits", "pixelcnn-digits"):
         assert name in listing

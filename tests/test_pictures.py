@@ -164,7 +164,7 @@ def artifacts(tmp_path: Path) -> dict[str, Path]:
     ("3d", [], (560, 560)),
 ])
 def test_zoo_sample_png_sizes(artifacts, cli_runner, tmp_path: Path, kind, args, size):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     out = tmp_path / f"{kind}.png"
     result = cli_runner.invoke(cli, ["sample", str(artifacts[kind]), "-n", "64", "-o", str(out),
@@ -180,7 +180,7 @@ def test_zoo_sample_png_sizes(artifacts, cli_runner, tmp_path: Path, kind, args,
 ])
 def test_grid_options_out_of_place_are_refused(artifacts, cli_runner, tmp_path: Path, kind,
                                                args, message, monkeypatch):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     monkeypatch.chdir(tmp_path)
     result = cli_runner.invoke(cli, ["sample", str(artifacts[kind]), "-n", "4", *args])
@@ -191,7 +191,7 @@ def test_grid_options_out_of_place_are_refused(artifacts, cli_runner, tmp_path: 
 
 
 def test_the_cli_scale_limit_is_the_pictures_limit():
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     option = next(p for p in cli.commands["sample"].params if p.name == "scale")
     assert option.type.max == pictures.MAX_SCALE

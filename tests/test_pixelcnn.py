@@ -9,6 +9,7 @@ import torch
 
 import zoo
 import zoo.api
+from zoo.checks import check_completion
 from zoo.errors import ConfigError
 
 VARIANTS = ("plain", "gated")
@@ -242,12 +243,13 @@ def test_completion_keeps_known_pixels_and_matches_the_reference(variant):
     g = torch.Generator().manual_seed(7)
     given = torch.randint(0, 17, (1, 6, 5), generator=g)
     known = torch.rand(1, 6, 5, generator=g) < 0.5
-    # The clamp-and-draw sampler (zoo.completion's fast path for a known prefix; the
+    # The clamp-and-draw sampler (zoo.infer.completion's fast path for a known prefix; the
     # proposal otherwise), incremental and reference, on a scattered mask.
-    out = model._sample(10, 1.0, torch.Generator().manual_seed(8), given, known, fast=True)
+    checked = check_completion(given, known, 10, model.shape, model.levels)
+    out = model.draw(10, 1.0, torch.Generator().manual_seed(8), checked, fast=True)
     assert torch.equal(out[:, known], given[known].expand(10, -1))
     assert not torch.equal(out, out[:1].expand_as(out)), "unknown pixels are drawn"
-    ref = model._sample(10, 1.0, torch.Generator().manual_seed(8), given, known, fast=False)
+    ref = model.draw(10, 1.0, torch.Generator().manual_seed(8), checked, fast=False)
     assert torch.equal(out, ref)
     top = torch.zeros_like(known)
     top[:, :3] = True  # a known prefix: sample() takes the same path
@@ -305,13 +307,14 @@ def test_bad_sampling_arguments_are_value_errors():
 
 
 def test_training_lowers_the_nll():
-    from zoo.recipe import Recipe
+    from zoo.catalog.recipe import Recipe
+    from zoo.training.loop import train_model
 
     model = build("gated", shape=[1, 8, 8], levels=17)
     dataset = zoo.get_dataset("digits")
     data = dataset.load("train")[:256]
     before = -model.log_prob(data).mean().item()
     recipe = Recipe(steps=40, batch_size=64, lr=3e-3, val_fraction=0.0, eval_every=40)
-    zoo.get_family("pixelcnn").train(model, dataset, recipe, train_data=data, progress=False)
+    train_model(zoo.get_family("pixelcnn"), model, dataset, recipe, train_data=data, progress=False)
     after = -model.log_prob(data).mean().item()
     assert after < before - 20

@@ -19,8 +19,8 @@ import pytest
 
 import zoo
 import zoo.api
-from zoo import registry
-from zoo.cli import cli
+from zoo.cli.commands import cli
+from zoo.plugin import registry
 from zoo.testing import main as kit_main
 
 FAMILY = '''

@@ -4,10 +4,10 @@ import pytest
 
 import zoo
 import zoo.api
-from zoo import registry
-from zoo.cli import cli
+from zoo.cli.commands import cli
 from zoo.data import Dataset
 from zoo.errors import PluginError
+from zoo.plugin import registry
 
 
 def make_plugin(**hooks):
@@ -104,7 +104,7 @@ def test_list_and_help_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from click.testing import CliRunner; from zoo.cli import cli; "
+    code = ("import sys; from click.testing import CliRunner; from zoo.cli.commands import cli; "
             "r = CliRunner().invoke(cli, ['list']); assert r.exit_code == 0, r.output; "
             "CliRunner().invoke(cli, ['--help']); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,9 +14,9 @@ import sys
 import pytest
 
 import zoo
-from zoo import registry
-from zoo.cli import cli
+from zoo.cli.commands import cli
 from zoo.errors import CatalogError, NotFoundError
+from zoo.plugin import registry
 
 PLUGIN_SOURCE = '''
 import os

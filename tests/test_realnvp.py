@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.artifacts import sha256_file
+from zoo.artifact.io import sha256_file
 from zoo.errors import ArtifactError, ConfigError
 
 

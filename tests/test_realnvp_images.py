@@ -177,10 +177,10 @@ def test_samples_are_levels():
 
 
 def test_the_generic_trainer_fits_the_bound_and_evaluation_marks_it():
+    from zoo.catalog.recipe import Recipe
     from zoo.data import Dataset
-    from zoo.evaluation import evaluate
-    from zoo.recipe import Recipe
-    from zoo.training import fit
+    from zoo.infer.evaluation import evaluate
+    from zoo.training.loop import fit
 
     torch.manual_seed(0)
     probs = torch.linspace(0.1, 0.9, 16).reshape(1, 1, 4, 4)

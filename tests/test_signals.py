@@ -20,11 +20,13 @@ import faultkit
 import pytest
 from faultkit import fault_line, start_zoo, store_artifacts, zoo_env
 
-from zoo import api, process, store
-from zoo import registry as plugin_registry
-from zoo.cli import cli
+from zoo import api
+from zoo.artifact import store
+from zoo.artifact.verify import check
+from zoo.cli import process
+from zoo.cli.commands import cli
 from zoo.errors import Stopped, stop_behind
-from zoo.integrity import check
+from zoo.plugin import registry as plugin_registry
 
 # `zoo` with every stop signal handled as a fresh Python process handles it by default.
 # A test runner may hand its children a stop signal ignored: SIGINT when started in the
@@ -36,7 +38,7 @@ import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
-from zoo.cli import cli
+from zoo.cli.commands import cli
 cli(args=sys.argv[1:], prog_name="zoo")
 """
 

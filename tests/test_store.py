@@ -1,4 +1,4 @@
-"""zoo.store: staging folders, atomic publish, leftovers of killed writers, locks, names."""
+"""zoo.artifact.store: staging folders, atomic publish, leftovers of killed writers, locks, names."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import faultkit
 import pytest
 
 import zoo
-from zoo import api, store
+from zoo import api
+from zoo.artifact import store
+from zoo.artifact.store import FILES, STAGING_PREFIX, TRASH_PREFIX
 from zoo.errors import ConfigError
-from zoo.store import FILES, STAGING_PREFIX, TRASH_PREFIX
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -111,7 +112,7 @@ def test_a_busy_lock_says_why_it_waits(isolated_home, caplog):
     held.wait(10)
     threading.Timer(0.3, release.set).start()
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="zoo.store"), store.locked("a"):
+    with caplog.at_level(logging.WARNING, logger="zoo.artifact.store"), store.locked("a"):
         waited = time.monotonic() - started
     thread.join()
     assert waited >= 0.2

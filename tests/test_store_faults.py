@@ -26,10 +26,12 @@ import pytest
 import torch
 
 import zoo
-from zoo import api, sampling, store
-from zoo.cli import cli
-from zoo.integrity import check
-from zoo.model import ZooModel
+from zoo import api
+from zoo.artifact import store
+from zoo.artifact.verify import check
+from zoo.cli import sample_files as sampling
+from zoo.cli.commands import cli
+from zoo.plugin.model import ZooModel
 
 TINY = """
 version: 1

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo import registry
-from zoo.completion import complete
 from zoo.config import bounds
-from zoo.family import Family, check_shape_field
-from zoo.model import (
+from zoo.infer.completion import complete
+from zoo.plugin import registry
+from zoo.plugin.family import Family, check_shape_field
+from zoo.plugin.model import (
     ZooModel,
     check_completion,
     check_continuous,
@@ -458,8 +458,8 @@ def test_completion_that_clamps_and_draws_fails_on_a_known_suffix(members):
     config = {"shape": [1, 2, 2], "levels": 3, "members": members}
     message = failure(family(ClampAndDraw), "completion", config)
     assert "last half of the model's order known" in message
-    assert "zoo.completion.complete" in message
-    # The same model, completing through zoo.completion, passes.
+    assert "zoo.infer.completion.complete" in message
+    # The same model, completing through zoo.infer.completion, passes.
     class Strong(ClampAndDraw):
         sample = TinyAR.sample
     report = check_family(family(Strong), config, raise_on_failure=False)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from zoo import api
-from zoo.cli import DEFAULT_THREADS, cli
+from zoo.cli.commands import DEFAULT_THREADS, cli
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_bad_thread_counts_are_usage_errors(cli_runner):
 
 DRIVER = """
 import sys
-from zoo.cli import cli
+from zoo.cli.commands import cli
 try:
     cli(args=sys.argv[1:], prog_name="zoo")
 except SystemExit:

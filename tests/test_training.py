@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo import api, distributed
-from zoo import checkpoint as ckpt
-from zoo.checkpoint import CheckpointError
+from zoo import api
+from zoo.catalog.recipe import Recipe
 from zoo.data import Dataset
-from zoo.devices import CompiledOrEager, resolve_device
 from zoo.errors import ConfigError, stop_behind
-from zoo.recipe import Recipe
-from zoo.training import Batches, fit, training_examples
+from zoo.training import checkpoint as ckpt
+from zoo.training import distributed
+from zoo.training.checkpoint import CheckpointError
+from zoo.training.devices import CompiledOrEager, resolve_device
+from zoo.training.loop import Batches, fit, training_examples
 
 CONFIG = {"shape": [2], "couplings": 2, "hidden": 8}
 
@@ -183,7 +184,7 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path, one_thread):
 
 
 def test_cli_resume_of_a_cut_short_checkpoint_fails_in_one_line(tiny_catalog, cli_runner, tmp_path):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     out = tmp_path / "out"
     runs = ckpt.default_directory("realnvp-tiny", out)
@@ -201,7 +202,7 @@ def test_cli_resume_of_a_cut_short_checkpoint_fails_in_one_line(tiny_catalog, cl
 
 
 def test_cli_train_with_checkpoints_resumes_and_cleans_up(tiny_catalog, cli_runner, tmp_path):
-    from zoo.cli import cli
+    from zoo.cli.commands import cli
 
     out = tmp_path / "out"
     result = cli_runner.invoke(cli, ["train", "realnvp-tiny", "-o", str(out), "--resume",

@@ -30,11 +30,11 @@ INTRO = """\
 # API reference
 
 The public API is exactly what `zoo.__all__` and `zoo.testing.__all__` list, documented
-below from their docstrings. Every other module (`zoo.artifacts`, `zoo.training`,
-`zoo.registry`, ...) is internal and may change between versions: save and load artifacts
-with `zoo.save` and `zoo.load` (not `zoo.artifacts.save`/`load`), and let a family's
+below from their docstrings. Every other module (`zoo.artifact.io`, `zoo.training.loop`,
+`zoo.plugin.registry`, ...) is internal and may change between versions: save and load artifacts
+with `zoo.save` and `zoo.load` (not `zoo.artifact.io.save`/`load`), and let a family's
 `train` call the generic trainer (`Family.train`). Plugin authors also use the input checks
-of `zoo.model` (`check_continuous`, `check_discrete`, `check_sampling`,
+of `zoo.plugin.model` (`check_continuous`, `check_discrete`, `check_sampling`,
 `check_completion`) and `zoo.config.bounds`, described in [plugins.md](plugins.md); the
 hooks are in [hooks.md](hooks.md).
 """
@@ -84,7 +84,7 @@ def markdown(text: str) -> str:
 
 
 #: Internal functions a public method hands over to, documented with it (name -> target).
-DELEGATES = {"Family.train": "zoo.training.fit"}
+DELEGATES = {"Family.train": "zoo.training.loop.fit"}
 
 
 class _Annotation(str):

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import zoo
+    from zoo.api.rankings import markdown, rows
     from zoo.catalog import catalog
-    from zoo.leaderboard import markdown, rows
 
     timings = {}
     for dataset in args.pull:

@@ -41,14 +41,14 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Family": "zoo.family",
-    "ZooModel": "zoo.model",
+    "Family": "zoo.plugin.family",
+    "ZooModel": "zoo.plugin.model",
     "Dataset": "zoo.data",
-    "Recipe": "zoo.recipe",
+    "Recipe": "zoo.catalog.recipe",
     "list_models": "zoo.api",
     "info": "zoo.api",
-    "get_family": "zoo.registry",
-    "get_dataset": "zoo.registry",
+    "get_family": "zoo.plugin.registry",
+    "get_dataset": "zoo.plugin.registry",
     "pull": "zoo.api",
     "load": "zoo.api",
     "save": "zoo.api",
@@ -56,9 +56,9 @@ _LAZY = {
     "train": "zoo.api",
     "evaluate": "zoo.api",
     "verify": "zoo.api",
-    "fit": "zoo.fitting",
-    "score": "zoo.scoring",
-    "complete": "zoo.completion",
+    "fit": "zoo.api.owndata",
+    "score": "zoo.api.scoring",
+    "complete": "zoo.infer.completion",
 }
 
 

@@ -1,5 +1,5 @@
 """``python -m zoo`` runs the command line (also what torchrun launches)."""
 
-from zoo.cli import main
+from zoo.cli.commands import main
 
 main()

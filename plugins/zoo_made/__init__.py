@@ -4,10 +4,10 @@ A first-party plugin written exactly as a third party would write one: it is fou
 the ``zoo`` entry-point group and registers its family through ``zoo_register_families``.
 """
 
-import zoo
+from zoo.plugin import hookimpl
 from zoo_made.family import MADEFamily
 
 
-@zoo.hookimpl
+@hookimpl
 def zoo_register_families(register):
     register(MADEFamily())

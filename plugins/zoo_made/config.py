@@ -9,8 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from zoo.config import bounds, check_shape_field
-from zoo.errors import ConfigError
+from zoo.plugin import ConfigError, bounds, check_shape_field
 
 #: Upper limits checked before anything is allocated.
 MAX_POSITIONS = 1 << 20

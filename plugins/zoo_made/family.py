@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.family import Family
+from zoo.plugin import Family
 from zoo_made.config import MADEConfig
 
 

@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.completion import complete
-from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
+from zoo.plugin import AutoregressiveModel
 from zoo_made.config import MADEConfig
 from zoo_made.layers import MaskedLinear, MaskedLinearBase, PackedLinear, pack_dense
 from zoo_made.masks import MaskSet, config_masks
@@ -37,7 +36,7 @@ from zoo_made.masks import MaskSet, config_masks
 ACTIVATIONS = {"relu": F.relu, "elu": F.elu, "silu": F.silu, "tanh": torch.tanh}
 
 
-class MADE(ZooModel):
+class MADE(AutoregressiveModel):
     """MADE over int64 data ``[B, *shape]`` with values in ``0..levels-1``."""
 
     def __init__(self, config: MADEConfig):
@@ -167,13 +166,12 @@ class MADE(ZooModel):
         nll = F.cross_entropy(logits.reshape(-1, self.levels), x.reshape(-1), reduction="none")
         return -nll.view(x.shape).sum(-1)
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob_checked(self, x: Tensor) -> Tensor:
         """Exact ``log p(x)`` in nats, ``[B]``; the K-mask mixture when there are several masks.
 
         In training mode with ``mask_training: sample`` one mask, drawn from torch's global
         generator, stands in for the mixture (the MADE paper's order-agnostic training).
         """
-        x = check_discrete(x, self.shape, self.levels).to(self.orderings.device)
         flat = x.reshape(x.shape[0], self.positions)
         count = self.num_masks
         if count == 1:
@@ -185,66 +183,30 @@ class MADE(ZooModel):
 
     # --- sampling ------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def sample(self, n: int, *, temperature: float = 1.0,
-               generator: torch.Generator | None = None, given: Tensor | None = None,
-               mask: Tensor | None = None) -> Tensor:
-        """Draw ``n`` samples ``[n, *shape]`` (int64) with the incremental sampler.
-
-        ``temperature`` divides every position's logits. ``generator`` makes the draw
-        reproducible; ``sample_naive`` with the same generator state gives the same samples.
-
-        Completion: where ``mask`` (bool, ``shape`` or ``[n, *shape]``) is true the sample
-        keeps ``given``'s value, and the rest follows the model's exact ``p(unknown |
-        known)`` (``zoo.completion.complete``, which also returns a record of the method).
-        When the known positions come first in every ordering this sampler draws the rest in
-        order, each sample from the network picked in proportion to ``p_k(known)``: the
-        mixture's exact conditional. Any other known set is completed by an MCMC chain.
-        """
-        if given is None and mask is None:
-            return self._sample(n, temperature, generator, None, None, naive=False)
-        return complete(self, given, mask, n, temperature=temperature, generator=generator,
-                        ancestral=self._ancestral(naive=False)).samples
-
-    @torch.no_grad()
-    def sample_naive(self, n: int, *, temperature: float = 1.0,
-                     generator: torch.Generator | None = None, given: Tensor | None = None,
-                     mask: Tensor | None = None) -> Tensor:
-        """The reference sampler: one full forward pass per position; same API as ``sample``."""
-        if given is None and mask is None:
-            return self._sample(n, temperature, generator, None, None, naive=True)
-        return complete(self, given, mask, n, temperature=temperature, generator=generator,
-                        ancestral=self._ancestral(naive=True)).samples
-
-    def _ancestral(self, *, naive: bool):
-        """Clamp-and-draw in each network's order: ``zoo.completion``'s fast path, exact only
-        for a known prefix of every ordering (``complete`` checks that before calling it)."""
-        def draw(n, given, mask, temperature, generator):
-            return self._sample(n, temperature, generator, given, mask, naive=naive)
-        return draw
-
-    def _sample(self, n: int, temperature: float, generator: torch.Generator | None,
-                given: Tensor | None, mask: Tensor | None, *, naive: bool) -> Tensor:
-        check_sampling(n, temperature)
-        completion = check_completion(given, mask, n, self.shape, self.levels)
+    def draw(self, n: int, temperature: float, generator: torch.Generator | None,
+             known: tuple[Tensor, Tensor] | None, *, fast: bool) -> Tensor:
+        """Ancestral sampling, each sample from the network picked in proportion to
+        ``p_k(known)``: with known positions first in every ordering, the mixture's exact
+        conditional. ``fast`` updates each hidden layer incrementally; the naive sampler
+        runs a full forward pass per position."""
         device = self.orderings.device
         draw_device = generator.device if generator is not None else device
         # float64: the naive and incremental samplers add the same terms in different orders;
         # in double precision that rounding difference cannot change a draw in practice.
         twin = self.float64_twin()
         x = torch.zeros(n, self.positions, dtype=torch.long, device=device)
-        known = torch.zeros(n, self.positions, dtype=torch.bool, device=device)
-        if completion is not None:
-            values, where = completion
-            known = where.reshape(n, self.positions).to(device)
-            x = torch.where(known, values.reshape(n, self.positions).to(device), x)
-        component = twin._choose_components(x, known if completion is not None else None,
+        where = torch.zeros(n, self.positions, dtype=torch.bool, device=device)
+        if known is not None:
+            values, mask = known
+            where = mask.reshape(n, self.positions).to(device)
+            x = torch.where(where, values.reshape(n, self.positions).to(device), x)
+        component = twin._choose_components(x, where if known is not None else None,
                                             generator, draw_device)
         groups = []
         for k in range(self.num_masks):
             rows = (component == k).nonzero().squeeze(1)
             if len(rows):
-                stepper = (NaiveStepper if naive else IncrementalStepper)(twin, k, x[rows])
+                stepper = (IncrementalStepper if fast else NaiveStepper)(twin, k, x[rows])
                 groups.append((k, rows, stepper))
         orderings = self.orderings.tolist()
         for t in range(self.positions):
@@ -255,7 +217,7 @@ class MADE(ZooModel):
                 d = orderings[k][t]
                 logits = stepper.logits(d)
                 drawn = torch.argmax(logits / temperature + gumbel[rows], dim=-1)
-                value = torch.where(known[rows, d], x[rows, d], drawn)
+                value = torch.where(where[rows, d], x[rows, d], drawn)
                 x[rows, d] = value
                 stepper.update(d, value)
         return x.view(n, *self.shape)
@@ -263,7 +225,6 @@ class MADE(ZooModel):
     def float64_twin(self) -> MADE:
         """A float64 copy in eval mode (no dropout) that both samplers compute with."""
         twin = copy.deepcopy(self)
-        twin.__dict__.pop("artifact", None)
         twin = twin.to(torch.float64).eval()
         for module in twin.modules():
             if isinstance(module, MaskedLinearBase):

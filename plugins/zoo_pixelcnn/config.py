@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from zoo.config import bounds, check_shape_field
-from zoo.errors import ConfigError
+from zoo.plugin import ConfigError, bounds, check_shape_field
 
 #: Upper limits checked before anything is allocated.
 MAX_SIDE = 4096

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoo.family import Family
+from zoo.plugin import Family
 from zoo_pixelcnn.config import PixelCNNConfig
 
 

@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.completion import complete
-from zoo.model import ZooModel, check_completion, check_discrete, check_sampling
+from zoo.plugin import AutoregressiveModel
 from zoo_pixelcnn.config import PixelCNNConfig
 from zoo_pixelcnn.networks import GatedNet, PlainNet, Stepper
 
@@ -39,7 +38,7 @@ from zoo_pixelcnn.networks import GatedNet, PlainNet, Stepper
 ROUNDING_TOLERANCE = 1e-4
 
 
-class PixelCNN(ZooModel):
+class PixelCNN(AutoregressiveModel):
     """A PixelCNN over int64 images ``[B, 1, H, W]`` with values in ``0..levels-1``."""
 
     def __init__(self, config: PixelCNNConfig):
@@ -106,8 +105,7 @@ class PixelCNN(ZooModel):
             features = values * (2.0 / (self.levels - 1)) - 1.0
         return self.net(features.to(self.net.head.out.weight.dtype))
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        x = check_discrete(x, self.shape, self.levels).to(self.device)
+    def log_prob_checked(self, x: Tensor) -> Tensor:
         log_probs = F.log_softmax(self.logits(x), dim=1)
         return log_probs.gather(1, x).sum(dim=(1, 2, 3))
 
@@ -122,50 +120,18 @@ class PixelCNN(ZooModel):
         like = self.net.head.out.weight.detach()
         return self.net.stepper(n, self.shape[2], like)
 
-    def sample(self, n: int, *, temperature: float = 1.0,
-               generator: torch.Generator | None = None, given: Tensor | None = None,
-               mask: Tensor | None = None) -> Tensor:
-        """Draw ``n`` images with the incremental sampler (identical to ``sample_naive``).
-
-        Where ``mask`` is true the sample keeps the value of ``given`` (completion) and the
-        rest follows the model's exact ``p(unknown | known)`` (``zoo.completion.complete``,
-        which also returns a record of the method): drawn in raster order when the known
-        pixels come first, by an MCMC chain (Metropolis-Hastings + Gibbs) otherwise.
-        """
-        if given is None and mask is None:
-            return self._sample(n, temperature, generator, None, None, fast=True)
-        return complete(self, given, mask, n, temperature=temperature, generator=generator,
-                        ancestral=self._ancestral(fast=True)).samples
-
-    def sample_naive(self, n: int, *, temperature: float = 1.0,
-                     generator: torch.Generator | None = None, given: Tensor | None = None,
-                     mask: Tensor | None = None) -> Tensor:
-        """The reference sampler: one full forward pass per pixel."""
-        if given is None and mask is None:
-            return self._sample(n, temperature, generator, None, None, fast=False)
-        return complete(self, given, mask, n, temperature=temperature, generator=generator,
-                        ancestral=self._ancestral(fast=False)).samples
-
-    def _ancestral(self, *, fast: bool):
-        """Clamp-and-draw in raster order: ``zoo.completion``'s fast path, exact only when
-        the known pixels come first (``complete`` checks that before calling it)."""
-        def draw(n, given, mask, temperature, generator):
-            return self._sample(n, temperature, generator, given, mask, fast=fast)
-        return draw
-
-    @torch.no_grad()
-    def _sample(self, n: int, temperature: float, generator: torch.Generator | None,
-                given: Tensor | None, mask: Tensor | None, *, fast: bool) -> Tensor:
-        check_sampling(n, temperature)
+    def draw(self, n: int, temperature: float, generator: torch.Generator | None,
+             known: tuple[Tensor, Tensor] | None, *, fast: bool) -> Tensor:
+        """Raster-order sampling; ``fast`` steps the network incrementally (identical
+        samples: a draw too close to call within rounding is decided by the reference)."""
         _, height, width = self.shape
         device = self.device
-        completion = check_completion(given, mask, n, self.shape, self.levels)
         x = torch.zeros(n, 1, height, width, dtype=torch.long, device=device)
-        known = None
-        if completion is not None:
-            given, known = (t.to(device) for t in completion)
-            x = torch.where(known, given, x)
-            known = known[:, 0]
+        kept = None  # [n, H, W]: the pixels whose given value is kept
+        if known is not None:
+            given, where = (t.to(device) for t in known)
+            x = torch.where(where, given, x)
+            kept = where[:, 0]
         noise_device = generator.device if generator is not None else device
         was_training = self.training
         self.eval()  # no dropout while sampling
@@ -176,7 +142,7 @@ class PixelCNN(ZooModel):
                 for i in range(height):
                     for j in range(width):
                         gumbel = gumbel_noise(n, self.levels, generator, noise_device).to(device)
-                        fixed = known[:, i, j] if known is not None else None
+                        fixed = kept[:, i, j] if kept is not None else None
                         if stepper is None:
                             scores = self.logits(x)[:, :, i, j] / temperature + gumbel
                         else:

@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from zoo.config import bounds
-from zoo.errors import ConfigError
+from zoo.plugin import ConfigError, bounds
 
 #: Defaults of the fields that only vectors use; an image config must leave them alone.
 VECTOR_ONLY = {"couplings": 8, "layers": 2, "masks": "alternate", "mask_seed": 0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from zoo.family import Family
+from zoo.plugin import Family
 from zoo_realnvp.config import IMAGE_ONLY, VECTOR_ONLY, RealNVPConfig
 
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.model import ZooModel, check_continuous, check_sampling
+from zoo.plugin import ZooModel, check_continuous, check_sampling
 from zoo_realnvp.config import RealNVPConfig
 from zoo_realnvp.splines import parameters_per_element, rational_quadratic
 

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from zoo.model import FLOAT32_MAX, ZooModel, check_discrete, check_sampling
+from zoo.plugin import FLOAT32_MAX, ZooModel, check_discrete, check_sampling
 from zoo_realnvp.config import RealNVPConfig
 from zoo_realnvp.dequantization import (
     LogitTransform,

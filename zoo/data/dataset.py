@@ -38,7 +38,7 @@ class Dataset:
         """Load ``split`` ("train" or "test"); ``root`` defaults to ``$ZOO_DATA``."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        from zoo.store import data_dir
+        from zoo.paths import data_dir
 
         return self.loader(split, Path(root) if root is not None else data_dir())
 

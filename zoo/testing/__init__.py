@@ -158,6 +158,7 @@ from zoo.testing.harness import (
     Result,
     default_config,
 )
+from zoo.testing.protocols import Autoregressive, Flow
 from zoo.testing.suite import CHECKS, Check, check_family, family_checks
 
 __all__ = [
@@ -171,4 +172,6 @@ __all__ = [
     "family_checks",
     "default_config",
     "CHECKS",
+    "Autoregressive",
+    "Flow",
 ]

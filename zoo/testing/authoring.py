@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from zoo.config import _type_hints
-from zoo.model import ZooModel
+from zoo.plugin.model import ZooModel
 from zoo.testing.harness import (
     MAX_ENUMERATION,
     NotApplicable,
@@ -215,7 +215,7 @@ def _differs(s: Subject, base: ZooModel, config: Any) -> bool:
 
 def check_state_after_reload(s: Subject) -> None:
     """A model used on data, saved and reloaded, scores new data and samples like the original."""
-    from zoo import artifacts
+    from zoo.artifact import io as artifacts
 
     model = s.fresh_model()
     with torch.no_grad():

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zoo.model import ZooModel
+from zoo.plugin.model import ZooModel
 from zoo.testing.distribution import _chi_square, _flat_index, sampler_model
 from zoo.testing.harness import (
     MAX_ENUMERATION,
@@ -209,7 +209,7 @@ def _check_conditional(s: Subject, model: ZooModel) -> str | None:
         fail(f"completions with the last half of the model's order known do not follow the "
              f"model's conditional distribution (chi-square p = {suffix:.2g}): drawing the "
              "unknown values in order with the known ones clamped is exact only when the "
-             "known values come first; complete with zoo.completion.complete(model, given, "
+             "known values come first; complete with zoo.infer.completion.complete(model, given, "
              "mask, n, ...) from sample(given=, mask=) (see docs/plugins.md)")
     notes.append(f"conditional of a known suffix: p = {suffix:.2g}")
     return "known values kept; " + "; ".join(notes)

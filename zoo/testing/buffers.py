@@ -7,7 +7,7 @@ import fnmatch
 
 import torch
 
-from zoo.artifacts import state_buffers
+from zoo.artifact.io import state_buffers
 from zoo.testing.harness import Subject, _describe, fail
 
 

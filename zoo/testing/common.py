@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from zoo.family import Family
-from zoo.model import ZooModel
+from zoo.plugin.family import Family
+from zoo.plugin.model import ZooModel
 from zoo.testing.harness import (
     Subject,
     _check_log_prob_tensor,
@@ -210,7 +210,7 @@ def check_bad_input(s: Subject) -> None:
 
 def check_save_load(s: Subject) -> None:
     """save -> load gives bit-identical log_prob, and identical samples for the same generator."""
-    from zoo import artifacts
+    from zoo.artifact import io as artifacts
 
     model, x = s.model, s.data
     with tempfile.TemporaryDirectory(prefix="zoo-testing-") as tmp, _registered(s.family):

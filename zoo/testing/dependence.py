@@ -17,7 +17,7 @@ import copy
 import torch
 from torch import Tensor
 
-from zoo.model import ZooModel
+from zoo.plugin.model import ZooModel
 from zoo.testing.harness import Subject, _describe, fail
 
 #: Ascent stops once the model is this dependent (a margin above the minimum), or after

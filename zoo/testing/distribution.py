@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from zoo.model import ZooModel
+from zoo.plugin.model import ZooModel
 from zoo.testing.dependence import dependent_model
 from zoo.testing.harness import (
     MAX_ENUMERATION,

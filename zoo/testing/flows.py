@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import Tensor
 
-from zoo.model import ZooModel
+from zoo.plugin.model import ZooModel
 from zoo.testing.harness import NotApplicable, Subject, _Failure, fail
 
 

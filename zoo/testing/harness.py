@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from zoo.errors import ZooError
-from zoo.family import Family
-from zoo.model import ZooModel
+from zoo.plugin.family import Family
+from zoo.plugin.model import ZooModel
 
 #: The largest number of inputs ``C**D`` that discrete normalisation will enumerate.
 MAX_ENUMERATION = 1 << 16
@@ -77,7 +77,7 @@ class Subject:
     @property
     def autoregressive(self) -> bool:
         """Discrete families are autoregressive unless they say otherwise; continuous ones are not."""
-        declared = getattr(self.family, "autoregressive", None)
+        declared = self.family.autoregressive
         return self.discrete if declared is None else bool(declared)
 
     @cached_property
@@ -307,7 +307,7 @@ def _registered(family: Family) -> Iterator[None]:
     Saving and loading go through the plugin registry; a family under test need not be
     installed (or may be a variant of an installed one), so it stands in for the block.
     """
-    from zoo.registry import Registration, registry
+    from zoo.plugin.registry import Registration, registry
 
     reg = registry()
     families, conflicts = reg.items["families"], reg.conflicts["families"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from zoo.family import Family
+from zoo.plugin.family import Family
 from zoo.testing.authoring import (
     check_config_keys,
     check_log_prob_keeps_input,
@@ -78,7 +78,7 @@ def check_family(family: Family | str | type, config: Mapping[str, Any] | Any | 
 
 def _resolve(family: Family | str | type) -> Family:
     if isinstance(family, str):
-        from zoo.registry import get_family
+        from zoo.plugin.registry import get_family
 
         return get_family(family)
     if isinstance(family, type):

@@ -72,8 +72,8 @@ def test_hooks_register_the_dataset_and_valid_entries():
 def test_training_approaches_the_entropy_of_eight_gaussians():
     from zoo_mixture.data import EIGHT_GAUSSIANS
 
-    from zoo.recipe import Recipe
-    from zoo.training import fit
+    from zoo.catalog.recipe import Recipe
+    from zoo.training.loop import fit
 
     torch.manual_seed(0)
     model = GMMFamily().build({"shape": [2], "components": 16, "init_spread": 2.0})

@@ -5,24 +5,24 @@ Registration stays cheap (no torch import here): the model and the data loader i
 only when they are used.
 """
 
-import zoo
+from zoo.plugin import hookimpl
 from zoo_mixture.data import EIGHT_GAUSSIANS
 from zoo_mixture.family import GMMFamily
 
 __version__ = "0.1.0"
 
 
-@zoo.hookimpl
+@hookimpl
 def zoo_register_families(register):
     register(GMMFamily())
 
 
-@zoo.hookimpl
+@hookimpl
 def zoo_register_datasets(register):
     register(EIGHT_GAUSSIANS)
 
 
-@zoo.hookimpl
+@hookimpl
 def zoo_register_entries(register):
     # Same fields as an entry of zoo's registry.yaml; zoo validates them the same way.
     register({

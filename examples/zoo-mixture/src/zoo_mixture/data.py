@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from zoo.data import Dataset
+from zoo.plugin import Dataset
 
 SIZE = {"train": 20000, "test": 20000}
 SEED = {"train": 0, "test": 1}

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from zoo.config import bounds
-from zoo.errors import ConfigError
-from zoo.family import Family
+from zoo.plugin import ConfigError, Family, bounds
 
 MAX_PARAMETERS = 100_000_000
 

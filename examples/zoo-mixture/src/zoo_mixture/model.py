@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.model import ZooModel, check_continuous, check_sampling
+from zoo.plugin import ZooModel, check_continuous, check_sampling
 from zoo_mixture.family import GMMConfig
 
 

@@ -1,0 +1,289 @@
+"""Training on the user's own data: ``zoo.fit`` and ``zoo train FAMILY_OR_ENTRY --data``.
+
+A family name starts from the family's defaults and the default ``Recipe``; a catalog entry
+starts from its config and recipe with the data replaced. The data decides ``shape`` (and
+``levels`` for discrete families, ``zoo.data.infer``); ``config`` overrides any key. The
+trainer reads the data from its storage batch by batch (``zoo.data.source``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo import config as _config
+from zoo.catalog.recipe import Recipe
+from zoo.errors import ConfigError, ZooError
+from zoo.training.options import TrainOptions
+
+if TYPE_CHECKING:
+    from zoo.data.source import Examples
+    from zoo.plugin.family import Family
+    from zoo.plugin.model import ZooModel
+
+#: How many training examples the anomaly threshold (their 1st-percentile score) is taken from.
+THRESHOLD_EXAMPLES = 5_000
+RECIPE_PREFIX = "recipe."
+
+
+@dataclass
+class Plan:
+    """Everything a run on user data needs, decided before anything is built."""
+
+    family: Family
+    config: Any
+    recipe: Recipe
+    examples: Examples
+    note: str
+    entry: str | None = None
+
+
+def parse_assignments(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (values parsed as YAML: ``hidden=[64]``, ``levels=2``) as a dict."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"-c {pair!r}: expected KEY=VALUE, e.g. -c hidden=[64]")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"-c {key}: {text!r} is not a YAML value "
+                              f"({' '.join(str(exc).split())[:200]})") from None
+    return out
+
+
+def split_overrides(config: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Family keys and ``recipe.KEY`` keys, apart."""
+    family: dict[str, Any] = {}
+    recipe: dict[str, Any] = {}
+    for key, value in (config or {}).items():
+        if key.startswith(RECIPE_PREFIX):
+            recipe[key[len(RECIPE_PREFIX):]] = value
+        else:
+            family[key] = value
+    return family, recipe
+
+
+def starting_point(name: str) -> tuple[Family, dict[str, Any], Recipe, str | None]:
+    """(family, base config, base recipe, entry name) of a family name or a catalog entry."""
+    from zoo.api import get_entry
+    from zoo.catalog import catalog
+    from zoo.plugin.registry import get_family
+
+    if name in catalog().names():
+        entry = get_entry(name)
+        return get_family(entry.family), dict(entry.config), entry.recipe, entry.name
+    return get_family(name), {}, Recipe(), None
+
+
+def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = None,
+         recipe: Mapping[str, Any] | Recipe | None = None, steps: int | None = None,
+         batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
+         split: str | None = None) -> Plan:
+    """Resolve family, config and recipe for ``data``; check the data's values once."""
+    from zoo.data.infer import fit_data
+    from zoo.data.open import open_data
+
+    family, base, base_recipe, entry = starting_point(family_or_entry)
+    overrides, recipe_keys = split_overrides(config)
+    if isinstance(recipe, Recipe):
+        base_recipe = recipe
+    elif recipe:
+        recipe_keys = {**dict(recipe), **recipe_keys}
+    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+        if value is not None:
+            recipe_keys[key] = value
+    source = open_data(data, split=split)
+    fitted = fit_data(source, data_kind(family, base, overrides, source), overrides)
+    cfg = family.parse_config({**base, **fitted.config, **overrides},
+                              where=f"{family.name} config")
+    if entry is None and "eval_batch_size" not in recipe_keys and not isinstance(recipe, Recipe):
+        # The default (4096) suits vectors; a large discrete model's logits need fewer.
+        from zoo.api.scoring import default_batch
+
+        recipe_keys["eval_batch_size"] = min(base_recipe.eval_batch_size, default_batch(cfg))
+    run_recipe = _config.parse(Recipe, {**_config.to_dict(base_recipe), **recipe_keys},
+                               where="recipe")
+    return Plan(family, cfg, run_recipe, fitted.examples, fitted.note, entry)
+
+
+def data_kind(family: Family, base: Mapping[str, Any], overrides: Mapping[str, Any],
+              source: Any) -> str:
+    """How ``family`` takes this data: as its config says (``levels`` makes a continuous flow
+    dequantize discrete data), or, when the config does not say, discrete for integer
+    images ``[C, H, W]`` if the family can model discrete levels at all."""
+    from zoo.data.infer import model_shape
+
+    if family.data_kind == "discrete":
+        return "discrete"
+    # As a discrete image: [H, W] examples get their channel, [1, H, W].
+    trial = {**base, "shape": list(model_shape(source, "discrete")), **overrides}
+    with contextlib.suppress(ZooError, ValueError, TypeError):
+        if family.data_kind_of(trial) == "discrete":
+            return "discrete"
+        if ("levels" not in trial and source.dtype.kind in "uib" and len(trial["shape"]) == 3
+                and family.data_kind_of({**trial, "levels": 256}) == "discrete"):
+            return "discrete"
+    return family.data_kind
+
+
+def fit(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = None,
+        recipe: Mapping[str, Any] | Recipe | None = None, steps: int | None = None,
+        batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
+        progress: bool | None = None, **train_options: Any) -> ZooModel:
+    """Train a model of a family (or catalog entry) on ``data`` and return it.
+
+    ``data`` is a path (``.csv``, ``.npy``, ``.safetensors``, ``.parquet``, a folder of images,
+    a saved ``datasets`` folder), ``hf-dataset:ORG/NAME[@REV]``, a tensor, a numpy array or a
+    ``torch.utils.data.Dataset``. ``config`` overrides family config keys (``recipe.KEY``
+    keys, or ``recipe=``, override the recipe). The returned model carries ``fit_result``
+    and ``metrics`` (validation NLL, the training data's 1st-percentile log-density).
+    ``train_options`` go to the trainer (``device``, ``bf16``, ``checkpoint_dir``, ...).
+    """
+    p = plan(family_or_entry, data, config=config, recipe=recipe, steps=steps,
+             batch_size=batch_size, lr=lr, seed=seed)
+    return train_plan(p, progress=progress, **train_options)
+
+
+def train_plan(p: Plan, *, progress: bool | None = None, **train_options: Any) -> ZooModel:
+    """Build and train the model of a plan; rank 0 also computes its metrics."""
+    import torch
+
+    from zoo.training import distributed
+    from zoo.training.loop import train_model
+
+    torch.manual_seed(p.recipe.seed)
+    model = p.family.build(p.config)
+    result = train_model(p.family, model, p.examples, p.recipe, progress=progress,
+                         **train_options)
+    model.fit_result = result
+    if distributed.is_main_process():
+        model.metrics = run_metrics(model, p, result)
+    return model
+
+
+def run_metrics(model: ZooModel, p: Plan, result: Any) -> dict[str, float]:
+    """Validation/training NLL and the anomaly threshold: the 1st percentile of log p over
+    (up to ``THRESHOLD_EXAMPLES``) training examples."""
+    import torch
+
+    from zoo.api.scoring import THRESHOLD_METRIC
+    from zoo.infer.evaluation import nll_per_example
+
+    n = len(p.examples)
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(p.recipe.seed))
+    sample = p.examples.subset(pick[:THRESHOLD_EXAMPLES].sort().values)
+    log_p = -nll_per_example(model, sample, p.recipe.eval_batch_size)
+    metrics = {"train_n": float(n), THRESHOLD_METRIC: float(torch.quantile(log_p, 0.01))}
+    if getattr(result, "val_nll", None) is not None:
+        metrics["val_nll"] = float(result.val_nll)
+    if getattr(result, "train_nll", None) is not None:
+        metrics["train_nll"] = float(result.train_nll)
+    return metrics
+
+
+def train_to(family_or_entry: str, data: Any, output: str | os.PathLike,
+             options: TrainOptions, *, config: Mapping[str, Any] | None = None,
+             batch_size: int | None = None, lr: float | None = None,
+             say: Callable[[str], None] | None = None) -> Path:
+    """``zoo train FAMILY_OR_ENTRY --data SOURCE -o DIR``: train and write an artifact at ``output``.
+
+    Nothing is written at ``output`` unless training succeeds (a staging folder beside it is
+    removed on any error). ``output`` may be new or an empty folder; a zoo artifact there is
+    replaced only with ``options.overwrite``; a file, a folder of other files, the data
+    being read and the store are refused before training (``zoo.artifact.destination``).
+    ``options.nproc`` > 1 starts that many local processes (DDP); under torchrun every
+    process calls this and rank 0 writes. ``say(line)`` gets the line that states what the
+    data decided (printed by ``zoo train``).
+    """
+    from zoo.api import publish_built
+    from zoo.artifact.destination import check_destination
+    from zoo.training import distributed
+    from zoo.training.checkpoint import remove_all as remove_checkpoints
+
+    final = check_destination(output, overwrite=options.overwrite, reading=data_paths(data))
+    options = options.with_checkpoint_dir(final.parent / f"{final.name}.checkpoints")
+    if options.nproc > 1:
+        distributed.launch_local(options.nproc, data_train_command(
+            family_or_entry, data, final, options, config=config, batch_size=batch_size, lr=lr))
+        return final
+    p = plan(family_or_entry, data, config=config, steps=options.steps, batch_size=batch_size,
+             lr=lr, seed=options.seed)
+    distributed.check_batch(p.recipe.batch_size, distributed.context().world_size)
+    main = distributed.is_main_process()
+    if say is not None and main:
+        say(p.note)
+    if not main:
+        train_plan(p, progress=options.progress, **options.trainer_kwargs())
+        return final
+
+    def build(folder: Path) -> None:
+        model = train_plan(p, progress=options.progress, **options.trainer_kwargs())
+        write_artifact(folder, model, p, data)
+
+    path = publish_built(final, build)
+    if options.checkpoint_dir is not None:
+        remove_checkpoints(options.checkpoint_dir)
+    return path
+
+
+def data_paths(data: Any) -> list[Path]:
+    """The local files or folders ``data`` names (none for tensors or ``hf-dataset:``)."""
+    if isinstance(data, os.PathLike) or (isinstance(data, str)
+                                         and not data.startswith("hf-dataset:")):
+        return [Path(data).expanduser()]
+    return []
+
+
+def write_artifact(directory: Path, model: ZooModel, p: Plan, data: Any) -> None:
+    from zoo.artifact import io as artifacts
+
+    name = data if isinstance(data, str) else p.examples.name
+    recipe = _config.to_dict(p.recipe)
+    if getattr(model, "fit_result", None) is not None:
+        recipe["steps"] = model.fit_result.steps
+    artifacts.write(
+        directory, model, name=None,
+        description=f"{p.family.name} trained on {Path(name).name if os.sep in name else name} "
+                    f"({len(p.examples)} examples)",
+        dataset=None, recipe=recipe, metrics=getattr(model, "metrics", {}),
+        source={"kind": "data", "data": str(name), "examples": len(p.examples),
+                "started_from": p.entry or p.family.name,
+                "best_step": getattr(model.fit_result, "best_step", None)})
+
+
+def data_train_command(family_or_entry: str, data: Any, output: Path, options: TrainOptions,
+                       *, config: Mapping[str, Any] | None = None,
+                       batch_size: int | None = None, lr: float | None = None) -> list[str]:
+    """The ``zoo train ... --data`` arguments that make the same run in a worker process."""
+    import json
+
+    if not isinstance(data, (str, os.PathLike)):
+        raise ZooError("several processes need data they can each open: pass a path or "
+                       "hf-dataset:ORG/NAME, not an object in memory")
+    text = str(data)
+    if not text.startswith("hf-dataset:"):
+        text = str(Path(text).expanduser().resolve())
+    args = ["train", family_or_entry, "--data", text, "--output", str(output.resolve())]
+    for key, value in (config or {}).items():
+        args += ["-c", f"{key}={json.dumps(value)}"]
+    for flag, value in (("--batch-size", batch_size), ("--lr", lr)):
+        if value is not None:
+            args += [flag, str(value)]
+    return args + options.flags()
+
+
+def say_to_stderr(line: str) -> None:
+    with contextlib.suppress(OSError):
+        print(f"zoo: {line}", file=sys.stderr)
+
+

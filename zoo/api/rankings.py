@@ -1,0 +1,185 @@
+"""One table: every catalog entry's test NLL on its dataset, in the same units.
+
+A row is *measured* when the entry's artifact is in the local store (the metrics its build
+recorded on the test split), *expected* when only the catalog states a number, and empty
+otherwise. Bits per dimension are ``nats / (D ln 2)`` with ``D`` the dataset's dimension, so
+every row of one dataset is comparable. A row whose NLL is an upper bound (a continuous model
+of discrete data, dequantized: ``Family.likelihood_bound``) is marked ``bound`` and shown
+with "≤". Reads the store, never writes; imports no torch, so ``zoo list`` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from zoo.artifact import store
+from zoo.artifact.card import is_bound
+from zoo.artifact.manifest import read_config
+from zoo.catalog import Entry, catalog
+from zoo.errors import ZooError
+from zoo.plugin.registry import get_dataset
+
+MEASURED, EXPECTED = "measured", "expected"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One entry's score: ``source`` is ``measured``, ``expected`` or ``None`` (no number)."""
+
+    name: str
+    family: str
+    dataset: str
+    test_nll: float | None
+    test_nll_stderr: float | None
+    bits_per_dim: float | None
+    source: str | None
+    bound: bool
+    pulled: bool
+    rank: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def dimensions(dataset: str) -> int | None:
+    """``D`` of a registered dataset (its shape's product), or None if unknown."""
+    try:
+        return math.prod(get_dataset(dataset).shape)
+    except ZooError:
+        return None
+
+
+def row(entry: Entry) -> Row:
+    """The score of ``entry``: measured if pulled (and its artifact says), else expected."""
+    path = store.artifact_dir(entry.name)
+    pulled = store.is_complete(path)
+    metrics: dict[str, float] = {}
+    source = None
+    if pulled:
+        try:
+            metrics = dict(read_config(path).metrics)
+        except ZooError:
+            metrics = {}
+        source = MEASURED if "test_nll" in metrics else None
+    if source is None and "test_nll" in entry.metrics:
+        metrics, source = dict(entry.metrics), EXPECTED
+    nll = metrics.get("test_nll") if source else None
+    dims = dimensions(entry.dataset)
+    bpd = metrics.get("bits_per_dim")
+    if nll is not None and bpd is None and dims:
+        bpd = nll / (dims * math.log(2))
+    return Row(entry.name, entry.family, entry.dataset, nll,
+               metrics.get("test_nll_stderr") if source else None, bpd if nll is not None else None,
+               source, is_bound(entry.family, entry.config), pulled)
+
+
+def rows(dataset: str | None = None) -> list[Row]:
+    """Every entry (of ``dataset``, if given), ranked by test NLL within each dataset;
+    entries without a number come last, unranked."""
+    entries = [e for e in catalog() if dataset is None or e.dataset == dataset]
+    if dataset is not None and not entries:
+        known = sorted({e.dataset for e in catalog()})
+        raise ZooError(f"no catalog entry is trained on {dataset!r} "
+                       f"(datasets in the catalog: {', '.join(known) or 'none'})")
+    ranked: list[Row] = []
+    for name in sorted({e.dataset for e in entries}):
+        group = [row(e) for e in entries if e.dataset == name]
+        scored = sorted((r for r in group if r.test_nll is not None),
+                        key=lambda r: (r.test_nll, r.name))
+        ranked += [Row(**{**asdict(r), "rank": i + 1}) for i, r in enumerate(scored)]
+        ranked += sorted((r for r in group if r.test_nll is None), key=lambda r: r.name)
+    return ranked
+
+
+def nll_text(r: Row, *, stderr: bool = True) -> str:
+    """The NLL as shown: "≤ " before a bound, "± stderr" after when measured."""
+    if r.test_nll is None:
+        return "—"
+    text = ("≤ " if r.bound else "") + f"{r.test_nll:.2f}"
+    if stderr and r.test_nll_stderr is not None:
+        text += f" ± {r.test_nll_stderr:.2f}"
+    return text
+
+
+def bpd_text(r: Row) -> str:
+    if r.bits_per_dim is None:
+        return "—"
+    return ("≤ " if r.bound else "") + f"{r.bits_per_dim:.4f}"
+
+
+def text_table(table: list[Row]) -> str:
+    """The rows as plain text for a terminal, one block per dataset."""
+    lines = []
+    for name in dict.fromkeys(r.dataset for r in table):
+        group = [r for r in table if r.dataset == name]
+        dims = dimensions(name)
+        lines.append(f"{name}" + (f" (D = {dims})" if dims else "")
+                     + ": test NLL in nats per example, bits/dim")
+        width = max(len(r.name) for r in group)
+        nll_w = max(len("test NLL"), *(len(nll_text(r)) for r in group))
+        for r in group:
+            source = {MEASURED: "measured", None: "not measured"}.get(r.source, "expected")
+            lines.append(f"  {r.rank or '-':>3}  {r.name:<{width}}  {r.family:<10} "
+                         f"{nll_text(r):>{nll_w}}  {bpd_text(r):>10}  {source}"
+                         + ("  (upper bound: dequantized)" if r.bound and r.source else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def markdown(table: list[Row]) -> str:
+    """The rows as Markdown, one table per dataset."""
+    parts = []
+    for name in dict.fromkeys(r.dataset for r in table):
+        dims = dimensions(name)
+        parts.append(f"## {name}" + (f" (D = {dims})" if dims else "") + "\n")
+        parts.append("| rank | model | family | test NLL (nats per example) | bits/dim | |\n"
+                     "| --- | --- | --- | --- | --- | --- |")
+        for r in (r for r in table if r.dataset == name):
+            note = {MEASURED: "measured", EXPECTED: "expected (catalog, not measured here)",
+                    None: "not measured"}[r.source]
+            if r.bound:
+                note += "; upper bound (dequantization)"
+            parts.append(f"| {r.rank or ''} | `{r.name}` | {r.family} | {nll_text(r)} | "
+                         f"{bpd_text(r)} | {note} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def list_rows() -> list[dict[str, Any]]:
+    """``zoo list``'s rows: each catalog entry with its score (keys with ``_`` are display)."""
+    out = []
+    for entry in catalog():
+        score = row(entry)
+        out.append({
+            "name": entry.name, "family": entry.family, "dataset": entry.dataset,
+            "pulled": score.pulled, "description": entry.description,
+            "provider": entry.provider, "test_nll": score.test_nll,
+            "test_nll_stderr": score.test_nll_stderr, "bits_per_dim": score.bits_per_dim,
+            "nll_source": score.source, "nll_bound": score.bound,
+            "_nll": nll_text(score, stderr=False), "_bpd": bpd_text(score),
+            "_expected": score.source == EXPECTED,
+        })
+    return out
+
+
+def list_text(rows: list[dict[str, Any]]) -> str:
+    """``zoo list`` as text: expected numbers in parentheses, "≤" before bounds."""
+    if not rows:
+        return "The catalog is empty."
+    width = max(len(r["name"]) for r in rows)
+    nll_w = max(len("test NLL"), *(len(r["_nll"]) + 2 * r["_expected"] for r in rows))
+    bpd_w = max(len("bits/dim"), *(len(r["_bpd"]) + 2 * r["_expected"] for r in rows))
+    lines = [f"  {'name':<{width}}  {'family':<10} {'dataset':<16} {'test NLL':>{nll_w}} "
+             f"{'bits/dim':>{bpd_w}}  description"]
+    for r in rows:
+        mark = "*" if r["pulled"] else " "
+        nll, bpd = ((f"({r['_nll']})", f"({r['_bpd']})") if r["_expected"]
+                    else (r["_nll"], r["_bpd"]))
+        lines.append(f"{mark} {r['name']:<{width}}  {r['family']:<10} {r['dataset']:<16} "
+                     f"{nll:>{nll_w}} {bpd:>{bpd_w}}  {r['description']}")
+    lines.append("\n* = pulled into the local store; NLL in nats per example, measured on the "
+                 "test split by the\nbuild; (in parentheses) = expected by the catalog, not "
+                 "measured here; ≤ = an upper bound")
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""The extra files of an artifact: pictures of the model and its training history.
+
+Beside its three files an artifact may hold ``samples.png`` (what the model draws),
+``training.png`` (its training curve) and ``history.json`` (the numbers of that curve).
+``config.json`` lists each extra file with its sha256 (``files``), so that ``zoo verify``
+can tell a damaged picture from a good one; loading a model never reads them, and an
+artifact without them (every artifact written before they existed) is complete.
+
+The names an artifact may list are plain file names with a known suffix: a ``config.json``
+from the Hub is untrusted, and no name it lists may lead out of the artifact's folder or
+stand for one of the three files that make the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.artifact.store import FILES
+from zoo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from zoo.plugin.model import ZooModel
+
+SAMPLES = "samples.png"
+TRAINING = "training.png"
+HISTORY = "history.json"
+SUFFIXES = (".png", ".json")
+# What the Hub serves of an artifact besides its three files (huggingface_hub patterns).
+HUB_PATTERNS = tuple(f"*{suffix}" for suffix in SUFFIXES)
+RESERVED = (*FILES, "source.json")  # zoo's own files: never an extra
+MAX_FILES = 32
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+HEX = frozenset("0123456789abcdef")
+
+SAMPLE_COUNT = {"images": 64, "points": 2000}  # samples drawn for samples.png
+SAMPLE_SEED = 0  # the same model gives the same picture
+
+# What the numbers of history.json are.
+HISTORY_NOTES = {
+    "unit": "nats per example",
+    "train_nll": "running mean of the training batches' NLL (each step weighs 0.02)",
+    "val_nll": "mean NLL of the examples held out of the training split",
+    "best_step": "the step whose weights were kept (lowest validation NLL)",
+}
+
+
+def check_listing(files: Mapping[str, str]) -> None:
+    """Refuse a ``files`` listing with a name that is not a plain file name with a known
+    suffix (or that is one of zoo's own files), or a sha256 that is not 64 hex digits."""
+    if len(files) > MAX_FILES:
+        raise ConfigError(f"files: lists {len(files)} files, more than {MAX_FILES}")
+    for name, digest in files.items():
+        if not NAME.fullmatch(name) or not name.endswith(SUFFIXES) or name in RESERVED:
+            raise ConfigError(f"files: {name[:120]!r} is not an extra file name (a plain name "
+                              f"ending in {' or '.join(SUFFIXES)}, not one of {', '.join(RESERVED)})")
+        if len(digest) != 64 or set(digest) - HEX:
+            raise ConfigError(f"files: the sha256 of {name!r} must be 64 hex digits, "
+                              f"got {digest[:80]!r}")
+
+
+def render(directory: Path, model: ZooModel, *, title: str,
+           history: Sequence[Mapping[str, Any]] | None = None, best_step: int | None = None,
+           steps: int | None = None, test_nll: float | None = None) -> list[str]:
+    """Write the extra files of a freshly trained ``model`` into ``directory``: always
+    ``samples.png``; with a training ``history``, ``training.png`` and ``history.json``.
+    Return the names written, for ``zoo.artifact.io.write(files=...)``."""
+    import torch
+
+    from zoo import pictures
+
+    written = []
+    # On the model's device: samplers draw their noise where the generator lives, and a CPU
+    # generator would send every pixel's noise of a GPU model across the bus.
+    generator = torch.Generator(device=model.device).manual_seed(SAMPLE_SEED)
+    levels = getattr(model.config, "levels", None)
+    with torch.no_grad():
+        if levels is not None:
+            samples = model.sample(SAMPLE_COUNT["images"], generator=generator)
+            pictures.save_png(pictures.image_grid(samples, levels), directory / SAMPLES)
+        else:
+            samples = model.sample(SAMPLE_COUNT["points"], generator=generator)
+            pictures.density_plot(lambda x: model.log_prob(x.to(model.device)), samples,
+                                  directory / SAMPLES,
+                                  title=f"{len(samples)} samples of {title}")
+    written.append(SAMPLES)
+    if history:
+        pictures.training_curve(history, directory / TRAINING,
+                                title=f"{title}: NLL during training", best_step=best_step,
+                                test_nll=test_nll)
+        write_history(directory / HISTORY, history, best_step=best_step, steps=steps,
+                      test_nll=test_nll)
+        written += [TRAINING, HISTORY]
+    return written
+
+
+def write_history(path: Path, history: Sequence[Mapping[str, Any]], *, best_step: int | None,
+                  steps: int | None, test_nll: float | None) -> None:
+    """``history.json``: every evaluation's step, training and validation NLL, and what they mean."""
+    data = {
+        "notes": HISTORY_NOTES,
+        "steps": steps,
+        "best_step": best_step,
+        "test_nll": _number(test_nll),
+        "records": [{k: _number(v) for k, v in record.items()} for record in history],
+    }
+    path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def read_history(path: Path) -> dict[str, Any]:
+    """The contents of a ``history.json`` (for plots and tools; zoo never needs it to load)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _number(value: Any) -> Any:
+    """JSON has no NaN or infinity: such a value is recorded as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,529 @@
+"""The ``zoo`` command: thin click commands over ``zoo.api``.
+
+Every error a user can cause prints one line on stderr and exits non-zero; ``--debug``
+shows the traceback instead. Nothing here imports torch until a command needs a model, so
+``zoo list`` and ``zoo --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from zoo.cli.process import DEFAULT_THREADS, stop_signals, thread_settings, threads_option
+from zoo.errors import ZooError, stop_behind
+
+__all__ = ["DEFAULT_THREADS", "cli", "main"]
+
+SEED = click.IntRange(0, 2**63 - 1)  # what torch.Generator.manual_seed takes
+
+
+class ZooGroup(click.Group):
+    """A group that turns exceptions into one-line errors (unless ``--debug``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            with stop_signals(), thread_settings():
+                return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt as exc:
+            _stopped(ctx, getattr(exc, "signum", signal.SIGINT))
+        except Exception as exc:
+            stop = stop_behind(exc)
+            if stop is not None:  # the stop surfaced as another exception
+                _stopped(ctx, getattr(stop, "signum", signal.SIGINT))
+            if ctx.params.get("debug") or os.environ.get("ZOO_DEBUG"):
+                raise
+            raise click.ClickException(one_line(exc)) from None
+
+
+def _stopped(ctx: click.Context, signum: int) -> NoReturn:
+    """Say that a stop signal ended the command (once: a ``--nproc`` worker's launcher says
+    it), and exit as a shell reports a signal, 128 + its number."""
+    if not _launched_worker():
+        click.echo(f"Error: stopped by {signal.Signals(signum).name}; unfinished writes "
+                   "were removed", err=True)
+    ctx.exit(128 + signum)
+
+
+def _launched_worker() -> bool:
+    """Whether this process is a worker that ``zoo ... --nproc`` started (such a process has
+    imported ``zoo.training.distributed``; looking it up here imports no torch)."""
+    distributed = sys.modules.get("zoo.training.distributed")
+    return distributed is not None and bool(os.environ.get(distributed.LAUNCHED_BY_ZOO))
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line; unexpected errors say how to see more."""
+    if isinstance(exc, OSError) and not isinstance(exc, ZooError) and exc.filename:
+        from zoo.artifact.store import os_error_message  # names the path and what to do
+
+        return os_error_message(exc, action=None)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (ZooError, ValueError, OSError, LookupError)):
+        return text
+    return f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="genzoo", prog_name="zoo")
+def cli(debug: bool) -> None:
+    """A zoo of exact-likelihood generative models: pull, sample, score, train, publish."""
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(as_json: bool) -> None:
+    """List the models of the catalog, with their test NLL and bits/dim.
+
+    Pulled models show what their build measured on the test split; the others show the
+    catalog's expected number, marked as such. "≤" marks an upper bound (dequantization).
+    """
+    from zoo.api.rankings import list_rows, list_text
+
+    rows = list_rows()
+    if as_json:
+        emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    else:
+        click.echo(list_text(rows))
+
+
+@cli.command()
+@click.argument("dataset", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def leaderboard(dataset: str | None, as_json: bool) -> None:
+    """Rank every catalog model on DATASET (or on each dataset) by test NLL.
+
+    NLL in nats per example and bits/dim, measured for pulled models, expected (catalog)
+    for the others; "≤" marks an upper bound (a continuous model of discrete data).
+    """
+    from zoo import api
+    from zoo.api.rankings import text_table
+
+    table = api.leaderboard(dataset)
+    if as_json:
+        emit_json([r.as_dict() for r in table])
+    else:
+        click.echo(text_table(table))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(name: str, as_json: bool) -> None:
+    """Show a model's catalog entry and, if pulled, its artifact."""
+    from zoo import api
+
+    data = api.info(name).as_dict()
+    if as_json:
+        emit_json(data)
+        return
+    artifact = data.get("artifact") or {}
+    lines = [("name", name)]
+    for key in ("family", "dataset", "description", "provider"):
+        value = data.get(key) or artifact.get(key)
+        if value:
+            lines.append((key, value))
+    config = data.get("config") or artifact.get("config")
+    if config:
+        lines.append(("config", json.dumps(config)))
+    if data.get("recipe"):
+        lines.append(("recipe", json.dumps(data["recipe"])))
+    for source in data.get("sources") or []:
+        lines.append(("published", f"{source['repo']}@{source['revision']}"))
+    lines.append(("pulled", "yes" if data["pulled"] else "no"))
+    if data.get("path"):
+        lines.append(("path", data["path"]))
+    if data.get("source") or artifact.get("source"):
+        lines.append(("came from", json.dumps(data.get("source") or artifact.get("source"))))
+    metrics = artifact.get("metrics") or data.get("metrics") or {}
+    from zoo.artifact.card import BOUND_METRICS, is_bound
+
+    bound = is_bound(data.get("family") or artifact.get("family"), config or {})
+    expected = "" if artifact.get("metrics") else " (expected)"
+    for key, value in metrics.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        if bound and key in BOUND_METRICS:
+            shown = f"≤ {shown}"
+        lines.append((key, f"{shown}{expected if key in BOUND_METRICS else ''}"))
+    if bound and metrics:
+        lines.append(("note", "NLL is an upper bound: a continuous density on discrete data, "
+                              "uniformly dequantized"))
+    if artifact.get("files"):  # pictures and history, shown by the model card
+        lines.append(("extra files", ", ".join(artifact["files"])))
+    if data.get("artifact_error"):
+        lines.append(("error", data["artifact_error"]))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--check", is_flag=True,
+              help="Exit non-zero if any plugin failed or any catalog entry was rejected "
+                   "(for plugin authors' CI); plain listing always exits 0.")
+def plugins(as_json: bool, check: bool) -> None:
+    """List installed plugins: what each registered, how long it took to load, load errors
+    and rejected catalog entries."""
+    from zoo.catalog import catalog
+    from zoo.plugin.registry import registry
+
+    reg = registry()
+    try:  # validating the entries is what finds the rejected ones
+        rejected, catalog_error = catalog().rejected, None
+    except ZooError as exc:
+        rejected, catalog_error = {}, one_line(exc)
+    infos = [p.as_dict() for p in [*reg.plugins.values(), *reg.disabled.values()]]
+    for p in infos:
+        p["rejected_entries"] = {r.name: r.message for r in rejected.values()
+                                 if r.provider == p["name"]}
+    if as_json:
+        emit_json(infos + _catalog_file_rows(rejected, reg.plugins, catalog_error))
+    else:
+        _show_plugins(infos)
+        others = [r for r in rejected.values() if r.provider not in reg.plugins]
+        for r in others:
+            click.echo(f"rejected catalog entry {r.name!r} ({r.provider}): {r.message}")
+        if catalog_error:
+            click.echo(f"catalog error: {catalog_error}")
+        for var, names in sorted(reg.unmatched.items()):
+            click.echo(f"note: {var} names {', '.join(names)}, which no installed plugin is called")
+    failed = [p for p in infos if p["error"]]
+    if check and (failed or rejected or catalog_error):
+        raise click.ClickException(
+            f"{len(failed)} plugin(s) failed, {len(rejected)} catalog entr"
+            f"{'y was' if len(rejected) == 1 else 'ies were'} rejected"
+            + (", and the catalog does not load" if catalog_error else ""))
+
+
+def _catalog_file_rows(rejected: dict[str, Any], plugins: dict[str, Any],
+                       catalog_error: str | None) -> list[dict[str, Any]]:
+    """``zoo plugins --json`` rows for what is not a plugin's: the entries a catalog file
+    (``registry.yaml``, ``ZOO_REGISTRY``) lists that were rejected, and a catalog that does
+    not load (``source: "catalog"``, the same keys as a plugin's row)."""
+    files: dict[str, dict[str, str]] = {}
+    for r in rejected.values():
+        if r.provider not in plugins:
+            files.setdefault(r.provider, {})[r.name] = r.message
+    if catalog_error and not files:
+        files["catalog"] = {}
+    return [{"name": name, "version": None, "source": "catalog", "module": None, "path": None,
+             "hooks": [], "registered": {}, "error": catalog_error, "disabled": None,
+             "import_seconds": None, "slow": None, "rejected_entries": entries}
+            for name, entries in sorted(files.items())]
+
+
+def _show_plugins(infos: list[dict[str, Any]]) -> None:
+    for p in infos:
+        version = f" {p['version']}" if p["version"] else ""
+        click.echo(f"{p['name']}{version}  ({p['source']}: {p['module']})")
+        if p["disabled"]:
+            click.echo(f"  not loaded: {p['disabled']}")
+        if p["path"]:
+            click.echo(f"  from: {p['path']}")
+        if p["import_seconds"] is not None:
+            click.echo(f"  import: {p['import_seconds'] * 1000:.0f} ms")
+        if p["slow"]:
+            click.echo(f"  SLOW: {p['slow']}")
+        if p["hooks"]:
+            click.echo(f"  hooks: {', '.join(p['hooks'])}")
+        for kind, names in sorted(p["registered"].items()):
+            click.echo(f"  {kind}: {', '.join(names)}")
+        for name, message in sorted(p["rejected_entries"].items()):
+            click.echo(f"  REJECTED entry {name!r}: {message}")
+        if p["error"]:
+            click.echo(f"  ERROR: {p['error']}")
+
+
+@cli.command()
+@threads_option
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Download or build again even if stored.")
+@click.option("--offline", is_flag=True, help="Use only what is cached; never the network.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def pull(name: str, force: bool, offline: bool, quiet: bool) -> None:
+    """Download (or build from its recipe) a model and store it; print its path."""
+    from zoo import api
+
+    path = api.pull(name, force=force, offline=offline, progress=False if quiet else None)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def verify(names: tuple[str, ...], as_json: bool) -> None:
+    """Check stored artifacts (all, or NAMES): files, config, sha256 of the weights, strict
+    load. Exits non-zero if any is bad; `zoo pull --force NAME` repairs a catalog model."""
+    from zoo import api
+    from zoo.artifact import store
+
+    results = api.verify(list(names) or None)
+    bad = [r for r in results if not r.ok]
+    if as_json:
+        emit_json([r.as_dict() for r in results])
+    else:
+        for r in results:
+            shown = r.name if len(r.name) <= 80 else r.name[:77] + "..."
+            click.echo(f"{'ok ' if r.ok else 'BAD'}  {shown}  {r.path or ''}")
+            for problem in r.problems:
+                click.echo(f"     {problem}")
+            for warning in r.warnings:
+                click.echo(f"     warning: {warning}")
+        if not results:
+            click.echo("The store holds no artifacts.")
+        leftovers = store.leftovers() if not names else []
+        if leftovers:
+            click.echo(f"({len(leftovers)} unfinished write(s) left by killed processes, hidden "
+                       "under staging names; the next write of the name removes them)")
+    if bad:
+        raise click.ClickException(f"{len(bad)} of {len(results)} artifacts failed verification")
+
+
+@cli.command()
+@threads_option
+@click.argument("name")
+@click.option("--data", "data", metavar="SOURCE",
+              help="Train on your own data: .csv, .npy, .safetensors, .parquet, a folder of "
+                   "images, a saved dataset or hf-dataset:ORG/NAME[@REV]. NAME is then a "
+                   "family (realnvp, made, ...) or a catalog entry to start from.")
+@click.option("-c", "--config", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="With --data: set a config key (YAML value: -c hidden=[64]); "
+                   "recipe.KEY sets a recipe key (-c recipe.val_fraction=0).")
+@click.option("--steps", type=click.IntRange(min=1), help="Override the recipe's step count.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Override the recipe's batch size.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help="Override the recipe's learning rate.")
+@click.option("--seed", type=SEED, help="Override the recipe's seed (0 .. 2**63-1).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Artifact directory to write (default: the store entry of NAME; "
+                   "required with --data).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes to train on (DDP through torchrun; the global batch stays the recipe's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="auto: CUDA when present (each process its own GPU).")
+@click.option("--bf16", is_flag=True, help="bfloat16 autocast for the forward pass (GPUs).")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile the model. Default: only runs long enough to repay compiling "
+                   "(20,000 steps or more). Falls back to eager with a warning if it fails.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), metavar="N",
+              help="Save the training state every N steps.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where checkpoints go (default: $ZOO_HOME/runs/NAME, or OUTPUT.checkpoints).")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint of this run.")
+@click.option("--force", is_flag=True,
+              help="Replace the zoo artifact already at -o (anything else there is refused).")
+def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int | None,
+          batch_size: int | None, lr: float | None, seed: int | None, output: Path | None,
+          quiet: bool, nproc: int, device: str, bf16: bool, compile_: bool | None,
+          checkpoint_every: int | None, checkpoint_dir: Path | None, resume: bool,
+          force: bool) -> None:
+    """Train a catalog model from its recipe, or a family on your data, and save the artifact.
+
+    Your data: `zoo train realnvp --data points.csv -o my-flow` (shape and levels are read
+    off the data and stated; -c KEY=VALUE changes any config key).
+    Several processes: `--nproc N`, or `torchrun --nproc-per-node N -m zoo train NAME`.
+    A killed run continues with `--resume` when it was saved with `--checkpoint-every`.
+    """
+    from zoo import api
+    from zoo.training import distributed
+    from zoo.training.options import TrainOptions
+
+    options = TrainOptions.of(steps=steps, seed=seed, progress=False if quiet else None,
+                              nproc=nproc, device=device, bf16=bf16, compile=compile_,
+                              resume=resume, checkpoint_every=checkpoint_every,
+                              checkpoint_dir=checkpoint_dir, overwrite=force)
+    if data is not None:
+        from zoo.api.owndata import parse_assignments, say_to_stderr, train_to
+
+        if output is None:
+            raise click.UsageError("--data needs -o/--output DIR: where the artifact goes")
+        path = train_to(name, data, output, options, config=parse_assignments(assignments),
+                        batch_size=batch_size, lr=lr, say=say_to_stderr)
+    else:
+        if assignments or batch_size is not None or lr is not None:
+            raise click.UsageError("-c, --batch-size and --lr go with --data; a catalog model "
+                                   "trains from its recipe")
+        path = api.train_entry(name, options, output=output)
+    # One line of output per run: from rank 0, or from the launcher that started the workers.
+    if distributed.is_main_process() and not os.environ.get(distributed.LAUNCHED_BY_ZOO):
+        click.echo(str(path))
+
+
+@cli.command()
+@threads_option
+@click.argument("name")
+@click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Where to write: .png (plot or image grid), .pt, .npy, .csv, .safetensors.")
+@click.option("--temperature", "-t", type=float, default=1.0, show_default=True)
+@click.option("--seed", type=SEED, help="Seed for reproducible samples (0 .. 2**63-1).")
+@click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Complete this image (.png, or .npy/.safetensors of levels 0..C-1) instead "
+                   "of sampling freely; a .png output shows given | mask | completions.")
+@click.option("--keep", type=click.Choice(["top-half", "left-half", "bottom-half", "right-half"]),
+              help="With --complete: which part of the image is known  [default: top-half].")
+@click.option("--keep-mask", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="MASK", help="With --complete: the known pixels, as a .png (white = "
+                                   "known) or a .npy of 0/1, instead of --keep.")
+@click.option("--sweeps", type=click.IntRange(min=1), metavar="N",
+              help="With --complete: MCMC sweeps when the known part does not come first in "
+                   "the model's order (default: zoo.infer.completion.DEFAULT_SWEEPS).")
+@click.option("--nrow", type=click.IntRange(min=1), metavar="N",
+              help="Image grids: N images a row (default: a square grid; completions: given, "
+                   "mask and 8 completions a row).")
+# 64 is zoo.pictures.MAX_SCALE (not imported here: it would import torch for --help).
+@click.option("--scale", type=click.IntRange(1, 64), metavar="N",
+              help="Image grids: draw each pixel as an NxN block (default: the grid is at "
+                   "least 512 pixels wide).")
+def sample(name: str, count: int, output: Path | None, temperature: float, seed: int | None,
+           complete: Path | None, keep: str | None, keep_mask: Path | None,
+           sweeps: int | None, nrow: int | None, scale: int | None) -> None:
+    """Draw samples from a model and save them, or complete a partly known image."""
+    from zoo import api
+    from zoo.cli.sample_files import check_format, check_grid_options, draw, write_samples
+
+    if complete is None and (keep or keep_mask or sweeps):
+        raise click.UsageError("--keep, --keep-mask and --sweeps need --complete IMAGE")
+    output = output or Path(f"{Path(name).name.replace(':', '_').replace('@', '_')}-samples.png")
+    check_format(output)
+    model = api.load(name)
+    check_grid_options(model, output, nrow=nrow, scale=scale)
+    if complete is not None:
+        from zoo.cli.completion_files import complete_image, write_completion
+
+        given, mask, done = complete_image(model, count, complete, keep=keep, keep_mask=keep_mask,
+                                           temperature=temperature, seed=seed, sweeps=sweeps)
+        write_completion(model, given, mask, done.samples, output, nrow=nrow, scale=scale)
+        click.echo(done.record.line())
+        click.echo(f"wrote {len(done.samples)} completions to {output}")
+        return
+    samples = draw(model, count, temperature=temperature, seed=seed)
+    write_samples(model, samples, output, nrow=nrow, scale=scale)
+    click.echo(f"wrote {len(samples)} samples to {output}")
+
+
+@cli.command("eval")
+@threads_option
+@click.argument("name")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--dataset", help="Dataset to score on (default: the one the model was trained on).")
+@click.option("--data", "data", metavar="SOURCE", help="Your own data to score instead (a file, "
+              "folder or hf-dataset:ORG/NAME, as for zoo train --data).")
+@click.option("--samples", "-k", type=click.IntRange(min=1, max=100_000), default=1,
+              show_default=True,
+              help="Dequantized models: importance-weighted draws per example (tighter bound).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, samples: int,
+             as_json: bool) -> None:
+    """Score a model: NLL in nats per example (with standard error) and bits/dim.
+
+    "≤" marks an upper bound: a continuous model of discrete data, uniformly dequantized
+    (`--samples K` tightens it).
+    """
+    from zoo import api
+
+    if data is not None:
+        if dataset is not None:
+            raise click.UsageError("--data and --dataset: choose one")
+        if samples != 1:
+            raise click.UsageError("--samples applies to a catalog dataset, not to --data")
+        from zoo.api.scoring import evaluate_data
+
+        result = evaluate_data(name, data)
+        split = "data"
+    else:
+        result = api.evaluate(name, split=split, dataset=dataset, samples=samples)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    le = "≤ " if result.bound else ""
+    click.echo(f"{split} NLL    {le}{result.nll:.4f} ± {result.stderr:.4f} nats per example")
+    click.echo(f"bits/dim    {le}{result.bits_per_dim:.4f}")
+    click.echo(f"n           {result.n}")
+    if result.bound:
+        draws = ("1 uniform dequantization draw" if result.samples == 1 else
+                 f"importance-weighted over {result.samples} uniform dequantization draws")
+        click.echo(f"bound       upper bound on the discrete NLL ({draws} per example)")
+
+
+@cli.command()
+@threads_option
+@click.argument("name")
+@click.option("--data", "data", required=True, metavar="SOURCE",
+              help="The examples to score (a file, folder or hf-dataset:ORG/NAME).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the scores to OUT.csv or OUT.npy (default: CSV on stdout).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw a histogram of the scores (PNG) with the training 1st percentile.")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Examples per batch (default: up to 4096, fewer for large discrete models).")
+def score(name: str, data: str, output: Path | None, plot: Path | None,
+          batch_size: int | None) -> None:
+    """One log-density in nats per example of --data, in input order (anomaly scores).
+
+    Also says what fraction of the examples falls below the training data's 1st-percentile
+    score (on stderr when the scores go to stdout).
+    """
+    from zoo.api import scoring
+
+    if output is not None:
+        scoring.check_output(output)
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise click.UsageError(f"--plot {plot}: the histogram is written as .png")
+    model = scoring.as_model(name)
+    scores = scoring.score(model, data, batch_size=batch_size)
+    summary = scoring.summarize_scores(scores, scoring.threshold_of(model))
+    if plot is not None:
+        scoring.plot_scores(scores, summary.threshold, plot)
+    notes = [summary.line()]
+    if getattr(model, "likelihood_bound", False):
+        notes.append("the scores are lower bounds on log p (a continuous model of discrete "
+                     "data, one uniform dequantization draw per example)")
+    if output is None:
+        click.echo(scoring.csv_text(scores), nl=False)
+        for note in notes:
+            click.echo(note, err=True)
+        return
+    scoring.write_scores(scores, output)
+    click.echo(f"wrote {len(scores)} scores to {output}")
+    for note in notes:
+        click.echo(note)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--repo", required=True, help="Hub repository, ORG/REPO.")
+@click.option("--revision", help="Branch to push to (default: main).")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--message", "-m", help="Commit message.")
+def push(name: str, repo: str, revision: str | None, private: bool, message: str | None) -> None:
+    """Publish an artifact (catalog name or directory) to the Hugging Face Hub."""
+    from zoo import api
+
+    result = api.push(name, repo=repo, revision=revision, private=private, message=message)
+    click.echo(f"pushed to {result.commit_url}")
+    click.echo(f"sha256 of the weights (for registry.yaml): {result.sha256}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="zoo")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Everything a model family needs, in one import.
+
+    from zoo.plugin import Family, ZooModel, AutoregressiveModel, hookimpl, bounds
+
+A plugin subclasses ``Family`` (registered through ``hookimpl``), describes its config as a
+frozen dataclass (``bounds``, ``check_shape_field``, ``ConfigError`` for checks across
+fields), and builds models that subclass ``ZooModel`` (or ``AutoregressiveModel``, which
+adds input checks, temperature and generator handling, and completion for families that
+sample one position at a time). A model that is not autoregressive checks its input with
+``check_continuous``/``check_discrete`` and ``check_sampling``. A plugin that brings data
+registers a ``Dataset``. The conformance kit is ``zoo.testing``.
+
+The torch-free names (``Family``, ``hookimpl``, the config helpers) load at once, so that a
+plugin registers its families without importing torch; the model classes load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from zoo.config import bounds, check_shape_field, parse, to_dict
+from zoo.data.dataset import Dataset
+from zoo.errors import ConfigError
+from zoo.hookspecs import hookimpl
+from zoo.plugin.family import DataKind, Family
+
+__all__ = ["Family", "DataKind", "ZooModel", "AutoregressiveModel", "hookimpl", "bounds",
+           "check_shape_field", "parse", "to_dict", "ConfigError", "Dataset",
+           "check_continuous", "check_discrete", "check_sampling", "check_completion",
+           "FLOAT32_MAX"]
+
+# Torch-dependent names, imported on first use.
+_LAZY = {"ZooModel": "zoo.plugin.model", "AutoregressiveModel": "zoo.plugin.autoregressive",
+         **{name: "zoo.checks" for name in ("check_continuous", "check_discrete",
+                                            "check_sampling", "check_completion",
+                                            "FLOAT32_MAX")}}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zoo.plugin' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

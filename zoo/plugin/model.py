@@ -1,0 +1,124 @@
+"""The base class of every zoo model.
+
+A ``ZooModel`` is an ``nn.Module`` that knows its family and config and scores and samples
+data directly: ``model.log_prob(x)`` and ``model.sample(n, ...)``. Everything the model needs
+(masks, permutations) is a registered buffer, so its ``state_dict`` is the whole model.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from zoo.checks import (  # noqa: F401  (re-exported: where plugins found them)
+    check_completion,
+    check_continuous,
+    check_discrete,
+    check_sampling,
+)
+
+
+class ZooModel(nn.Module):
+    """A model of a zoo family. Subclasses implement ``log_prob`` and ``sample``."""
+
+    family: str = ""
+    config: Any = None
+    #: True when ``log_likelihood`` of the model's data is a lower bound on ``log p``, not
+    #: exact: a continuous density fitted to discrete data through dequantization.
+    likelihood_bound: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "log_prob" in cls.__dict__ and not getattr(cls.log_prob, "_zoo_no_silent_nan", False):
+            cls.log_prob = _no_silent_nan(cls.__dict__["log_prob"])
+        if "sample" in cls.__dict__ and not getattr(cls.sample, "_zoo_finite", False):
+            cls.sample = _finite_samples(cls.__dict__["sample"])
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact log-probability of each example, in nats: float tensor of shape ``[B]``."""
+        raise NotImplementedError
+
+    def log_likelihood(self, x: Tensor, *, samples: int = 1,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """The log-likelihood of data of the model's dataset, in nats, ``[B]``: what the
+        trainer maximises and evaluation reports.
+
+        For most models it is ``log_prob(x)``, exact. A continuous model of discrete data
+        (``likelihood_bound``) returns a lower bound instead: the log-density at ``x + u``
+        for ``u ~ U[0, 1)``, or the importance-weighted bound over ``samples`` such draws,
+        drawn on ``generator``.
+        """
+        return self.log_prob(x)
+
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        given: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """Draw ``n`` samples.
+
+        ``temperature`` scales the spread (1 is the model itself); ``generator`` makes the
+        draw reproducible. Autoregressive families also complete partly known inputs: where
+        ``mask`` is true, the sample keeps the value of ``given``.
+        """
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's first parameter (or buffer); CPU for an empty model."""
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
+
+def _finite_samples(sample: Any) -> Any:
+    """Wrap a family's ``sample`` so that samples that are not finite numbers (a temperature
+    so high that they overflow) are a ValueError, not NaN or inf handed to the caller."""
+
+    @functools.wraps(sample)
+    def checked(self: ZooModel, n: int, *args: Any, **kwargs: Any) -> Tensor:
+        out = sample(self, n, *args, **kwargs)
+        if isinstance(out, Tensor) and out.is_floating_point() and not bool(
+                torch.isfinite(out).all()):
+            temperature = kwargs.get("temperature", 1.0)
+            raise ValueError(f"temperature {temperature:g} gives samples that are not finite "
+                             "numbers (they overflow); use a smaller temperature")
+        return out
+
+    checked._zoo_finite = True  # type: ignore[attr-defined]
+    return checked
+
+
+def _no_silent_nan(log_prob: Any) -> Any:
+    """Wrap a family's ``log_prob`` so that, outside training, a NaN result is a ValueError.
+
+    Input checks catch NaN, inf and values outside the data's range; this catches inputs
+    that pass them but overflow inside the model (a coordinate of 3e38 in a flow). A training
+    step (train mode with autograd on) skips it: the trainer checks the loss itself.
+    """
+
+    @functools.wraps(log_prob)
+    def checked(self: ZooModel, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        out = log_prob(self, x, *args, **kwargs)
+        training = self.training and torch.is_grad_enabled()
+        if not training and isinstance(out, Tensor) and out.is_floating_point():
+            bad = int(torch.isnan(out).sum())
+            if bad:
+                largest = float(x.abs().max()) if isinstance(x, Tensor) and x.numel() else 0.0
+                raise ValueError(
+                    f"log_prob is NaN for {bad} of {out.numel()} examples: the input is outside "
+                    f"what this model can score (largest |value| {largest:.3g})"
+                )
+        return out
+
+    checked._zoo_no_silent_nan = True  # type: ignore[attr-defined]
+    return checked

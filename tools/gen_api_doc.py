@@ -6,7 +6,7 @@
 The public API is exactly what ``zoo.__all__`` and ``zoo.testing.__all__`` list; each name
 gets a section with its signature and docstring, and a class its fields (with types,
 defaults and bounds), properties and public methods. The docstrings are the single source:
-tests/test_api_doc.py fails when the file and the docstrings drift apart.
+tests/project/test_api_doc.py fails when the file and the docstrings drift apart.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     python tools/gen_hooks_doc.py           # (re)write docs/hooks.md
     python tools/gen_hooks_doc.py --check   # exit 1, saying so, if docs/hooks.md is stale
 
-The docstrings are the single source: tests/test_hooks_doc.py fails when the file and the
+The docstrings are the single source: tests/project/test_hooks_doc.py fails when the file and the
 docstrings drift apart.
 """
 

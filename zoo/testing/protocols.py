@@ -30,9 +30,14 @@ class Autoregressive(Protocol):
 
     ensemble_size: int
 
-    def conditional_logits(self, x: Tensor, k: int = 0) -> Tensor: ...
+    def conditional_logits(self, x: Tensor, k: int = 0) -> Tensor:
+        """``[B, levels, *shape]``: each position's logits given the positions before it
+        in member ``k``'s order."""
+        ...
 
-    def order(self, k: int = 0) -> Tensor: ...
+    def order(self, k: int = 0) -> Tensor:
+        """Member ``k``'s generation order: a permutation of the flat positions, int64."""
+        ...
 
 
 @runtime_checkable
@@ -41,6 +46,10 @@ class Flow(Protocol):
     checks read it: ``forward(x)`` returns ``(z, log|det dz/dx|)`` and ``invert(z)`` maps
     back, both on ``[B, D]``."""
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(z, log|det dz/dx|)`` of data ``x`` ``[B, D]``."""
+        ...
 
-    def invert(self, z: Tensor) -> Tensor: ...
+    def invert(self, z: Tensor) -> Tensor:
+        """The data ``x`` whose ``forward`` gives ``z``."""
+        ...

@@ -1,4 +1,4 @@
-"""A worker that tests/test_distributed.py starts under torchrun (two gloo processes).
+"""A worker that tests/system/test_distributed.py starts under torchrun (two gloo processes).
 
 Each rank trains the same tiny flow with the generic trainer and records its flattened
 parameters after every step (the recipe evaluates, and so calls back, at every step); the

@@ -9,13 +9,13 @@ import inspect
 import re
 import subprocess
 import sys
-from pathlib import Path
+
+from layout import ROOT
 
 import zoo
 import zoo.testing
 from zoo.catalog.recipe import Recipe
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "gen_api_doc.py"
 
 

@@ -502,7 +502,7 @@ def test_an_artifact_older_than_a_config_key_keeps_its_meaning(tmp_path, head, m
 
 def test_masks_other_than_the_configs_are_refused_on_load(tmp_path):
     """The masks and orderings of another seed are another model: the file must hold the
-    ones its config derives (tests/test_derived_buffers.py has the hostile versions)."""
+    ones its config derives (tests/artifact/test_derived_buffers.py has the hostile versions)."""
     config = {"shape": [1, 2, 3], "levels": 3, "hidden": [12, 12], "masks": 2,
               "ordering": "random", "direct": True}
     model = build(config)

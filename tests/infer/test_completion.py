@@ -14,6 +14,7 @@ import math
 
 import pytest
 import torch
+from cli_run import run
 
 import zoo
 from zoo.checks import check_completion
@@ -307,11 +308,7 @@ def stored(tmp_path):
 def run_cli(*args, code=0):
     from click.testing import CliRunner
 
-    from zoo.cli.commands import cli
-
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result.output
+    return run(CliRunner(), *args, code=code).output
 
 
 def test_cli_writes_given_mask_and_completions_side_by_side(stored, tmp_path):

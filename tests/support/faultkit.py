@@ -18,26 +18,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.faults import ENV_POINT, ENV_RELEASE, ENV_SECONDS
+from catalogs import catalog, tiny_entry
 
-# A tiny RealNVP on moons: 2 couplings of width 8, a few hundred steps (about a second).
-TINY_ENTRY = """\
-  - name: {name}
-    family: realnvp
-    dataset: moons
-    description: a tiny flow for the fault tests
-    config: {{shape: [2], couplings: 2, hidden: 8}}
-    recipe: {{steps: {steps}, batch_size: 64, eval_every: {eval_every}, val_fraction: 0.05,
-              eval_batch_size: 20000}}
-"""
+from zoo.faults import ENV_POINT, ENV_RELEASE, ENV_SECONDS
 
 
 def tiny_registry(path: Path, names: tuple[str, ...] = ("tiny",), *, steps: int = 300,
                   extra: str = "") -> Path:
     """Write a catalog of tiny entries at ``path`` and return it."""
-    entries = "".join(TINY_ENTRY.format(name=n, steps=steps, eval_every=max(1, steps // 2))
-                      for n in names)
-    path.write_text(f"version: 1\nentries:\n{entries}{extra}")
+    entries = [tiny_entry(n, steps=steps, eval_every=max(1, steps // 2),
+                          description="a tiny flow for the fault tests",
+                          recipe="val_fraction: 0.05, eval_batch_size: 20000") for n in names]
+    path.write_text(catalog(*entries) + extra)
     return path
 
 

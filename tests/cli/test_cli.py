@@ -3,14 +3,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_run import run
 
 from zoo.cli.commands import cli
-
-
-def run(runner, *args, code=0):
-    result = runner.invoke(cli, list(args))
-    assert result.exit_code == code, result.output
-    return result
 
 
 def test_help_and_version(cli_runner):

@@ -6,13 +6,12 @@ import importlib.util
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pluggy
+from layout import ROOT
 
 from zoo import hookspecs
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "gen_hooks_doc.py"
 
 

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from layout import ROOT as REPO
 
 import zoo
 
-REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "zoo-mixture"
 
 

@@ -86,9 +86,8 @@ def test_a_rebuilt_card_shows_only_the_pictures_that_are_there(pictured_artifact
                                                               registry_file, caplog):
     import shutil
 
-    from conftest import TINY_MOONS
-
     import zoo
+    from conftest import TINY_MOONS
     from zoo.artifact import store
 
     registry_file(TINY_MOONS)

@@ -3,8 +3,7 @@
 import json
 
 import pytest
-
-from zoo.cli.commands import cli
+from cli_run import run
 
 CATALOG = """
 version: 1
@@ -36,12 +35,6 @@ entries:
     recipe: {steps: 5, batch_size: 64, eval_every: 5}
     metrics: {test_nll: 2.5}
 """
-
-
-def run(runner, *args, code=0):
-    result = runner.invoke(cli, list(args))
-    assert result.exit_code == code, result.output
-    return result
 
 
 @pytest.fixture

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from layout import SUPPORT
 
 from zoo import api
 from zoo.errors import ConfigError, ZooError
 from zoo.training import distributed
 
-WORKER = Path(__file__).with_name("ddp_worker.py")
+WORKER = SUPPORT / "ddp_worker.py"
 
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
-    """Run tests/ddp_worker.py in 2 processes through zoo's launcher; load what each saved."""
+    """Run tests/support/ddp_worker.py in 2 processes through zoo's launcher; load what each saved."""
     from safetensors.torch import load_file
 
     out = tmp_path_factory.mktemp("ddp")

@@ -21,6 +21,7 @@ from pathlib import Path
 import faultkit
 import pytest
 import torch
+from catalogs import catalog, tiny_entry
 from faultkit import tree
 from hubserver import hub_server, tiny_artifacts  # noqa: F401  (fixtures, used if olah is there)
 
@@ -530,16 +531,8 @@ def test_a_hostile_hub_repository_is_refused_and_stores_nothing(evil_hub, regist
     with pytest.raises(ConfigError, match="hidden: must be at most"):
         zoo.load("hf-hub:evil/hidden")
     sha = json.loads((evil_hub.artifacts["A"] / "config.json").read_text())["weights_sha256"]
-    registry_file(f"""
-version: 1
-entries:
-  - name: realnvp-tiny
-    family: realnvp
-    dataset: moons
-    config: {{shape: [2], couplings: 2, hidden: 8}}
-    recipe: {{steps: 30, batch_size: 64, eval_every: 10}}
-    sources: [{{repo: evil/hidden, revision: main, sha256: {sha}}}]
-""")
+    registry_file(catalog(tiny_entry(
+        extra=f"    sources: [{{repo: evil/hidden, revision: main, sha256: {sha}}}]")))
     with pytest.raises(ZooError, match="hidden: must be at most|hidden.: 1000000000"):
         api.pull("realnvp-tiny")
     assert faultkit.written_artifacts(isolated_home) == []

@@ -6,11 +6,10 @@ A code block right after ``<!-- from PATH -->`` must appear verbatim in ``PATH``
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from layout import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "plugins.md"
 QUOTE = re.compile(r"<!-- from (\S+) -->\n```\w*\n(.*?)\n```", re.S)
 

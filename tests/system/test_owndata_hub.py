@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hubserver import commit_files, olah_executable, running_olah
+from layout import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 LOAD = ("import sys; from zoo.data.open import open_data; s = open_data(sys.argv[1]); "
         "print(len(s), s.shape, s.columns, s.take([3]).tolist())")
 

@@ -8,11 +8,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from layout import ROOT
 
 import zoo
 from zoo.data.open import open_data
@@ -20,8 +20,6 @@ from zoo.data.source import ArraySource, Examples
 from zoo.training import distributed
 from zoo.training.checkpoint import CheckpointError
 from zoo.training.loop import Batches
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Counting(ArraySource):

@@ -24,6 +24,7 @@ import faultkit
 import numpy as np
 import pytest
 import torch
+from catalogs import catalog, tiny_entry
 
 import zoo
 from zoo import api
@@ -33,16 +34,7 @@ from zoo.cli import sample_files as sampling
 from zoo.cli.commands import cli
 from zoo.plugin.model import ZooModel
 
-TINY = """
-version: 1
-entries:
-  - name: tiny
-    family: realnvp
-    dataset: moons
-    description: a tiny flow
-    config: {shape: [2], couplings: 2, hidden: 8}
-    recipe: {steps: 30, batch_size: 64, eval_every: 10, val_fraction: 0.05}
-"""
+TINY = catalog(tiny_entry("tiny", recipe="val_fraction: 0.05"))
 
 
 @pytest.fixture(autouse=True, scope="module")

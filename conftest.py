@@ -1,13 +1,35 @@
-"""Shared fixtures: every test gets its own empty store and a freshly loaded plugin registry."""
+"""Shared fixtures for every test (``tests/`` and each first-party plugin's ``tests/``): each
+test gets its own empty store and a freshly loaded plugin registry.
+
+Tests are filed by the room of ``zoo/`` they hold to (``tests/artifact/``, ...), each
+plugin's beside the plugin, and the tests that start processes, servers or signals under
+``tests/system/``, marked ``system`` (``-m "not system"`` leaves them out). Their helpers
+live in ``tests/support/``, importable from every test.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from zoo.plugin import registry
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests" / "support"))
+
+from catalogs import catalog, tiny_entry  # noqa: E402
+
+from zoo.plugin import registry  # noqa: E402
+
+SYSTEM = Path(__file__).resolve().parent / "tests" / "system"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under ``tests/system/``: real processes, servers and signals."""
+    for item in items:
+        if Path(str(item.fspath)).resolve().is_relative_to(SYSTEM):
+            item.add_marker(pytest.mark.system)
+
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -38,16 +60,7 @@ def registry_file(tmp_path, monkeypatch):
     return write
 
 
-TINY_MOONS = """
-version: 1
-entries:
-  - name: realnvp-tiny
-    family: realnvp
-    dataset: moons
-    description: a tiny flow for tests
-    config: {shape: [2], couplings: 2, hidden: 8}
-    recipe: {steps: 30, batch_size: 64, eval_every: 10, val_fraction: 0.05}
-"""
+TINY_MOONS = catalog(tiny_entry(recipe="val_fraction: 0.05"))
 
 
 @pytest.fixture

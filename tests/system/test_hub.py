@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx2
 import pytest
 import torch
+from catalogs import catalog, tiny_entry
 from hubserver import HubServer, commit_files, hub_server, tiny_artifacts  # noqa: F401  (fixtures)
 from huggingface_hub import CommitInfo, HfApi, constants
 from huggingface_hub.utils import set_client_factory
@@ -226,17 +227,9 @@ def test_cli_pull_and_info(hub_env: HubServer, cli_runner):
 
 def catalog_with_source(registry_file, *, revision: str, sha256: str,
                         repo: str = "acme/moons") -> None:
-    registry_file(f"""
-version: 1
-entries:
-  - name: realnvp-tiny
-    family: realnvp
-    dataset: moons
-    config: {{shape: [2], couplings: 2, hidden: 8}}
-    recipe: {{steps: 5, batch_size: 64, eval_every: 5, val_fraction: 0.05}}
-    sources:
-      - {{repo: {repo}, revision: {revision}, sha256: {sha256}}}
-""")
+    registry_file(catalog(tiny_entry(
+        steps=5, eval_every=5, recipe="val_fraction: 0.05",
+        extra=f"    sources:\n      - {{repo: {repo}, revision: {revision}, sha256: {sha256}}}")))
 
 
 def test_catalog_entry_comes_from_its_pinned_hub_source(hub_env: HubServer, registry_file):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from layout import ROOT as REPO
 
 
 def test_the_catalog_has_one_source():

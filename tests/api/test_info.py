@@ -4,8 +4,8 @@ catalog's expected values."""
 from __future__ import annotations
 
 import torch
-from conftest import TINY_MOONS
 
+from conftest import TINY_MOONS
 from zoo import api
 from zoo.artifact import io as artifacts
 from zoo.artifact import store

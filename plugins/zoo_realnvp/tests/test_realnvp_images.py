@@ -2,16 +2,14 @@
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from layout import FIXTURES
 
 import zoo
 from zoo.errors import ConfigError
 from zoo.testing import check_family
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def perturbed(config, seed=0, std=0.1):

@@ -20,9 +20,10 @@ from zoo.data import Dataset
 from zoo.errors import ConfigError, stop_behind
 from zoo.training import checkpoint as ckpt
 from zoo.training import distributed
+from zoo.training.batches import Batches
 from zoo.training.checkpoint import CheckpointError
 from zoo.training.devices import CompiledOrEager, resolve_device
-from zoo.training.loop import Batches, fit, training_examples
+from zoo.training.loop import fit, training_examples
 
 CONFIG = {"shape": [2], "couplings": 2, "hidden": 8}
 

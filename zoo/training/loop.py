@@ -15,7 +15,6 @@ uninterrupted run reaches (bit for bit on one CPU process).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import sys
@@ -31,14 +30,16 @@ from torch import Tensor
 from zoo.catalog.recipe import Recipe
 from zoo.data import Dataset
 from zoo.data.source import Examples, TensorSource
-from zoo.errors import ConfigError, TrainingError
+from zoo.errors import TrainingError
 from zoo.infer.evaluation import mean_nll, nll_per_example
 from zoo.plugin.family import Family
 from zoo.plugin.model import ZooModel
 from zoo.training import checkpoint as ckpt
 from zoo.training import distributed
+from zoo.training.batches import Batches
 from zoo.training.devices import autocast, maybe_compile, resolve_compile, resolve_device
 from zoo.training.flat_parameters import FlatParameters
+from zoo.training.state import TrainState, run_fingerprint
 
 HISTORY_POINTS = 100  # training-NLL records per run in ``FitResult.history``
 
@@ -128,83 +129,6 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-class Batches:
-    """An endless stream of shuffled global mini-batches, one fresh permutation (and draw) per epoch.
-
-    Every rank holds the same stream (same generator seed) and reads only its own slice of
-    each global batch (``distributed.shard``), which is what a ``DistributedSampler`` over
-    one shuffled epoch gives, with the global batch fixed whatever the number of processes.
-    Rows are read from the data's storage and converted batch by batch.
-    ``state``/``restore`` save and replay the stream exactly: the generator's state at the
-    start of the current epoch, the epoch and the position in it.
-    """
-
-    def __init__(self, data: Examples, batch_size: int, generator: torch.Generator,
-                 *, ctx: distributed.Context | None = None, device: torch.device | None = None):
-        self.ctx = ctx or distributed.Context()
-        world = self.ctx.world_size
-        x = data
-        if len(x) < batch_size:
-            # A split smaller than one batch: use all of it (rounded down to split evenly).
-            batch_size = max(world, len(x) - len(x) % world)
-            if len(x) < world:
-                raise ConfigError(f"{len(x)} training examples cannot be split over {world} processes")
-        distributed.check_batch(batch_size, world)
-        self.data, self.batch_size, self.generator = data, batch_size, generator
-        self.device = device
-        self.epoch_data: Examples | None = None
-        self.order: Tensor | None = None
-        self.position = 0
-        self.epoch = 0
-        self.epoch_start_state: Tensor | None = None
-
-    def _new_epoch(self) -> None:
-        self.epoch_start_state = self.generator.get_state()
-        data = self.data.drawn(self.generator)
-        self.order = torch.randperm(len(self.data), generator=self.generator)
-        self.position = 0
-        self.epoch += 1
-        # Data in memory goes to the training device once per epoch and batches are gathered
-        # there; data in a file is read batch by batch.
-        self.epoch_data = data.to(self.device)
-
-    def next(self) -> Tensor:
-        if self.order is None or self.position + self.batch_size > len(self.order):
-            self._new_epoch()
-        index = self.order[self.position : self.position + self.batch_size]
-        self.position += self.batch_size
-        index = distributed.shard(index, self.ctx)
-        return self.epoch_data.take(index)
-
-    def state(self) -> dict[str, Any]:
-        """JSON data from which ``restore`` rebuilds this stream at this very position."""
-        return {
-            "epoch": self.epoch,
-            "position": self.position,
-            "batch_size": self.batch_size,
-            "epoch_start": (None if self.epoch_start_state is None
-                            else ckpt.encode_bytes(self.epoch_start_state)),
-            "generator": ckpt.encode_bytes(self.generator.get_state()),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """Replay the current epoch's draw from its starting generator state, then seek."""
-        if state["batch_size"] != self.batch_size:
-            raise ckpt.CheckpointError(
-                f"checkpoint batch size {state['batch_size']} differs from this run's {self.batch_size}")
-        expected = ckpt.decode_bytes(state["generator"])
-        if state["epoch_start"] is None:
-            self.generator.set_state(expected)
-            return
-        self.generator.set_state(ckpt.decode_bytes(state["epoch_start"]))
-        self._new_epoch()
-        self.epoch, self.position = state["epoch"], state["position"]
-        if not torch.equal(self.generator.get_state(), expected):
-            raise ckpt.CheckpointError(
-                "the checkpoint's data stream cannot be replayed: re-drawing the epoch gave a "
-                "different generator state (is the dataset's per-epoch draw deterministic?)")
-
-
 def mean_nll_across_ranks(model: ZooModel, x: Tensor | Examples, batch_size: int,
                           ctx: distributed.Context | None = None) -> float:
     """Mean NLL of ``x``; with several ranks each scores (and reads) a slice and the sums are added.
@@ -224,39 +148,6 @@ def mean_nll_across_ranks(model: ZooModel, x: Tensor | Examples, batch_size: int
         totals = totals.to(model.device)
     totals = distributed.all_reduce_sum(totals).cpu()
     return (totals[0] / totals[1]).item()
-
-
-def _fingerprint(model: ZooModel, recipe: Recipe, steps: int, data: Examples,
-                 n_train: int) -> dict[str, Any]:
-    """What must match for a checkpoint to belong to this run, the data's contents included."""
-    from zoo.config import to_dict
-
-    config = model.config
-    return {
-        "family": model.family or type(model).__name__,
-        "config": to_dict(config) if dataclasses.is_dataclass(config) else None,
-        "recipe": to_dict(recipe),
-        "steps": steps,
-        "train_examples": n_train,
-        "data": data.fingerprint(),
-    }
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": ckpt.encode_bytes(torch.get_rng_state())}
-    if device.type == "cuda":
-        state["cuda"] = ckpt.encode_bytes(torch.cuda.get_rng_state(device))
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(ckpt.decode_bytes(state["torch"]))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(ckpt.decode_bytes(state["cuda"]), device)
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def train_model(family: Family, model: ZooModel, dataset: Dataset | Examples, recipe: Recipe,
@@ -340,85 +231,26 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
     batches = Batches(splits.train, recipe.batch_size,
                       torch.Generator().manual_seed(recipe.seed + 2), ctx=ctx,
                       device=device if device.type != "cpu" else None)
-    # One flat tensor for the optimizer (zoo.training.flat_parameters): on small models the per-tensor
-    # cost of a step is most of it. Checkpoints still hold per-parameter optimizer state.
+    # One flat tensor for the optimizer (zoo.training.flat_parameters): on small models the
+    # per-tensor cost of a step is most of it. Checkpoints still hold per-parameter state.
     flat = FlatParameters.of(list(model.parameters()))
     optimizer = make_optimizer(model, recipe, None if flat is None else [flat.flat])
-    schedule = make_schedule(optimizer, recipe, steps)
+    state = TrainState(model, optimizer, make_schedule(optimizer, recipe, steps), batches, flat,
+                       device, checkpoint_every=checkpoint_every)
     val = splits.val.to(device) if splits.val is not None else None
     # The data's digest reads all of it: only a run that checkpoints needs it.
-    fingerprint = (_fingerprint(model, recipe, steps, data, len(splits.train))
-                   if checkpoint_dir is not None else {})
-
-    history: list[dict[str, float]] = []
-    # The training NLL is recorded HISTORY_POINTS times a run (cheap: no extra pass), the
-    # validation NLL at every evaluation: the training curve shows the run, not 6 points.
-    record_every = max(1, steps // HISTORY_POINTS)
-    best_nll, best_step = math.inf, 0
-    best_state: dict[str, Tensor] | None = None
-    running = 0.0
-    start = 0
+    run = (run_fingerprint(model, recipe, steps, data, len(splits.train))
+           if checkpoint_dir is not None else {})
     if resume and checkpoint_dir is not None:
-        sidecar = ckpt.latest(checkpoint_dir)
-        if sidecar is None:
-            if ctx.is_main:
-                print(f"zoo: no checkpoint in {checkpoint_dir}; training from step 0", file=sys.stderr)
-        else:
-            tensors, meta = ckpt.load(sidecar)
-            _check_fingerprint(meta.get("run"), fingerprint, sidecar)
-            try:
-                model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
-                                       if k.startswith("model.")})
-                saved = ckpt.join_optimizer_state(tensors, meta["optimizer"])
-                optimizer.load_state_dict(saved if flat is None else flat.flat_state(saved))
-                schedule.load_state_dict(meta["scheduler"])
-            except (RuntimeError, KeyError, ValueError) as exc:
-                raise ckpt.CheckpointError(
-                    f"checkpoint {sidecar} does not fit this model: {' '.join(str(exc).split())[:400]}"
-                ) from None
-            batches.restore(meta["batches"])
-            _set_rng_state(meta["rng"], device)
-            start = meta["step"]
-            running = meta["running"]
-            history = meta["history"]
-            best_step = meta["best_step"]
-            best_nll = math.inf if meta["best_nll"] is None else meta["best_nll"]
-            best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
-            best_state = best or None
-            if checkpoint_every is None:
-                checkpoint_every = meta.get("checkpoint_every")
-            if ctx.is_main:
-                print(f"zoo: resuming from {sidecar} (step {start} of {steps})", file=sys.stderr)
-        distributed.barrier()
+        _resume(state, checkpoint_dir, run, steps, ctx)
+    start = state.step
 
     compile = resolve_compile(compile, device, steps)
     objective = distributed.wrap(maybe_compile(distributed.NegLogLikelihood(model), compile),
                                  device, ctx)
-
-    def save_checkpoint(step: int) -> None:
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        opt_state = optimizer.state_dict()
-        if flat is not None:
-            opt_state = flat.per_parameter_state(opt_state)
-        opt_tensors, opt_meta = ckpt.split_optimizer_state(opt_state)
-        tensors.update(opt_tensors)
-        if best_state is not None:
-            tensors.update({f"best.{k}": v for k, v in best_state.items()})
-        meta = {
-            "run": fingerprint,
-            "world_size": ctx.world_size,
-            "checkpoint_every": checkpoint_every,
-            "optimizer": opt_meta,
-            "scheduler": ckpt.json_value(schedule.state_dict(), "scheduler state"),
-            "batches": batches.state(),
-            "rng": _rng_state(device),
-            "running": running,
-            "best_step": best_step,
-            "best_nll": _finite_or_none(best_nll),
-            "history": history,
-        }
-        ckpt.save(checkpoint_dir, step, tensors, meta)
-
+    # The training NLL is recorded HISTORY_POINTS times a run (cheap: no extra pass), the
+    # validation NLL at every evaluation: the training curve shows the run, not 6 points.
+    record_every = max(1, steps // HISTORY_POINTS)
     show = ctx.is_main and (sys.stderr.isatty() if progress is None else progress)
     from tqdm.auto import tqdm
 
@@ -429,85 +261,87 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
     try:
         for step in range(start + 1, steps + 1):
             tic = time.perf_counter()
-            batch = batches.next().to(device, non_blocking=True)
-            with autocast(device, bf16):
-                loss = objective(batch)
-            # The global mean loss, the same on every rank, so that all ranks agree on
-            # stopping (a rank that raised alone would leave the others waiting forever).
-            value = loss.detach().float()
-            if ctx.is_distributed:
-                value = distributed.all_reduce_sum(value) / ctx.world_size
-            value = value.item()
-            if not math.isfinite(value):
-                raise TrainingError(
-                    f"the loss became {value} at step {step}; training stopped. "
-                    "Lower the learning rate or set grad_clip in the recipe."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if flat is not None:
-                flat.gather_grads()
-            if recipe.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(
-                    model.parameters() if flat is None else [flat.flat], recipe.grad_clip)
-            optimizer.step()
-            schedule.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            value = _step(state, objective, recipe, bf16, ctx, step)
             seconds += time.perf_counter() - tic
-            running = value if step == 1 else 0.98 * running + 0.02 * value
+            state.step = step
+            state.running = value if step == 1 else 0.98 * state.running + 0.02 * value
             bar.update(1)
             evaluating = step % recipe.eval_every == 0 or step == steps
             if evaluating or step % record_every == 0:
-                record: dict[str, float] = {"step": step, "train_nll": running}
-                history.append(record)
+                record: dict[str, float] = {"step": step, "train_nll": state.running}
+                state.history.append(record)
             if evaluating:
                 if val is not None:
                     record["val_nll"] = mean_nll_across_ranks(model, val, recipe.eval_batch_size,
                                                               ctx)
                     model.train()
-                    if record["val_nll"] < best_nll:
-                        best_nll, best_step = record["val_nll"], step
-                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    state.keep_if_best(record["val_nll"])
                 bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "step"})
                 if callback is not None:
                     callback(step, record)
-            if checkpoint_every and step % checkpoint_every == 0 and ctx.is_main:
-                save_checkpoint(step)
+            if state.checkpoint_every and step % state.checkpoint_every == 0 and ctx.is_main:
+                state.save(checkpoint_dir, run, ctx.world_size)
     finally:
         bar.close()
         if flat is not None:
             flat.release()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
     else:
-        best_step = steps
+        state.best_step = steps
     model.eval()
-    return FitResult(steps=steps, best_step=best_step,
-                     val_nll=None if val is None else best_nll, train_nll=running,
-                     history=history, seconds=seconds, start_step=start,
+    return FitResult(steps=steps, best_step=state.best_step,
+                     val_nll=None if val is None else state.best_nll, train_nll=state.running,
+                     history=state.history, seconds=seconds, start_step=start,
                      world_size=ctx.world_size)
 
 
-def _check_fingerprint(saved: Any, current: dict[str, Any], sidecar: Path) -> None:
-    if saved == current:
-        return
-    if not isinstance(saved, dict):
-        raise ckpt.CheckpointError(f"checkpoint {sidecar} does not record which run wrote it")
-    diffs = []
-    for key in current:
-        if saved.get(key) != current[key]:
-            if isinstance(current[key], dict) and isinstance(saved.get(key), dict):
-                inner = [f"{key}.{k}: {saved[key].get(k)!r} vs {current[key].get(k)!r}"
-                         for k in sorted(set(saved[key]) | set(current[key]))
-                         if saved[key].get(k) != current[key].get(k)]
-                diffs.extend(inner)
-            else:
-                diffs.append(f"{key}: {saved.get(key)!r} vs {current[key]!r}")
-    raise ckpt.CheckpointError(
-        f"checkpoint {sidecar} was written by a different run ({'; '.join(diffs[:4])}, "
-        "checkpoint vs now); resume with the same recipe, config and steps, or train without --resume"
-    )
+def _resume(state: TrainState, directory: Path, run: dict[str, Any], steps: int,
+            ctx: distributed.Context) -> None:
+    """Restore ``state`` from the newest checkpoint in ``directory`` (from step 0 if none)."""
+    sidecar = ckpt.latest(directory)
+    if sidecar is None:
+        if ctx.is_main:
+            print(f"zoo: no checkpoint in {directory}; training from step 0", file=sys.stderr)
+    else:
+        state.restore(sidecar, run)
+        if ctx.is_main:
+            print(f"zoo: resuming from {sidecar} (step {state.step} of {steps})",
+                  file=sys.stderr)
+    distributed.barrier()
+
+
+def _step(state: TrainState, objective: Callable[[Tensor], Tensor], recipe: Recipe,
+          bf16: bool, ctx: distributed.Context, step: int) -> float:
+    """One optimisation step; returns the global mean loss (the same on every rank)."""
+    device = state.device
+    batch = state.batches.next().to(device, non_blocking=True)
+    with autocast(device, bf16):
+        loss = objective(batch)
+    # The global mean loss, the same on every rank, so that all ranks agree on stopping (a
+    # rank that raised alone would leave the others waiting forever).
+    value = loss.detach().float()
+    if ctx.is_distributed:
+        value = distributed.all_reduce_sum(value) / ctx.world_size
+    value = value.item()
+    if not math.isfinite(value):
+        raise TrainingError(
+            f"the loss became {value} at step {step}; training stopped. "
+            "Lower the learning rate or set grad_clip in the recipe."
+        )
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if state.flat is not None:
+        state.flat.gather_grads()
+    if recipe.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(
+            state.model.parameters() if state.flat is None else [state.flat.flat],
+            recipe.grad_clip)
+    state.optimizer.step()
+    state.schedule.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return value
 
 
 def describe(result: FitResult) -> dict[str, Any]:

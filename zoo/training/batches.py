@@ -1,0 +1,91 @@
+"""The stream of training batches: shuffled global mini-batches, sliced per process, that a
+checkpoint can save and replay to the very batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from zoo.data.source import Examples
+from zoo.errors import ConfigError
+from zoo.training import checkpoint as ckpt
+from zoo.training import distributed
+
+
+class Batches:
+    """An endless stream of shuffled global mini-batches, one fresh permutation (and draw) per epoch.
+
+    Every rank holds the same stream (same generator seed) and reads only its own slice of
+    each global batch (``distributed.shard``), which is what a ``DistributedSampler`` over
+    one shuffled epoch gives, with the global batch fixed whatever the number of processes.
+    Rows are read from the data's storage and converted batch by batch.
+    ``state``/``restore`` save and replay the stream exactly: the generator's state at the
+    start of the current epoch, the epoch and the position in it.
+    """
+
+    def __init__(self, data: Examples, batch_size: int, generator: torch.Generator,
+                 *, ctx: distributed.Context | None = None, device: torch.device | None = None):
+        self.ctx = ctx or distributed.Context()
+        world = self.ctx.world_size
+        x = data
+        if len(x) < batch_size:
+            # A split smaller than one batch: use all of it (rounded down to split evenly).
+            batch_size = max(world, len(x) - len(x) % world)
+            if len(x) < world:
+                raise ConfigError(f"{len(x)} training examples cannot be split over {world} processes")
+        distributed.check_batch(batch_size, world)
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+        self.device = device
+        self.epoch_data: Examples | None = None
+        self.order: Tensor | None = None
+        self.position = 0
+        self.epoch = 0
+        self.epoch_start_state: Tensor | None = None
+
+    def _new_epoch(self) -> None:
+        self.epoch_start_state = self.generator.get_state()
+        data = self.data.drawn(self.generator)
+        self.order = torch.randperm(len(self.data), generator=self.generator)
+        self.position = 0
+        self.epoch += 1
+        # Data in memory goes to the training device once per epoch and batches are gathered
+        # there; data in a file is read batch by batch.
+        self.epoch_data = data.to(self.device)
+
+    def next(self) -> Tensor:
+        if self.order is None or self.position + self.batch_size > len(self.order):
+            self._new_epoch()
+        index = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        index = distributed.shard(index, self.ctx)
+        return self.epoch_data.take(index)
+
+    def state(self) -> dict[str, Any]:
+        """JSON data from which ``restore`` rebuilds this stream at this very position."""
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "batch_size": self.batch_size,
+            "epoch_start": (None if self.epoch_start_state is None
+                            else ckpt.encode_bytes(self.epoch_start_state)),
+            "generator": ckpt.encode_bytes(self.generator.get_state()),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replay the current epoch's draw from its starting generator state, then seek."""
+        if state["batch_size"] != self.batch_size:
+            raise ckpt.CheckpointError(
+                f"checkpoint batch size {state['batch_size']} differs from this run's {self.batch_size}")
+        expected = ckpt.decode_bytes(state["generator"])
+        if state["epoch_start"] is None:
+            self.generator.set_state(expected)
+            return
+        self.generator.set_state(ckpt.decode_bytes(state["epoch_start"]))
+        self._new_epoch()
+        self.epoch, self.position = state["epoch"], state["position"]
+        if not torch.equal(self.generator.get_state(), expected):
+            raise ckpt.CheckpointError(
+                "the checkpoint's data stream cannot be replayed: re-drawing the epoch gave a "
+                "different generator state (is the dataset's per-epoch draw deterministic?)")

@@ -21,7 +21,7 @@ import torch
 
 from benchmarks import load_average
 from zoo import api
-from zoo.training.loop import fit
+from zoo.training.loop import maximise_likelihood
 
 ENTRY = "realnvp-moons"
 AFFINE = {"shape": [2], "couplings": 8, "hidden": 64}
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, config in configs.items():
             torch.manual_seed(0)
             model = api.get_family("realnvp").build(config)
-            fit(model, moons, entry.recipe, train_data=train * scale, progress=False,
+            maximise_likelihood(model, moons, entry.recipe, train_data=train * scale, progress=False,
                 compile=False)
             with torch.no_grad():
                 value = -model.log_prob(test * scale).mean().item() - 2 * math.log(scale)

@@ -1,6 +1,6 @@
 """realnvp-moons against zuko's flows on the same recipe: test NLL over seeds, side by side.
 
-Every flow trains through ``zoo.training.loop.fit`` with the catalog entry's recipe (the same
+Every flow trains through ``zoo.training.loop.maximise_likelihood`` with the catalog entry's recipe (the same
 batches, schedule, optimizer and validation split for a given seed; the model at its best
 validation step), and is scored on moons' test split in nats. zoo's flow is the catalog's
 config; zuko's are wrapped as a ``ZooModel`` whose ``log_prob`` is ``flow().log_prob``.
@@ -27,7 +27,7 @@ from benchmarks import load_average
 from zoo import api
 from zoo.catalog.recipe import Recipe
 from zoo.plugin.model import ZooModel
-from zoo.training.loop import fit
+from zoo.training.loop import maximise_likelihood
 
 ENTRY = "realnvp-moons"
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.manual_seed(seed)
             model = make()
             params[name] = sum(p.numel() for p in model.parameters())
-            fit(model, moons, dataclasses.replace(recipe, seed=seed), progress=False,
+            maximise_likelihood(model, moons, dataclasses.replace(recipe, seed=seed), progress=False,
                 compile=False)
             with torch.no_grad():
                 nll[name].append(round(-model.log_prob(test).mean().item(), 4))

@@ -4,7 +4,7 @@ Protocol: two moons (the training split), 8 affine couplings, MLPs of two hidden
 (35,344 parameters on every side), batches of 256, one CPU thread (``--threads``). Each model
 runs under two optimizers, the same on every side: AdamW ``fused`` (zoo's trainer uses it)
 and PyTorch's ``default`` AdamW (the foreach loop). The run is one call of
-``zoo.training.loop.fit`` (our model, the trainer's own loop: batching, schedule, loss check);
+``zoo.training.loop.maximise_likelihood`` (our model, the trainer's own loop: batching, schedule, loss check);
 at each of its rounds (``eval_every = --steps``) a callback times the round and then runs one
 round of every other runner, in an order reversed every round, so that machine load hits
 every side alike. Ratios are the median over rounds of the per-round ratio.
@@ -36,7 +36,7 @@ from benchmarks import load_average
 from zoo import api
 from zoo.catalog.recipe import Recipe
 from zoo.training.devices import describe_machine, resolve_device
-from zoo.training.loop import fit, make_optimizer
+from zoo.training.loop import make_optimizer, maximise_likelihood
 
 COUPLINGS, HIDDEN, BATCH, LR = 8, 64, 256, 1e-3
 OPTIMIZERS = ("fused", "default")
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         state["tic"] = time.perf_counter()
 
     load_before = load_average()
-    fit(zoo_model(), api.get_dataset("moons"),
+    maximise_likelihood(zoo_model(), api.get_dataset("moons"),
         Recipe(steps=args.steps * (args.rounds + 1), batch_size=BATCH, lr=LR, val_fraction=0.0,
                eval_every=args.steps),
         progress=False, device=device, train_data=data, callback=between_rounds,

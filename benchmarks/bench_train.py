@@ -44,10 +44,10 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from zoo import api
-    from zoo.infer.evaluation import evaluate
+    from zoo.infer.evaluation import evaluate_on
     from zoo.training import distributed
     from zoo.training.devices import describe_machine, resolve_device
-    from zoo.training.loop import fit, mean_nll_across_ranks
+    from zoo.training.loop import maximise_likelihood, mean_nll_across_ranks
 
     torch.set_num_threads(args.threads)
     entry = api.get_entry(args.entry)
@@ -73,7 +73,7 @@ def worker(args: argparse.Namespace) -> None:
             raise TargetReached
 
     try:
-        result = fit(model, dataset, recipe, steps=args.steps, progress=False, device=device,
+        result = maximise_likelihood(model, dataset, recipe, steps=args.steps, progress=False, device=device,
                      callback=check_target if args.target is not None else None)
     except TargetReached:
         result = None
@@ -83,7 +83,7 @@ def worker(args: argparse.Namespace) -> None:
                               "threads_per_process": args.threads, "device": str(device),
                               "batch_size": recipe.batch_size}
     if result is not None:
-        score = evaluate(model, dataset.load("test"), recipe.eval_batch_size)
+        score = evaluate_on(model, dataset.load("test"), recipe.eval_batch_size)
         record.update(steps=result.steps, train_seconds=result.seconds,
                       steps_per_s=result.steps_per_second,
                       examples_per_s=result.steps_per_second * recipe.batch_size,

@@ -5,7 +5,7 @@
 
 Checks, each a record in the JSON with ``ok`` and what was measured:
 
-- ``bf16_training``: ``fit(..., device="cuda", bf16=True)`` on a tiny RealNVP: the forward
+- ``bf16_training``: ``maximise_likelihood(..., device="cuda", bf16=True)`` on a tiny RealNVP: the forward
   pass runs in bfloat16 (autocast; seen at every linear layer), the weights stay float32,
   every loss is finite and the validation NLL improves.
 - ``ddp``: with 2 or more GPUs, ``zoo.training.distributed.launch`` starts 2 NCCL ranks of the
@@ -85,12 +85,12 @@ class MatmulDtypes(TorchDispatchMode):
 
 
 def check_bf16_training(device: str, steps: int = 200) -> dict[str, Any]:
-    from zoo.training.loop import fit
+    from zoo.training.loop import maximise_likelihood
 
     model = tiny_flow()
     with MatmulDtypes() as products:
-        result = fit(model, dataset(), recipe(steps), device=device, bf16=True, progress=False,
-                     train_data=ring())
+        result = maximise_likelihood(model, dataset(), recipe(steps), device=device, bf16=True,
+                                     progress=False, train_data=ring())
     seen = products.seen
     history = [r["val_nll"] for r in result.history if "val_nll" in r]
     finite = all(torch.isfinite(torch.tensor(r["train_nll"])) for r in result.history)
@@ -106,10 +106,10 @@ def ddp_worker(out: Path, device: str) -> None:
     from safetensors.torch import save_file
 
     from zoo.training import distributed
-    from zoo.training.loop import fit
+    from zoo.training.loop import maximise_likelihood
 
     model = tiny_flow()
-    result = fit(model, dataset(), recipe(20), device=device, progress=False,
+    result = maximise_likelihood(model, dataset(), recipe(20), device=device, progress=False,
                  train_data=ring())
     rank = distributed.context().rank
     flat = torch.cat([p.detach().flatten().cpu() for p in model.parameters()])

@@ -76,9 +76,9 @@ def bench_family(name: str, *, steps: int = 300, batch_size: int = 128, device: 
 
     from zoo import api
     from zoo.catalog.recipe import Recipe
-    from zoo.infer.evaluation import evaluate
+    from zoo.infer.evaluation import evaluate_on
     from zoo.training.devices import describe_machine, resolve_device
-    from zoo.training.loop import fit
+    from zoo.training.loop import maximise_likelihood
 
     torch.set_num_threads(threads)
     dev = resolve_device(device)
@@ -93,13 +93,13 @@ def bench_family(name: str, *, steps: int = 300, batch_size: int = 128, device: 
         torch.cuda.reset_peak_memory_stats(dev)
     torch.manual_seed(seed)
     model = family.build(config)
-    result = fit(model, dataset, recipe, progress=False, device=dev, train_data=train)
+    result = maximise_likelihood(model, dataset, recipe, progress=False, device=dev, train_data=train)
 
     # Scoring: the whole test split in batches of 1024, after one warm-up batch.
     with torch.no_grad():
         model.log_prob(test[:1024].to(dev))
     tic = time.perf_counter()
-    score = evaluate(model, test, batch_size=1024)
+    score = evaluate_on(model, test, batch_size=1024)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     log_prob_seconds = time.perf_counter() - tic

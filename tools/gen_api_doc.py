@@ -84,7 +84,7 @@ def markdown(text: str) -> str:
 
 
 #: Internal functions a public method hands over to, documented with it (name -> target).
-DELEGATES = {"Family.train": "zoo.training.loop.fit"}
+DELEGATES = {"Family.train": "zoo.training.loop.maximise_likelihood"}
 
 
 class _Annotation(str):

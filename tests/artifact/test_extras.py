@@ -65,11 +65,11 @@ def test_a_discrete_recipe_build_draws_an_image_grid(registry_file):
 
 def test_the_trainer_records_the_training_nll_about_a_hundred_times():
     from zoo.catalog.recipe import Recipe
-    from zoo.training.loop import HISTORY_POINTS, fit
+    from zoo.training.loop import HISTORY_POINTS, maximise_likelihood
 
     model = zoo.get_family("realnvp").build({"shape": [2], "couplings": 2, "hidden": 8})
     recipe = Recipe(steps=400, batch_size=32, eval_every=100, val_fraction=0.1)
-    result = fit(model, zoo.get_dataset("moons"), recipe, progress=False,
+    result = maximise_likelihood(model, zoo.get_dataset("moons"), recipe, progress=False,
                  train_data=torch.randn(500, 2))
     assert len(result.history) == HISTORY_POINTS
     assert [r["step"] for r in result.history if "val_nll" in r] == [100, 200, 300, 400]

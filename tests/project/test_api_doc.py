@@ -69,7 +69,8 @@ def test_the_reference_answers_what_a_plugin_author_asked():
     assert "path of an" in load and "artifact directory" in load
     assert 'zoo.get_dataset("moons").load("train")' in text
     train = text.split("#### `Family.train`")[1].split("####")[0]
-    assert "zoo.training.loop.fit(model: ZooModel, dataset: " in train and "recipe: Recipe" in train
+    assert "zoo.training.loop.maximise_likelihood(model: ZooModel, dataset: " in train
+    assert "recipe: Recipe" in train
     assert "| `val_nll` |" in train  # what fit returns
     recipe = text.split("### zoo.Recipe")[1].split("### zoo.list_models")[0]
     for f in dataclasses.fields(Recipe):

@@ -45,7 +45,7 @@ def main(out: Path) -> None:
     from safetensors.torch import save_file
 
     from zoo.training import distributed
-    from zoo.training.loop import fit
+    from zoo.training.loop import maximise_likelihood
 
     torch.set_num_threads(1)
     model = make_model()
@@ -55,7 +55,7 @@ def main(out: Path) -> None:
         snapshots[f"step{step}"] = flat(model)
         snapshots[f"val{step}"] = torch.tensor([rec["val_nll"], rec["train_nll"]], dtype=torch.float64)
 
-    result = fit(model, DATASET, RECIPE, progress=False, callback=record, device="cpu")
+    result = maximise_likelihood(model, DATASET, RECIPE, progress=False, callback=record, device="cpu")
     snapshots["final"] = flat(model)
     ctx = distributed.context()  # the group is gone again: read from torchrun's environment
     save_file(snapshots, str(out / f"rank{ctx.rank}.safetensors"))

@@ -49,7 +49,7 @@ def test_both_ranks_hold_identical_parameters_after_every_step(two_ranks):
 def test_two_processes_with_half_batches_match_one_process_with_the_whole(two_ranks):
     from ddp_worker import DATASET, RECIPE, STEPS, flat, make_model
 
-    from zoo.training.loop import fit
+    from zoo.training.loop import maximise_likelihood
 
     (r0, _), _ = two_ranks
     model = make_model()
@@ -59,7 +59,7 @@ def test_two_processes_with_half_batches_match_one_process_with_the_whole(two_ra
         single[f"step{step}"] = flat(model)
         single[f"val{step}"] = torch.tensor([rec["val_nll"], rec["train_nll"]], dtype=torch.float64)
 
-    fit(model, DATASET, RECIPE, progress=False, callback=record, device="cpu")
+    maximise_likelihood(model, DATASET, RECIPE, progress=False, callback=record, device="cpu")
     for step in range(1, STEPS + 1):
         torch.testing.assert_close(r0[f"step{step}"], single[f"step{step}"], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(r0[f"val{step}"], single[f"val{step}"], rtol=1e-5, atol=1e-6)

@@ -34,7 +34,7 @@ def test_explicit_choices_are_kept():
 def test_fit_stays_eager_on_a_short_run(monkeypatch):
     from zoo import api
     from zoo.catalog.recipe import Recipe
-    from zoo.training.loop import fit
+    from zoo.training.loop import maximise_likelihood
 
     def refuse(*args, **kwargs):
         raise AssertionError("a short run must not compile")
@@ -42,8 +42,9 @@ def test_fit_stays_eager_on_a_short_run(monkeypatch):
     monkeypatch.setattr(devices, "CompiledOrEager", refuse)
     model = api.get_family("realnvp").build({"shape": [2], "couplings": 2, "hidden": 8})
     data = torch.randn(64, 2)
-    result = fit(model, api.get_dataset("moons"), Recipe(steps=3, batch_size=16, val_fraction=0.0),
-                 train_data=data, progress=False)
+    result = maximise_likelihood(model, api.get_dataset("moons"),
+                                 Recipe(steps=3, batch_size=16, val_fraction=0.0),
+                                 train_data=data, progress=False)
     assert result.steps == 3
 
 

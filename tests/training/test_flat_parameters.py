@@ -95,11 +95,11 @@ def test_checkpoints_hold_the_optimizer_state_per_parameter(tmp_path):
     from zoo import api
     from zoo.catalog.recipe import Recipe
     from zoo.training import checkpoint as ckpt
-    from zoo.training.loop import fit
+    from zoo.training.loop import maximise_likelihood
 
     torch.manual_seed(0)
     model = api.get_family("realnvp").build({"shape": [2], "couplings": 2, "hidden": 8})
-    fit(model, api.get_dataset("moons"),
+    maximise_likelihood(model, api.get_dataset("moons"),
         Recipe(steps=10, batch_size=32, lr=1e-2, val_fraction=0.0, eval_every=10),
         progress=False, checkpoint_dir=tmp_path, checkpoint_every=10, compile=False)
     tensors, _ = ckpt.load(ckpt.latest(tmp_path))

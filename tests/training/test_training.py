@@ -23,7 +23,7 @@ from zoo.training import distributed
 from zoo.training.batches import Batches
 from zoo.training.checkpoint import CheckpointError
 from zoo.training.devices import CompiledOrEager, resolve_device
-from zoo.training.loop import fit, training_examples
+from zoo.training.loop import maximise_likelihood, training_examples
 
 CONFIG = {"shape": [2], "couplings": 2, "hidden": 8}
 
@@ -65,7 +65,7 @@ def build(seed: int = 0):
 
 def train(**kwargs):
     model = build()
-    result = fit(model, JITTER, RECIPE, progress=False, **kwargs)
+    result = maximise_likelihood(model, JITTER, RECIPE, progress=False, **kwargs)
     return model, result
 
 
@@ -180,7 +180,7 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path, one_thread):
     checkpointed_run(tmp_path)
     with pytest.raises(CheckpointError, match=r"different run \(recipe.lr"):
         model = build()
-        fit(model, JITTER, dataclasses.replace(RECIPE, lr=1e-2), progress=False,
+        maximise_likelihood(model, JITTER, dataclasses.replace(RECIPE, lr=1e-2), progress=False,
             checkpoint_dir=tmp_path, resume=True)
 
 
@@ -192,8 +192,8 @@ def test_cli_resume_of_a_cut_short_checkpoint_fails_in_one_line(tiny_catalog, cl
     model = build()
     entry = api.get_entry("realnvp-tiny")
     with pytest.raises(Killed):
-        fit(model, api.get_dataset("moons"), entry.recipe, progress=False, checkpoint_dir=runs,
-            checkpoint_every=5, callback=kill_at(20))
+        maximise_likelihood(model, api.get_dataset("moons"), entry.recipe, progress=False,
+                            checkpoint_dir=runs, checkpoint_every=5, callback=kill_at(20))
     weights = ckpt.latest(runs).with_suffix(".safetensors")
     weights.write_bytes(weights.read_bytes()[:-7])
     result = cli_runner.invoke(cli, ["train", "realnvp-tiny", "-o", str(out), "--resume", "-q"])
@@ -330,20 +330,20 @@ def test_bf16_autocast_trains(one_thread):
 
     model = build()
     with MatmulDtypes() as products:
-        result = fit(model, JITTER, RECIPE, steps=4, bf16=True, progress=False)
+        result = maximise_likelihood(model, JITTER, RECIPE, steps=4, bf16=True, progress=False)
     assert torch.bfloat16 in products.seen, set(products.seen)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(torch.isfinite(torch.tensor(r["train_nll"])) for r in result.history)
 
     plain = build()
     with MatmulDtypes() as products:
-        fit(plain, JITTER, RECIPE, steps=4, progress=False)
+        maximise_likelihood(plain, JITTER, RECIPE, steps=4, progress=False)
     assert products.seen and set(products.seen) == {torch.float32}
 
 
 def test_a_float64_model_trains_and_samples_in_float64(one_thread):
     model = build().double()
-    fit(model, JITTER, RECIPE, steps=3, progress=False)
+    maximise_likelihood(model, JITTER, RECIPE, steps=3, progress=False)
     assert all(p.dtype == torch.float64 for p in model.parameters())
     assert model.sample(5, generator=torch.Generator().manual_seed(0)).dtype == torch.float64
 
@@ -367,14 +367,14 @@ def test_a_batch_that_does_not_split_evenly_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(ConfigError, match="batch_size 64 cannot be split evenly over 3 processes"):
-        fit(build(), JITTER, RECIPE, progress=False)
+        maximise_likelihood(build(), JITTER, RECIPE, progress=False)
 
 
 def test_fit_rejects_bad_checkpoint_arguments():
     with pytest.raises(ValueError, match="need a checkpoint_dir"):
-        fit(build(), JITTER, RECIPE, checkpoint_every=5)
+        maximise_likelihood(build(), JITTER, RECIPE, checkpoint_every=5)
     with pytest.raises(ValueError, match="checkpoint_every must be positive"):
-        fit(build(), JITTER, RECIPE, checkpoint_every=0, checkpoint_dir=".")
+        maximise_likelihood(build(), JITTER, RECIPE, checkpoint_every=0, checkpoint_dir=".")
 
 
 def test_the_default_checkpoint_folder(isolated_home, tmp_path):

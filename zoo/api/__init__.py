@@ -1,4 +1,8 @@
-"""The Python API. The command line calls these functions and nothing else.
+"""The Python API: the facade that goes from a user's name to every step (pull, load, train,
+evaluate, push, verify). Its room also holds the user's-own-data functions (``owndata``,
+``scoring``) and the catalog's rankings (``rankings``). The command line calls into this room
+for every action; it reads the catalog, the registry, the training options and the store's
+paths itself only to format what it prints (``zoo plugins``, ``zoo info``, ``zoo verify``).
 
 Names: a catalog name (``realnvp-moons``), ``hf-hub:ORG/REPO[@REV]`` for a Hub repository,
 or a path to an artifact directory (anything with a path separator, or an existing folder).
@@ -162,7 +166,7 @@ def build_artifact(entry: Entry, directory: Path | None,
     from zoo.artifact import extras
     from zoo.artifact import io as artifacts
     from zoo.config import to_dict
-    from zoo.infer.evaluation import evaluate as score
+    from zoo.infer.evaluation import evaluate_on as score
     from zoo.training import distributed
     from zoo.training.loop import train_model
 
@@ -303,7 +307,7 @@ def evaluate(name_or_model: Any, *, split: str = "test", dataset: str | None = N
     For a continuous model of discrete data the NLL is an upper bound (``bound`` is true);
     ``samples`` > 1 dequantization draws per example give the tighter importance-weighted
     bound."""
-    from zoo.infer.evaluation import evaluate as score
+    from zoo.infer.evaluation import evaluate_on as score
     from zoo.plugin.model import ZooModel
 
     model = name_or_model if isinstance(name_or_model, ZooModel) else load(name_or_model)

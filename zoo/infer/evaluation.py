@@ -79,7 +79,7 @@ def mean_nll(model: ScoredModel, x: Any, batch_size: int = 4096) -> float:
     return nll_per_example(model, x, batch_size).mean().item()
 
 
-def evaluate(model: ScoredModel, x: Any, batch_size: int = 4096, *,
+def evaluate_on(model: ScoredModel, x: Any, batch_size: int = 4096, *,
              samples: int = 1) -> Evaluation:
     """Test NLL (nats per example) with its standard error and bits per dimension."""
     bound = bool(getattr(model, "likelihood_bound", False))

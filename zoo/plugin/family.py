@@ -86,7 +86,7 @@ class Family:
         """Fit ``model`` on ``dataset`` following ``recipe`` (a ``zoo.Recipe``) if the family
         trains differently from the core's generic maximum-likelihood trainer. The default
         returns ``NotImplemented``: ``zoo pull`` and ``zoo train`` then run the generic
-        trainer, ``zoo.training.loop.fit(model, dataset, recipe, **kwargs)``, which needs only
+        trainer, ``zoo.training.loop.maximise_likelihood(model, dataset, recipe, **kwargs)``, which needs only
         ``log_prob`` (``zoo.training.loop.train_model`` decides). The family class sits below
         the trainer, so a plugin imports no training code unless it overrides this."""
         return NotImplemented

@@ -46,7 +46,7 @@ HISTORY_POINTS = 100  # training-NLL records per run in ``FitResult.history``
 
 @dataclass
 class FitResult:
-    """What training produced: the model holds the best weights when ``fit`` returns.
+    """What training produced: the model holds the best weights when ``maximise_likelihood`` returns.
 
     ``seconds`` is the time spent in optimisation steps (not in validation or checkpoints)
     by this call; ``start_step`` is the step a resumed run continued from (0 otherwise).
@@ -93,7 +93,7 @@ def split_train(data: Examples, recipe: Recipe) -> Splits:
 
 
 def training_examples(dataset: Dataset | Examples, train_data: Tensor | Examples | None) -> Examples:
-    """What ``fit`` trains on: user data as ``Examples``, or a dataset's training split."""
+    """What ``maximise_likelihood`` trains on: user data as ``Examples``, or a dataset's training split."""
     if isinstance(train_data, Examples):
         return train_data
     if isinstance(dataset, Examples):
@@ -153,12 +153,13 @@ def mean_nll_across_ranks(model: ZooModel, x: Tensor | Examples, batch_size: int
 def train_model(family: Family, model: ZooModel, dataset: Dataset | Examples, recipe: Recipe,
                 **options: Any) -> Any:
     """Train ``model`` the way its family says: the family's own ``train`` when it overrides
-    ``Family.train``, else the generic trainer :func:`fit` with the same arguments."""
+    ``Family.train``, else the generic trainer :func:`maximise_likelihood` with the same arguments."""
     result = family.train(model, dataset, recipe, **options)
-    return fit(model, dataset, recipe, **options) if result is NotImplemented else result
+    return (maximise_likelihood(model, dataset, recipe, **options) if result is NotImplemented
+            else result)
 
 
-def fit(
+def maximise_likelihood(
     model: ZooModel,
     dataset: Dataset | Examples,
     recipe: Recipe,
@@ -191,7 +192,7 @@ def fit(
     never does.
 
     Processes: started by torchrun (its environment names the process group), every rank
-    calls ``fit`` with the same arguments; the model is wrapped in DDP and each rank takes
+    calls ``maximise_likelihood`` with the same arguments; the model is wrapped in DDP and each rank takes
     ``batch_size / world_size`` examples of every global batch.
 
     Checkpoints: every ``checkpoint_every`` steps rank 0 writes the training state to

@@ -48,7 +48,7 @@ class TrainOptions:
         return self
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        """What the trainer (``Family.train`` / ``zoo.training.loop.fit``) is asked for: only
+        """What the trainer (``Family.train`` / ``zoo.training.loop.maximise_likelihood``) is asked for: only
         options that differ from its defaults, so that a family with its own ``train()``
         need not know options it is not asked to use. ``compile=False`` is asked for (the
         trainer's default is to decide by the run's length)."""

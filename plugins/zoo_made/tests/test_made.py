@@ -606,7 +606,7 @@ def test_defaults_give_a_complete_model():
 
 def test_trains_with_the_generic_trainer():
     from zoo.catalog.recipe import Recipe
-    from zoo.training.loop import fit
+    from zoo.training.loop import maximise_likelihood
 
     model = zoo.get_family("made").build({"shape": [1, 4, 4], "levels": 5, "hidden": [32],
                                           "masks": 2, "ordering": "random",
@@ -616,6 +616,6 @@ def test_trains_with_the_generic_trainer():
     data = torch.randint(5, (256, 1, 4, 1), generator=g).expand(256, 1, 4, 4).contiguous()
     before = -model.log_prob(data).mean().item()
     recipe = Recipe(steps=150, batch_size=64, lr=1e-2, val_fraction=0.1, eval_every=50)
-    result = fit(model, zoo.get_dataset("digits"), recipe, train_data=data, progress=False)
+    result = maximise_likelihood(model, zoo.get_dataset("digits"), recipe, train_data=data, progress=False)
     after = -model.log_prob(data).mean().item()
     assert after < before - 5 and result.val_nll is not None

@@ -177,8 +177,8 @@ def test_samples_are_levels():
 def test_the_generic_trainer_fits_the_bound_and_evaluation_marks_it():
     from zoo.catalog.recipe import Recipe
     from zoo.data import Dataset
-    from zoo.infer.evaluation import evaluate
-    from zoo.training.loop import fit
+    from zoo.infer.evaluation import evaluate_on
+    from zoo.training.loop import maximise_likelihood
 
     torch.manual_seed(0)
     probs = torch.linspace(0.1, 0.9, 16).reshape(1, 1, 4, 4)
@@ -186,15 +186,16 @@ def test_the_generic_trainer_fits_the_bound_and_evaluation_marks_it():
     dataset = Dataset("bits", "discrete", (1, 4, 4), lambda split, root: data, levels=2)
     model = zoo.get_family("realnvp").build({"shape": [1, 4, 4], "levels": 2, "hidden": 8,
                                              "blocks": 1})
-    before = evaluate(model, data)
-    fit(model, dataset, Recipe(steps=60, batch_size=64, lr=0.01, eval_every=30), progress=False)
-    after = evaluate(model, data)
+    before = evaluate_on(model, data)
+    maximise_likelihood(model, dataset, Recipe(steps=60, batch_size=64, lr=0.01, eval_every=30),
+                        progress=False)
+    after = evaluate_on(model, data)
     assert after.bound and after.samples == 1 and after.nll < before.nll - 0.5
-    tighter = evaluate(model, data, samples=8)
+    tighter = evaluate_on(model, data, samples=8)
     assert tighter.samples == 8 and tighter.nll < after.nll
-    assert evaluate(model, data).nll == after.nll  # fixed dequantization noise
+    assert evaluate_on(model, data).nll == after.nll  # fixed dequantization noise
     with pytest.raises(ValueError, match="apply to dequantized models"):
-        evaluate(perturbed({"shape": [1, 2, 2], "hidden": 8}), torch.randn(4, 1, 2, 2),
+        evaluate_on(perturbed({"shape": [1, 2, 2], "hidden": 8}), torch.randn(4, 1, 2, 2),
                  samples=4)
 
 

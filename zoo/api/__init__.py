@@ -35,9 +35,28 @@ if TYPE_CHECKING:
 DEFAULT_OPTIONS = TrainOptions()
 
 
-def list_models() -> list[str]:
-    """The names of every catalog entry, sorted."""
-    return catalog().names()
+def list_models(pattern: str | None = None, *, family: str | None = None,
+                dataset: str | None = None, pulled: bool | None = None) -> list[str]:
+    """The names of the catalog's entries, sorted, as timm's ``list_models`` filters them.
+
+    ``pattern`` is a shell-style pattern over names (``"made-*"``); ``family`` and
+    ``dataset`` keep the entries of that family or dataset; ``pulled`` True keeps the
+    entries in the local store, False those that are not (None: both).
+    """
+    import fnmatch
+
+    names = []
+    for entry in catalog():
+        if pattern is not None and not fnmatch.fnmatchcase(entry.name, pattern):
+            continue
+        if family is not None and entry.family != family:
+            continue
+        if dataset is not None and entry.dataset != dataset:
+            continue
+        if pulled is not None and is_complete(store.artifact_dir(entry.name)) != pulled:
+            continue
+        names.append(entry.name)
+    return sorted(names)
 
 
 def get_entry(name: str) -> Entry:

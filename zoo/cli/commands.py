@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from zoo.cli.completion_names import SHELLS, complete_name
 from zoo.cli.process import DEFAULT_THREADS, stop_signals, thread_settings, threads_option
 from zoo.errors import ZooError, stop_behind
 
@@ -84,20 +85,48 @@ def cli(debug: bool) -> None:
 
 
 @cli.command("list")
+@click.argument("pattern", required=False)
+@click.option("--family", help="Only models of this family.")
+@click.option("--dataset", help="Only models trained on this dataset.")
+@click.option("--pulled", is_flag=True, help="Only models in the local store.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_cmd(as_json: bool) -> None:
+def list_cmd(pattern: str | None, family: str | None, dataset: str | None, pulled: bool,
+             as_json: bool) -> None:
     """List the models of the catalog, with their test NLL and bits/dim.
 
-    Pulled models show what their build measured on the test split; the others show the
-    catalog's expected number, marked as such. "≤" marks an upper bound (dequantization).
+    PATTERN is a shell-style pattern over names (`zoo list "made-*"`). Pulled models show
+    what their build measured on the test split; the others show the catalog's expected
+    number, marked as such. "≤" marks an upper bound (dequantization).
     """
+    from zoo import api
     from zoo.api.rankings import list_rows, list_text
 
-    rows = list_rows()
+    chosen = set(api.list_models(pattern, family=family, dataset=dataset,
+                                 pulled=True if pulled else None))
+    rows = [r for r in list_rows() if r["name"] in chosen]
     if as_json:
         emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    elif not rows and (pattern or family or dataset or pulled):
+        asked = ", ".join(f"{k} {v}" for k, v in (("pattern", pattern), ("family", family),
+                                                  ("dataset", dataset)) if v)
+        click.echo(f"no catalog entry matches {asked or 'the filters'}"
+                   f"{' among pulled models' if pulled else ''}")
     else:
         click.echo(list_text(rows))
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    Catalog names, installed families and stored artifacts complete wherever a command takes
+    a NAME. bash: `eval "$(zoo completion bash)"` in ~/.bashrc; zsh: the same in ~/.zshrc;
+    fish: `zoo completion fish > ~/.config/fish/completions/zoo.fish`.
+    """
+    from zoo.cli.completion_names import script
+
+    click.echo(script(cli, shell))
 
 
 @cli.command()
@@ -120,7 +149,7 @@ def leaderboard(dataset: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(name: str, as_json: bool) -> None:
     """Show a model's catalog entry and, if pulled, its artifact."""
@@ -250,7 +279,7 @@ def _show_plugins(infos: list[dict[str, Any]]) -> None:
 
 @cli.command()
 @threads_option
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--force", is_flag=True, help="Download or build again even if stored.")
 @click.option("--offline", is_flag=True, help="Use only what is cached; never the network.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -263,7 +292,7 @@ def pull(name: str, force: bool, offline: bool, quiet: bool) -> None:
 
 
 @cli.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_name)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def verify(names: tuple[str, ...], as_json: bool) -> None:
     """Check stored artifacts (all, or NAMES): files, config, sha256 of the weights, strict
@@ -295,7 +324,7 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command()
 @threads_option
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--data", "data", metavar="SOURCE",
               help="Train on your own data: .csv, .npy, .safetensors, .parquet, a folder of "
                    "images, a saved dataset or hf-dataset:ORG/NAME[@REV]. NAME is then a "
@@ -366,7 +395,7 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
 
 @cli.command()
 @threads_option
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Where to write: .png (plot or image grid), .pt, .npy, .csv, .safetensors.")
@@ -419,7 +448,7 @@ def sample(name: str, count: int, output: Path | None, temperature: float, seed:
 
 @cli.command("eval")
 @threads_option
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
 @click.option("--dataset", help="Dataset to score on (default: the one the model was trained on).")
 @click.option("--data", "data", metavar="SOURCE", help="Your own data to score instead (a file, "
@@ -463,7 +492,7 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
 
 @cli.command()
 @threads_option
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--data", "data", required=True, metavar="SOURCE",
               help="The examples to score (a file, folder or hf-dataset:ORG/NAME).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -506,7 +535,7 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--repo", required=True, help="Hub repository, ORG/REPO.")
 @click.option("--revision", help="Branch to push to (default: main).")
 @click.option("--private", is_flag=True, help="Create the repository as private.")

@@ -67,7 +67,7 @@ def render(module: ModuleType | None = None) -> str:
     parts.append("")
     for fn in specs:
         parts += [f"## {fn.__name__}", "", "```python",
-                  f"@zoo.hookimpl\ndef {fn.__name__}{inspect.signature(fn)}:", "```", "",
+                  f"@hookimpl  # from zoo.plugin import hookimpl\ndef {fn.__name__}{inspect.signature(fn)}:", "```", "",
                   markdown(inspect.getdoc(fn) or "(undocumented)"), ""]
     return "\n".join(parts)
 

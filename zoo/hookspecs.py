@@ -1,6 +1,6 @@
 """The plugin contract: one hook per extension point.
 
-A plugin is a module (or any object) with functions decorated by ``zoo.hookimpl`` whose
+A plugin is a module (or any object) with functions decorated by ``zoo.plugin.hookimpl`` whose
 names match the hooks below. It is found through the ``zoo`` entry-point group::
 
     [project.entry-points.zoo]

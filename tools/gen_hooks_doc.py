@@ -67,7 +67,8 @@ def render(module: ModuleType | None = None) -> str:
     parts.append("")
     for fn in specs:
         parts += [f"## {fn.__name__}", "", "```python",
-                  f"@hookimpl  # from zoo.plugin import hookimpl\ndef {fn.__name__}{inspect.signature(fn)}:", "```", "",
+                  "@hookimpl  # from zoo.plugin import hookimpl",
+                  f"def {fn.__name__}{inspect.signature(fn)}:", "```", "",
                   markdown(inspect.getdoc(fn) or "(undocumented)"), ""]
     return "\n".join(parts)
 

@@ -51,7 +51,12 @@ def check_discrete(x: Any, shape: tuple[int, ...], levels: int) -> Tensor:
             f"expected integer values in 0..{levels - 1} (dtype int64) of shape {want}, got {x.dtype}"
         )
     if tuple(x.shape[1:]) != tuple(shape) or x.dim() != len(shape) + 1:
-        raise ValueError(f"expected shape {want}, got {list(x.shape)}")
+        hint = ""
+        if len(shape) == 3 and shape[0] == 1 and tuple(x.shape[1:]) == tuple(shape[1:]):
+            # Models take one-channel images with their channel axis, always; only the data
+            # readers (zoo.score, zoo train --data) add it to files stored without one.
+            hint = ": models keep the channel axis of one-channel images (x.unsqueeze(1))"
+        raise ValueError(f"expected shape {want}, got {list(x.shape)}{hint}")
     if x.numel() and not torch.compiler.is_compiling():  # see the note above check_continuous
         # One pass and one read-back for both ends: this runs on every training step.
         low, high = (int(v) for v in torch.aminmax(x))

@@ -334,8 +334,9 @@ def evaluate(name_or_model: Any, *, split: str = "test", dataset: str | None = N
     dataset = dataset or (artifact.dataset if artifact is not None else None)
     if dataset is None:
         raise ZooError("this model does not record a catalog dataset (it was trained on your "
-                       "own data?): score data with `zoo eval NAME --data SOURCE`, or pass "
-                       "dataset=NAME")
+                       "own data?): score data with `zoo eval NAME --data SOURCE`, or name a "
+                       "registered dataset with `zoo eval NAME --dataset NAME` "
+                       "(dataset=NAME in Python)")
     return score(model, get_dataset(dataset).examples(split), batch_size, samples=samples)
 
 

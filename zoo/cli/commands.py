@@ -398,9 +398,13 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
 @click.argument("name", shell_complete=complete_name)
 @click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Where to write: .png (plot or image grid), .pt, .npy, .csv, .safetensors.")
-@click.option("--temperature", "-t", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=SEED, help="Seed for reproducible samples (0 .. 2**63-1).")
+              help="Where to write: .png (plot or image grid), .pt, .npy, .csv, .safetensors "
+                   "(default: NAME-samples.png in this folder).")
+@click.option("--temperature", "-t", type=float, default=1.0, show_default=True,
+              help="Spread of the samples: 1 is the model itself, below 1 sharper (more "
+                   "typical samples), above 1 more varied.")
+@click.option("--seed", type=SEED, help="Seed for reproducible samples (0 .. 2**63-1); "
+                                         "without it every run draws different samples.")
 @click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Complete this image (.png, or .npy/.safetensors of levels 0..C-1) instead "
                    "of sampling freely; a .png output shows given | mask | completions.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cli_run import run
 
 import zoo
-from cli_run import run
 from zoo.errors import ZooError
 
 

@@ -160,11 +160,23 @@ def upward_imports(graph: dict[str, set[str]]) -> list[str]:
     return bad
 
 
+#: The one declared exception, with its reason: the Hub convention puts ``from_pretrained``,
+#: ``save_pretrained`` and ``push_to_hub`` on every model class, and they are the facade's
+#: load, save and push. The calls are lazy (inside the methods): nothing below the api room
+#: runs them, and importing the plugin room never imports the api.
+ALLOWED_UPWARD = {("zoo.plugin.model", "zoo.api"):
+                  "ZooModel's Hugging Face methods call the facade (load, save, push)"}
+
+
 @pytest.fixture(scope="module")
 def graph() -> dict[str, set[str]]:
-    """The import graph of ``zoo/`` and the first-party plugins."""
+    """The import graph of ``zoo/`` and the first-party plugins, less the declared exception."""
     plugins = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").is_file())
-    return import_graph([ROOT / "zoo", *plugins])
+    found = import_graph([ROOT / "zoo", *plugins])
+    for source, target in ALLOWED_UPWARD:
+        assert target in found[source], f"{source} no longer imports {target}: drop the exception"
+        found[source] = found[source] - {target}
+    return found
 
 
 def test_no_import_cycles(graph):

@@ -416,6 +416,59 @@ def info(name: str) -> ModelInfo:
                                source=hub.source_of(name, path) or dict(cfg.source))
 
 
+def load_pretrained(cls: type, name_or_path: str | os.PathLike, *, revision: str | None = None,
+                    device: Any = "cpu", offline: bool = False) -> ZooModel:
+    """``ZooModel.from_pretrained``: the Hub's way of naming a model, mapped onto zoo's
+    names (an existing folder, ``hf-hub:ORG/REPO[@REV]``, ``ORG/REPO``, a catalog name),
+    and the model checked to be an instance of ``cls``."""
+    from zoo.names import REPO_ID
+
+    name = os.fspath(name_or_path)
+    folder = Path(name).expanduser()
+    if not name.startswith(HUB_PREFIX) and folder.is_dir():
+        if revision is not None:
+            raise ZooError(f"{name} is a folder: a revision applies to a Hub repository")
+        target = str(folder)
+    elif name.startswith(HUB_PREFIX) or REPO_ID.fullmatch(name):
+        target = name if name.startswith(HUB_PREFIX) else f"{HUB_PREFIX}{name}"
+        if revision is not None:
+            if "@" in target:
+                raise ZooError(f"{name} already names a revision; drop revision={revision!r}")
+            target = f"{target}@{revision}"
+    elif is_path(name):
+        raise NotFoundError(f"no artifact at {folder}: no such folder")
+    else:
+        if revision is not None:
+            raise ZooError(f"{name} is a catalog name: a revision applies to a Hub repository "
+                           "(ORG/REPO)")
+        target = name
+    model = load(target, device=device, offline=offline)
+    if not isinstance(model, cls):
+        raise ZooError(f"{name} holds a {model.family!r} model ({type(model).__name__}), "
+                       f"not a {cls.__name__}; load it with zoo.load or "
+                       f"{type(model).__name__}.from_pretrained")
+    return model
+
+
+def push_model(model: ZooModel, repo: str, *, revision: str | None = None,
+               private: bool = False, message: str | None = None,
+               token: str | None = None) -> PushResult:
+    """``ZooModel.push_to_hub``: the model written as an artifact in a temporary folder,
+    then published as ``zoo push`` publishes a folder."""
+    import tempfile
+
+    from zoo.artifact import hub, io
+
+    with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
+        cfg = getattr(model, "artifact", None)
+        meta = ({"name": cfg.name, "description": cfg.description, "dataset": cfg.dataset,
+                 "recipe": cfg.recipe, "metrics": cfg.metrics, "source": cfg.source}
+                if cfg is not None else {})
+        folder = io.save(model, Path(tmp) / "artifact", **meta)
+        return hub.push(folder, repo=repo, revision=revision, private=private,
+                        message=message, token=token)
+
+
 def push(name_or_path: str | os.PathLike, *, repo: str, revision: str | None = None,
          private: bool = False, message: str | None = None, token: str | None = None) -> PushResult:
     """Publish an artifact (a catalog name, pulled or built first, a path, or an ``hf-hub:``

@@ -8,6 +8,8 @@ data directly: ``model.log_prob(x)`` and ``model.sample(n, ...)``. Everything th
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,6 +71,36 @@ class ZooModel(nn.Module):
         ``mask`` is true, the sample keeps the value of ``given``.
         """
         raise NotImplementedError
+
+    # --- the Hugging Face Hub's model methods (PyTorchModelHubMixin's names; see docs/hub.md)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, revision: str | None = None, *,
+                        device: Any = "cpu", offline: bool = False) -> ZooModel:
+        """Load a model: a catalog name, ``ORG/REPO`` or ``hf-hub:ORG/REPO[@REV]`` on the
+        Hub (``revision`` a branch, tag or commit), or an artifact folder. On a family's
+        class (``RealNVP.from_pretrained``) a model of another family is refused."""
+        from zoo.api import load_pretrained
+
+        return load_pretrained(cls, name_or_path, revision=revision, device=device,
+                               offline=offline)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *, overwrite: bool = False,
+                        **meta: Any) -> Path:
+        """Write the model as a zoo artifact folder (``zoo.save``): config.json,
+        model.safetensors and the model card."""
+        from zoo.api import save
+
+        return save(self, save_directory, overwrite=overwrite, **meta)
+
+    def push_to_hub(self, repo_id: str, *, revision: str | None = None, private: bool = False,
+                    commit_message: str | None = None, token: str | None = None) -> Any:
+        """Publish the model to the Hub repository ``repo_id`` as ``zoo push`` does (the
+        artifact is written to a temporary folder first)."""
+        from zoo.api import push_model
+
+        return push_model(self, repo_id, revision=revision, private=private,
+                          message=commit_message, token=token)
 
     @property
     def device(self) -> torch.device:

@@ -351,7 +351,9 @@ def info(name: str) -> dict[str, Any]:
         result.update(entry.as_dict())
         result["provider"] = entry.provider
         path = store.artifact_dir(name)
-    result["pulled"] = path is not None and is_complete(path)
+    # A missing model card is rebuilt by a load: the artifact is there without it.
+    result["pulled"] = path is not None and all(
+        (path / f).is_file() for f in (store.CONFIG, store.WEIGHTS))
     if result["pulled"]:
         try:
             cfg = artifacts.read_config(path)

@@ -112,9 +112,15 @@ def check_files(path: Path, cfg: ArtifactConfig) -> tuple[list[str], list[str]]:
     """Problems and warnings about the extra files ``cfg`` lists in the artifact ``path``:
     a file whose sha256 differs from the listed one is a problem (the artifact was changed
     or damaged); a missing one only a warning (the model is whole without it)."""
+    from zoo.safe_files import artifact_file
+
     problems, warnings = [], []
     for name, digest in sorted(cfg.files.items()):
-        file = path / name
+        try:  # a link out of the artifact, or a FIFO or /proc file that never ends
+            file = artifact_file(path, name)
+        except ArtifactError as exc:
+            problems.append(str(exc))
+            continue
         if not file.is_file():
             warnings.append(f"{file} is missing (listed in {CONFIG}; the model loads without it)")
             continue
@@ -155,7 +161,9 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     cfg = read_config(path)
     family = get_family(cfg.family)
     model_config = family.parse_stored_config(cfg.config, where=f"{path / CONFIG} config")
-    weights = path / WEIGHTS
+    from zoo.safe_files import artifact_file
+
+    weights = artifact_file(path, WEIGHTS, regular=False)  # no link out of the artifact
     where = str(weights)
     meta = _meta_model(family, model_config)
     expected = None if meta is None else meta[0]

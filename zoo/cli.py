@@ -73,7 +73,12 @@ def one_line(exc: BaseException) -> str:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Print ``data`` as strict JSON: a NaN or infinity (the standard error of one example)
+    becomes ``null``, since a bare ``NaN`` breaks every JSON reader but Python's."""
+    from zoo.safe_files import strict_json
+
+    click.echo(json.dumps(strict_json(json.loads(json.dumps(data, default=str))), indent=2,
+                          allow_nan=False))
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -401,7 +406,11 @@ def sample(name: str, count: int, output: Path | None, temperature: float, seed:
 
     if complete is None and (keep or keep_mask or sweeps):
         raise click.UsageError("--keep, --keep-mask and --sweeps need --complete IMAGE")
-    output = output or Path(f"{Path(name).name.replace(':', '_').replace('@', '_')}-samples.png")
+    if output is None:  # `zoo sample .` is named after the folder, not ''
+        from zoo.names import is_path
+
+        stem = Path(name).expanduser().resolve().name if is_path(name) else Path(name).name
+        output = Path(f"{stem.replace(':', '_').replace('@', '_') or 'model'}-samples.png")
     check_format(output)
     model = api.load(name)
     check_grid_options(model, output, nrow=nrow, scale=scale)

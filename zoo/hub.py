@@ -337,8 +337,11 @@ def push(path: str | os.PathLike, *, repo: str, revision: str | None = None,
         raise ArtifactError(f"{path / artifacts.WEIGHTS} is corrupted (sha256 {actual}, "
                             f"config.json records {cfg.weights_sha256}); not publishing it")
     extras = _extras_to_push(path, cfg)
-    card = path / artifacts.CARD
-    existing = card.read_text(encoding="utf-8") if card.is_file() else None
+    from zoo.safe_files import artifact_file, read_card
+
+    for file in (artifacts.CONFIG, artifacts.WEIGHTS, *extras):
+        artifact_file(path, file)  # nothing from outside the artifact is uploaded
+    existing = read_card(path, artifacts.CARD)  # a link out of it refused, not UTF-8 named
     hub = HfApi(endpoint=endpoint(), token=token, library_name="zoo", library_version=_version())
     target = f"{repo}@{revision or DEFAULT_REVISION}"
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:

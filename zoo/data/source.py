@@ -32,7 +32,10 @@ def as_index(index: Any) -> np.ndarray:
 
 
 def rows_to_tensor(rows: np.ndarray) -> Tensor:
-    """numpy rows as a tensor, widening the dtypes torch does not handle everywhere."""
+    """numpy rows as a tensor, widening the dtypes torch does not handle everywhere, and in
+    native byte order (torch takes no big-endian array; numpy converts it)."""
+    if not rows.dtype.isnative:
+        rows = rows.astype(rows.dtype.newbyteorder("="))
     if rows.dtype in _WIDEN:
         rows = rows.astype(np.int64)
     elif rows.dtype == np.bool_:

@@ -237,3 +237,15 @@ fd._download_to_tmp_and_move, fd.http_get = move, half_then_pause
 from zoo.cli import cli
 cli(args=sys.argv[1:], prog_name="zoo")
 """
+
+
+def tiny_flow(path: Path, **meta: object) -> Path:
+    """A RealNVP of [2] (one coupling, width 4) saved as an artifact at ``path``: the
+    smallest model a hostile-input test can score, load or push."""
+    import torch
+
+    import zoo
+
+    torch.manual_seed(0)
+    model = zoo.get_family("realnvp").build({"shape": [2], "couplings": 1, "hidden": 4})
+    return zoo.save(model, path, **meta)

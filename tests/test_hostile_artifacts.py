@@ -15,13 +15,10 @@ from pathlib import Path
 import faultkit
 import numpy as np
 import pytest
-import torch
 
 import zoo
 from zoo.cli import cli
 from zoo.errors import ArtifactError
-
-CONFIG = {"shape": [2], "couplings": 1, "hidden": 4}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -31,9 +28,7 @@ def _one_thread():
 
 @pytest.fixture
 def artifact(tmp_path) -> Path:
-    torch.manual_seed(0)
-    model = zoo.get_family("realnvp").build(CONFIG)
-    return zoo.save(model, tmp_path / "art", name="tiny", dataset="moons")
+    return faultkit.tiny_flow(tmp_path / "art", name="tiny", dataset="moons")
 
 
 def list_extra(folder: Path, name: str, digest: str = "0" * 64) -> None:
@@ -160,8 +155,7 @@ def test_nan_in_a_config_recipe_is_refused_and_info_json_stays_json(artifact, cl
 
 def test_eval_json_of_one_row_is_strict_json(tmp_path, cli_runner):
     # Item 8: `"stderr": NaN` for a single example.
-    torch.manual_seed(0)
-    zoo.save(zoo.get_family("realnvp").build(CONFIG), tmp_path / "vec")
+    faultkit.tiny_flow(tmp_path / "vec")
     (tmp_path / "one.csv").write_text("x,y\n0.5,-0.25\n")
     result = cli_runner.invoke(cli, ["eval", str(tmp_path / "vec"), "--data",
                                      str(tmp_path / "one.csv"), "--json"])

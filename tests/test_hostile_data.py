@@ -20,8 +20,6 @@ import torch
 import zoo
 from zoo.cli import cli
 
-CONFIG = {"shape": [2], "couplings": 1, "hidden": 4}
-
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -30,8 +28,7 @@ def _one_thread():
 
 @pytest.fixture
 def vec(tmp_path) -> Path:
-    torch.manual_seed(0)
-    return zoo.save(zoo.get_family("realnvp").build(CONFIG), tmp_path / "vec")
+    return faultkit.tiny_flow(tmp_path / "vec")
 
 
 def npy_with_header(path: Path, shape: tuple, descr: str = "<f4", data: bytes = b"\0" * 64):

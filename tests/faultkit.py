@@ -249,3 +249,19 @@ def tiny_flow(path: Path, **meta: object) -> Path:
     torch.manual_seed(0)
     model = zoo.get_family("realnvp").build({"shape": [2], "couplings": 1, "hidden": 4})
     return zoo.save(model, path, **meta)
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that claims ``width`` x ``height`` grey pixels and holds none: Pillow reads the
+    size from the header alone, so a decompression bomb costs 57 bytes and no memory (a real
+    30000x30000 picture would take 0.9 GB to make)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path

@@ -393,19 +393,22 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
 @click.option("--nrow", type=click.IntRange(min=1), metavar="N",
               help="Image grids: N images a row (default: a square grid; completions: given, "
                    "mask and 8 completions a row).")
+@click.option("--resize", is_flag=True,
+              help="With --complete: scale a given image or mask PNG of another size to the "
+                   "model's (refused otherwise).")
 # 64 is zoo.pictures.MAX_SCALE (not imported here: it would import torch for --help).
 @click.option("--scale", type=click.IntRange(1, 64), metavar="N",
               help="Image grids: draw each pixel as an NxN block (default: the grid is at "
                    "least 512 pixels wide).")
 def sample(name: str, count: int, output: Path | None, temperature: float, seed: int | None,
            complete: Path | None, keep: str | None, keep_mask: Path | None,
-           sweeps: int | None, nrow: int | None, scale: int | None) -> None:
+           sweeps: int | None, nrow: int | None, scale: int | None, resize: bool) -> None:
     """Draw samples from a model and save them, or complete a partly known image."""
     from zoo import api
     from zoo.sampling import check_format, check_grid_options, draw, write_samples
 
-    if complete is None and (keep or keep_mask or sweeps):
-        raise click.UsageError("--keep, --keep-mask and --sweeps need --complete IMAGE")
+    if complete is None and (keep or keep_mask or sweeps or resize):
+        raise click.UsageError("--keep, --keep-mask, --sweeps and --resize need --complete IMAGE")
     if output is None:  # `zoo sample .` is named after the folder, not ''
         from zoo.names import is_path
 
@@ -417,8 +420,12 @@ def sample(name: str, count: int, output: Path | None, temperature: float, seed:
     if complete is not None:
         from zoo.completion_files import complete_image, write_completion
 
+        notes: list[str] = []
         given, mask, done = complete_image(model, count, complete, keep=keep, keep_mask=keep_mask,
-                                           temperature=temperature, seed=seed, sweeps=sweeps)
+                                           temperature=temperature, seed=seed, sweeps=sweeps,
+                                           resize=resize, notes=notes)
+        for note in notes:  # what --resize scaled
+            click.echo(f"zoo: {note}", err=True)
         write_completion(model, given, mask, done.samples, output, nrow=nrow, scale=scale)
         click.echo(done.record.line())
         click.echo(f"wrote {len(done.samples)} completions to {output}")

@@ -312,6 +312,10 @@ def fit(
     dev = model.device if device is None else resolve_device(device, local_rank=ctx0.local_rank)
     if ctx0.is_distributed and dev.type == "cuda" and device is None:
         dev = resolve_device("cuda", local_rank=ctx0.local_rank)
+    from zoo.step_memory import check_step_memory
+
+    # Refused now, in one line, rather than "can't allocate" (or the kernel's kill) later.
+    check_step_memory(model, max(1, recipe.batch_size // ctx0.world_size), dev)
     with distributed.process_group(dev) as ctx:
         return _fit(model, dataset, recipe, steps=steps, progress=progress, device=dev,
                     train_data=train_data, callback=callback, bf16=bf16, compile=compile,

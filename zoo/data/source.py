@@ -70,6 +70,10 @@ class Source:
         for start in range(0, len(self), size):
             yield start, self.read(np.arange(start, min(start + size, len(self))))
 
+    def check_decodable(self) -> None:
+        """Refuse, before training, examples that are stored but cannot be read (a truncated
+        image). Nothing to do for sources whose rows are plain numbers."""
+
     def subset(self, index: Any) -> Source:
         """The examples at ``index`` as a source of their own (a view: nothing is read)."""
         return Subset(self, as_index(index))
@@ -113,6 +117,10 @@ class TensorSource(Source):
     def chunks(self, size: int = 1 << 16) -> Iterator[tuple[int, Tensor]]:
         for start in range(0, len(self), size):
             yield start, self.x[start : start + size]
+
+    def check_decodable(self) -> None:
+        """Refuse, before training, examples that are stored but cannot be read (a truncated
+        image). Nothing to do for sources whose rows are plain numbers."""
 
     def subset(self, index: Any) -> Source:
         # In memory already: gather now, as the trainer always did (same numbers, same speed).

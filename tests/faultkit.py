@@ -265,3 +265,16 @@ def png_header(path: Path, width: int, height: int) -> Path:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
     return path
+
+
+def refused_line(result, *words: str) -> str:
+    """The one line a refused CLI command (a click ``Result``) printed, besides zoo's
+    ``zoo: `` notes on stderr: exit status non-zero, no traceback, never "unexpected", and
+    holding each of ``words``."""
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.strip().splitlines() if not line.startswith("zoo: ")]
+    assert len(lines) == 1, result.output
+    assert "unexpected" not in lines[0] and "Traceback" not in result.output, result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]

@@ -38,16 +38,6 @@ def list_extra(folder: Path, name: str, digest: str = "0" * 64) -> None:
     (folder / "config.json").write_text(json.dumps(data))
 
 
-def one_line_error(result, *words: str) -> str:
-    assert result.exit_code != 0, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert "unexpected" not in lines[0] and "Traceback" not in result.output, result.output
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
-
 @pytest.fixture
 def uploads(monkeypatch):
     """Patch out every call that would reach the Hub; record what would have been sent."""
@@ -78,7 +68,7 @@ def test_a_listed_file_linked_to_an_endless_proc_file_is_refused_not_hashed(arti
     done = faultkit.run_zoo(["verify", str(artifact)], env, timeout=60)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "history.json is a symbolic link" in done.stdout and "outside" in done.stdout
-    one_line_error(cli_runner.invoke(cli, ["push", str(artifact), "--repo", "me/x"]),
+    faultkit.refused_line(cli_runner.invoke(cli, ["push", str(artifact), "--repo", "me/x"]),
                    "history.json", "outside the artifact")
     assert uploads == []
 
@@ -99,7 +89,7 @@ def test_a_model_card_linked_to_a_secret_is_never_read_or_uploaded(tmp_path, art
     (artifact / "README.md").symlink_to(secret)
     (result,) = zoo.verify([str(artifact)])
     assert not result.ok and "README.md is a symbolic link" in result.problems[0], result
-    one_line_error(cli_runner.invoke(cli, ["push", str(artifact), "--repo", "me/x"]),
+    faultkit.refused_line(cli_runner.invoke(cli, ["push", str(artifact), "--repo", "me/x"]),
                    "README.md", "outside the artifact")
     assert uploads == []
     with pytest.raises(ArtifactError, match="outside the artifact"):
@@ -127,7 +117,7 @@ def test_a_link_inside_the_artifact_is_fine(artifact, uploads):
 def test_a_model_card_that_is_not_utf8_is_named(artifact, uploads, cli_runner):
     # Item 6: "'utf-8' codec can't decode ..." without the file.
     (artifact / "README.md").write_bytes(b"# caf\xe9\n")
-    line = one_line_error(cli_runner.invoke(cli, ["push", str(artifact), "--repo", "me/x"]),
+    line = faultkit.refused_line(cli_runner.invoke(cli, ["push", str(artifact), "--repo", "me/x"]),
                           "README.md", "not UTF-8")
     assert str(artifact) in line
     assert uploads == []

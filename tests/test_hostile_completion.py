@@ -47,16 +47,6 @@ def sample(cli_runner, model: Path, *args: str):
     return cli_runner.invoke(cli, ["sample", str(model), "-n", "2", *args])
 
 
-def one_line(result, *words: str) -> str:
-    assert result.exit_code != 0, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert "unexpected" not in lines[0] and "Traceback" not in result.output, result.output
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
-
 def test_a_mask_that_is_a_decompression_bomb_is_refused(tmp_path, grey, cli_runner):
     # Item 22: "unexpected DecompressionBombError"; a 10000^2 mask was decoded, with
     # Pillow's raw warning. Neither is decoded now.
@@ -67,7 +57,7 @@ def test_a_mask_that_is_a_decompression_bomb_is_refused(tmp_path, grey, cli_runn
             warnings.simplefilter("error")  # a raw DecompressionBombWarning fails the test
             result = sample(cli_runner, grey, "--complete", str(given), "--keep-mask",
                             str(tmp_path / name), "-o", str(tmp_path / "c.png"))
-        one_line(result, name, "too large to read safely")
+        faultkit.refused_line(result, name, "too large to read safely")
     assert not (tmp_path / "c.png").exists()
 
 
@@ -90,9 +80,9 @@ def test_a_picture_of_another_size_is_refused_unless_resize(tmp_path, grey, cli_
     # Item 24: a 3x7 mask or image for a 4x4 model was stretched without a word.
     wrong, right = png(tmp_path / "w.png", 7, 3), png(tmp_path / "r.png", 4, 4)
     out = str(tmp_path / "c.png")
-    one_line(sample(cli_runner, grey, "--complete", str(wrong), "-o", out),
+    faultkit.refused_line(sample(cli_runner, grey, "--complete", str(wrong), "-o", out),
              "w.png", "3x7", "4x4", "--resize")
-    one_line(sample(cli_runner, grey, "--complete", str(right), "--keep-mask", str(wrong),
+    faultkit.refused_line(sample(cli_runner, grey, "--complete", str(right), "--keep-mask", str(wrong),
                     "-o", out), "w.png", "mask", "3x7", "4x4")
     result = sample(cli_runner, grey, "--complete", str(wrong), "--keep-mask", str(wrong),
                     "--resize", "-o", out)
@@ -105,7 +95,7 @@ def test_realnvp_says_it_cannot_complete(tmp_path, cli_runner):
     # Item 25: "log_prob takes floating-point values of shape ..., got torch.int64".
     flow = saved(tmp_path, "realnvp", {"shape": [1, 8, 8], "levels": 17}, "flow")
     picture = png(tmp_path / "d.png", 8, 8)
-    one_line(sample(cli_runner, flow, "--complete", str(picture), "-o", str(tmp_path / "c.png")),
+    faultkit.refused_line(sample(cli_runner, flow, "--complete", str(picture), "-o", str(tmp_path / "c.png")),
              "realnvp cannot complete", "not autoregressive")
     model = zoo.load(flow)
     with pytest.raises(ValueError, match="realnvp cannot complete"):

@@ -37,23 +37,13 @@ def pngs(folder: Path, n: int, size: int = 4, seed: int = 0) -> Path:
     return folder
 
 
-def one_line(result, *words: str) -> str:
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.output.strip().splitlines() if not line.startswith("zoo: ")]
-    assert len(lines) == 1, result.output
-    assert "unexpected" not in lines[0] and "Traceback" not in result.output, result.output
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
-
 def test_a_decompression_bomb_in_an_image_folder_is_refused_naming_it(tmp_path, cli_runner):
     # Item 17: "unexpected DecompressionBombError", and which file was not said.
     folder = pngs(tmp_path / "imgs", 3)
     faultkit.png_header(folder / "bomb.png", 30000, 30000)  # 900 million pixels claimed
     result = cli_runner.invoke(cli, ["train", "made", "--data", str(folder), "-o",
                                      str(tmp_path / "m"), *TINY])
-    one_line(result, "bomb.png", "too large to read safely")
+    faultkit.refused_line(result, "bomb.png", "too large to read safely")
     assert not (tmp_path / "m").exists()
 
 
@@ -81,7 +71,7 @@ def test_a_truncated_image_is_found_before_the_first_step(tmp_path, cli_runner, 
                         lambda *a, **k: optimizers.append(1) or real(*a, **k))
     result = cli_runner.invoke(cli, ["train", "made", "--data", str(folder), "-o",
                                      str(tmp_path / "m"), "--batch-size", "4", *TINY])
-    one_line(result, bad.name, "cannot decode")
+    faultkit.refused_line(result, bad.name, "cannot decode")
     assert optimizers == [], "training started before the truncated image was found"
 
 

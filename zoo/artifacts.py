@@ -182,6 +182,7 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     if verify:
         actual = hashlib.sha256(blob).hexdigest()
         if actual != cfg.weights_sha256:
+            _check_not_replaced(path, cfg, actual)
             raise ArtifactError(
                 f"{weights} is corrupted: sha256 {actual} does not match the "
                 f"{cfg.weights_sha256} recorded in {CONFIG} (run `zoo pull --force` to repair)"
@@ -196,6 +197,21 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     assign(model, tensors, where=where)
     model.artifact = cfg
     return model.to(device).eval()
+
+
+def _check_not_replaced(path: Path, cfg: ArtifactConfig, actual: str) -> None:
+    """A hash mismatch may be no damage at all: another process (``zoo train -o``, ``zoo
+    pull --force``) replaced the artifact between the reads of ``config.json`` and of the
+    weights. Then ``config.json`` now records another hash, or the weights now have
+    another: say that, rather than "corrupted ... run `zoo pull --force`"."""
+    try:
+        now = read_config(path).weights_sha256
+        again = sha256_file(path / WEIGHTS)
+    except (ArtifactError, OSError):  # gone or half replaced at this very moment
+        now, again = None, None
+    if now != cfg.weights_sha256 or again != actual:
+        raise ArtifactError(f"{path} was replaced by another process while it was being "
+                            "read (its config.json and weights changed); load it again")
 
 
 def expected_tensors(family: Any, config: Any) -> dict[str, tuple[Any, tuple[int, ...]]] | None:

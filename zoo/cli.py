@@ -506,18 +506,22 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
     model = scoring.as_model(name)
     scores = scoring.score(model, data, batch_size=batch_size)
     summary = scoring.summarize_scores(scores, scoring.threshold_of(model))
-    if plot is not None:
-        scoring.plot_scores(scores, summary.threshold, plot)
     notes = [summary.line()]
     if getattr(model, "likelihood_bound", False):
         notes.append("the scores are lower bounds on log p (a continuous model of discrete "
                      "data, one uniform dequantization draw per example)")
+    from zoo.output_files import together
+
+    with together(output, plot) as (output_part, plot_part):  # both files, or neither
+        if plot_part is not None:
+            scoring.plot_scores(scores, summary.threshold, plot_part)
+        if output_part is not None:
+            scoring.write_scores(scores, output_part)
     if output is None:
         click.echo(scoring.csv_text(scores), nl=False)
         for note in notes:
             click.echo(note, err=True)
         return
-    scoring.write_scores(scores, output)
     click.echo(f"wrote {len(scores)} scores to {output}")
     for note in notes:
         click.echo(note)

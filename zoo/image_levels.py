@@ -45,16 +45,15 @@ def _open_sized(path: Path, shape: tuple[int, ...], mode: str, *, resize: bool,
     """The picture at ``path`` converted to ``mode`` at the model's size: a picture of
     another size is refused unless ``resize`` (then scaled, and a note says so)."""
     from zoo.data.images import open_image
+    from zoo.errors import DataError
 
     height, width = shape[-2], shape[-1]
     try:
         with open_image(path) as img:
             picture = img.convert(mode)
+    except DataError as exc:  # a decompression bomb, never decoded
+        raise DataError(f"{exc}; the model takes {width}x{height} images") from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow's decoding errors
-        from zoo.errors import DataError
-
-        if isinstance(exc, DataError):
-            raise
         raise DataError(f"{path}: not a readable image ({' '.join(str(exc).split())})") from None
     note = None
     if picture.size != (width, height):

@@ -108,16 +108,23 @@ def staging(final: Path, need: int = 0) -> Iterator[Path]:
     The folder is checked first (a file is written to it, and ``need`` bytes must be free),
     so that a full or read-only disk is reported before any work, not after a training run.
     """
+    from zoo import leftovers
+
+    # What writers of ``final`` killed earlier left here goes first (a live one's stays).
+    leftovers.clean_abandoned(final)
     tmp = final.parent / f"{STAGING_PREFIX}{final.name}-{_suffix()}"
     with writing(tmp):
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
+        held = leftovers.hold(tmp)  # released by the kernel if this process is killed
     try:
         check_writable(tmp, need)
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        leftovers.release(held)
 
 
 def publish(tmp: Path, final: Path) -> Path:

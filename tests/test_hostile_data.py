@@ -90,6 +90,24 @@ def test_safetensors_nested_too_deeply_or_with_a_fake_bf16_entry_is_one_line(
             "BF16")
 
 
+def test_complete_from_a_hostile_safetensors_is_one_line(tmp_path, cli_runner):
+    # Item 14: `--complete garbage.safetensors` ended "unexpected SafetensorError".
+    torch.manual_seed(0)
+    model = zoo.save(zoo.get_family("pixelcnn").build({"shape": [1, 4, 4], "levels": 4}),
+                     tmp_path / "px")
+    cases = {"garbage.safetensors": b"\x00" * 3 + b"not a safetensors file" * 4,
+             "deep.safetensors": None, "neg.safetensors": None}
+    (tmp_path / "garbage.safetensors").write_bytes(cases["garbage.safetensors"])
+    safetensors_with_header(tmp_path / "deep.safetensors", b"[" * 100_000 + b"]" * 100_000, b"")
+    safetensors_with_header(tmp_path / "neg.safetensors", {"x": {
+        "dtype": "I64", "shape": [2], "data_offsets": [-16, 0]}})
+    for name in cases:
+        result = cli_runner.invoke(cli, ["sample", str(model), "-n", "2", "--complete",
+                                         str(tmp_path / name), "-o", str(tmp_path / "c.png")])
+        assert str(tmp_path / name) in faultkit.refused_line(result)
+    assert not (tmp_path / "c.png").exists()
+
+
 def test_a_real_bf16_file_is_still_read(tmp_path, vec, cli_runner):
     from safetensors.torch import save_file
 
@@ -125,8 +143,8 @@ def guarantee_rows():
     yield
     faultkit.record("hostile", "data files: .npy headers of shape (2**32, 2**32) and "
                     "(-1, 2); .safetensors of shape [2**32, 2**32], a header 100,000 brackets "
-                    "deep, a fake BF16 entry, data_offsets [-16, 0] and [-16, 16] (`zoo score`)",
-                    7, "exit 1, one line naming the file and the true size or the bad field "
+                    "deep, a fake BF16 entry, data_offsets [-16, 0] and [-16, 16] (`zoo score`); "
+                    "garbage, a deep header and negative offsets to `--complete`", 10, "exit 1, one line naming the file and the true size or the bad field "
                     "(it was numpy's or safetensors' message, \"unexpected\", or the header's "
                     "own bytes scored as data)", "nothing written")
     faultkit.record("hostile", "a big-endian float64 .npy, and a real BF16 .safetensors", 2,

@@ -144,7 +144,8 @@ def guarantee_rows():
     faultkit.record("hostile", "data files: .npy headers of shape (2**32, 2**32) and "
                     "(-1, 2); .safetensors of shape [2**32, 2**32], a header 100,000 brackets "
                     "deep, a fake BF16 entry, data_offsets [-16, 0] and [-16, 16] (`zoo score`); "
-                    "garbage, a deep header and negative offsets to `--complete`", 10, "exit 1, one line naming the file and the true size or the bad field "
+                    "garbage, a deep header and negative offsets to `--complete`", 10,
+                    "exit 1, one line naming the file and the true size or the bad field "
                     "(it was numpy's or safetensors' message, \"unexpected\", or the header's "
                     "own bytes scored as data)", "nothing written")
     faultkit.record("hostile", "a big-endian float64 .npy, and a real BF16 .safetensors", 2,

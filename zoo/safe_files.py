@@ -20,20 +20,21 @@ from typing import Any
 from zoo.errors import ArtifactError
 
 
-def _roots(folder: Path) -> list[Path]:
-    """Where the files of ``folder`` may lie once links are followed: the folder itself and,
-    for a snapshot inside huggingface_hub's cache, that cache (its files link to blobs)."""
-    real = folder.resolve()
-    roots = [real]
+def _inside(real: Path, folder: Path) -> bool:
+    """Whether ``real`` (a resolved path) lies where the files of ``folder`` may: in the
+    folder itself or, for a snapshot inside huggingface_hub's cache, in that cache (its
+    files link to its blobs). The cache is looked up only for a file outside the folder:
+    finding it may import huggingface_hub."""
+    home = folder.resolve()
+    if real.is_relative_to(home):
+        return True
     try:
         from zoo import hub
 
         cache = hub.cache_dir().resolve()
     except Exception:  # noqa: BLE001  (no huggingface_hub: no cache to allow)
-        return roots
-    if real.is_relative_to(cache):
-        roots.append(cache)
-    return roots
+        return False
+    return home.is_relative_to(cache) and real.is_relative_to(cache)
 
 
 def artifact_file(folder: str | os.PathLike, name: str, *, regular: bool = True) -> Path:
@@ -49,7 +50,7 @@ def artifact_file(folder: str | os.PathLike, name: str, *, regular: bool = True)
     if not os.path.lexists(path):
         return path
     real = path.resolve()
-    if not any(real.is_relative_to(root) for root in _roots(folder)):
+    if not _inside(real, folder):
         raise ArtifactError(f"{path} is a symbolic link to {real}, outside the artifact; "
                             "zoo reads no file outside an artifact folder")
     if not regular:

@@ -40,7 +40,11 @@ class StepMemoryError(ZooError):
 def step_bytes(model: Any, batch: int) -> tuple[int, int]:
     """(bytes autograd saves for a batch of ``batch`` examples, bytes of the parameters),
     from one ``log_prob`` on the ``meta`` device."""
-    meta = copy.deepcopy(model).to("meta").train()
+    # A copy whose tensors are on meta from the start: the real ones are never duplicated.
+    memo = {id(t): (torch.nn.Parameter(torch.empty_like(t, device="meta"), t.requires_grad)
+                    if isinstance(t, torch.nn.Parameter) else torch.empty_like(t, device="meta"))
+            for t in [*model.parameters(), *model.buffers()]}
+    meta = copy.deepcopy(model, memo).train()
     shape = tuple(model.config.shape)
     saved, seen = 0, set()
     kept = []  # the saved tensors (meta: no memory), alive so that their ids stay unique

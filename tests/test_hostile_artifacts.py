@@ -73,6 +73,16 @@ def test_a_listed_file_linked_to_an_endless_proc_file_is_refused_not_hashed(arti
     assert uploads == []
 
 
+def test_weights_linked_to_an_endless_proc_file_are_not_hashed_by_push(artifact):
+    (artifact / "model.safetensors").unlink()
+    (artifact / "model.safetensors").symlink_to("/proc/self/pagemap")
+    env = faultkit.zoo_env(Path(os.environ["ZOO_HOME"]), HF_TOKEN="hf_" + "x" * 30,
+                           HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens: no upload
+    done = faultkit.run_zoo(["push", str(artifact), "--repo", "me/x"], env, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "model.safetensors is a symbolic link" in done.stderr, done.stderr
+
+
 def test_a_listed_fifo_is_refused_as_no_regular_file(artifact):
     os.mkfifo(artifact / "history.json")
     list_extra(artifact, "history.json")
@@ -178,7 +188,8 @@ def guarantee_rows():
     yield
     faultkit.record("hostile", "an artifact folder whose listed history.json links to "
                     "/proc/self/pagemap, or is a FIFO; README.md, config.json linked to a "
-                    "file outside it (verify, push, load); a link inside it", 6,
+                    "file outside it (verify, push, load); weights linked to /proc (push); a link inside "
+                    "it", 7,
                     "verify BAD naming the link and where it points, exit 1 (it hung, or "
                     "said ok); push refused in one line, nothing uploaded (it uploaded the "
                     "secret in the model card); the inner link accepted",

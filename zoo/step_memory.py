@@ -21,7 +21,6 @@ import os
 import resource
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import torch
 
@@ -60,17 +59,21 @@ def step_bytes(model: Any, batch: int) -> tuple[int, int]:
 
     # The value checks read values back (min, max, any), which the meta device cannot do;
     # they are skipped while compiling, and the trainer checks its data itself.
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-            mock.patch("torch.compiler.is_compiling", return_value=True):
-        for dtype in (torch.long, torch.float32):  # levels, or values (flows dequantize)
-            try:
-                meta.log_prob(torch.empty((batch, *shape), dtype=dtype, device="meta"))
-                break
-            except (ValueError, TypeError, RuntimeError):
-                saved = 0
-                seen.clear()
-        else:
-            return 0, 0  # the family cannot run on meta: no estimate, no refusal
+    compiling = torch.compiler.is_compiling
+    torch.compiler.is_compiling = lambda: True
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            for dtype in (torch.long, torch.float32):  # levels, or values (flows dequantize)
+                try:
+                    meta.log_prob(torch.empty((batch, *shape), dtype=dtype, device="meta"))
+                    break
+                except (ValueError, TypeError, RuntimeError):
+                    saved = 0
+                    seen.clear()
+            else:
+                return 0, 0  # the family cannot run on meta: no estimate, no refusal
+    finally:
+        torch.compiler.is_compiling = compiling
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     return saved, params
 

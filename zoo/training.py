@@ -38,6 +38,7 @@ from zoo.evaluation import mean_nll, nll_per_example
 from zoo.flat_parameters import FlatParameters
 from zoo.model import ZooModel
 from zoo.recipe import Recipe
+from zoo.step_memory import check_step_memory
 
 HISTORY_POINTS = 100  # training-NLL records per run in ``FitResult.history``
 
@@ -312,8 +313,6 @@ def fit(
     dev = model.device if device is None else resolve_device(device, local_rank=ctx0.local_rank)
     if ctx0.is_distributed and dev.type == "cuda" and device is None:
         dev = resolve_device("cuda", local_rank=ctx0.local_rank)
-    from zoo.step_memory import check_step_memory
-
     # Refused now, in one line, rather than "can't allocate" (or the kernel's kill) later.
     check_step_memory(model, max(1, recipe.batch_size // ctx0.world_size), dev)
     with distributed.process_group(dev) as ctx:

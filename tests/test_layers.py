@@ -21,20 +21,22 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The core's layers, bottom first. A package (``zoo/testing/``) is one entry: its
 #: submodules share its layer.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundation", ["errors", "names", "faults", "hookspecs", "config", "__init__"]),
-    ("primitives", ["model", "recipe", "store", "devices", "pictures"]),
+    ("foundation", ["errors", "names", "faults", "hookspecs", "config", "__init__",
+                    "leftovers"]),
+    ("primitives", ["model", "recipe", "store", "devices", "pictures", "safe_files",
+                    "step_memory"]),
     ("data", ["data"]),
     ("registry", ["registry"]),
     ("catalog", ["catalog"]),
     ("format", ["extras", "manifest", "destination", "card", "artifacts", "stored"]),
     ("compute", ["evaluation", "distributed", "checkpoint", "flat_parameters", "training", "chains",
-                 "completion", "sampling", "completion_files"]),
+                 "completion", "sampling", "completion_files", "image_levels"]),
     ("family", ["family"]),
     ("transport", ["hub"]),
     ("integrity", ["integrity", "leaderboard"]),
     ("kit", ["testing"]),
     ("api", ["api", "fitting", "scoring"]),
-    ("cli", ["process", "cli", "__main__"]),
+    ("cli", ["process", "cli", "__main__", "output_files"]),
 ]
 
 #: Inside every first-party plugin, bottom first: the config is imported by both the model

@@ -9,8 +9,8 @@ So every staging folder is locked by its own writer while it exists: ``flock`` o
 folder itself, which the kernel releases when the writer dies, however it dies. The next
 writer of the same destination removes the staging folders whose lock it can take (their
 writers are gone), and, when no live writer is left, the trash of an interrupted
-replacement too, putting a complete previous artifact back if nothing has its name.
-A live writer's folder is never touched.
+replacement too (``store.staging``), putting a complete previous artifact back if nothing
+has its name. A live writer's folder is never touched.
 """
 
 from __future__ import annotations
@@ -55,20 +55,16 @@ def abandoned(folder: Path) -> bool:
         os.close(fd)
 
 
-def clean_abandoned(final: Path) -> None:
-    """Remove the staging folders of ``final`` whose writers are gone; with no live writer
-    left, finish what an interrupted replacement left too (``store.clean_leftovers``)."""
-    from zoo import store
-
-    if not final.parent.is_dir():
-        return
+def remove_abandoned(folders: list[Path]) -> bool:
+    """Remove those of the staging ``folders`` (of one destination) whose writers are gone;
+    returns whether a live writer's folder remains (then its replacement may be under way,
+    and the trash of that destination is left alone)."""
     live = False
-    for folder in store._leftovers_of(final, store.STAGING_PREFIX):
+    for folder in folders:
         if not abandoned(folder):
             live = True
-        elif folder.is_symlink():
+        elif folder.is_symlink():  # planted: the link goes, never its target
             folder.unlink()
         else:
             shutil.rmtree(folder, ignore_errors=True)
-    if not live:
-        store.clean_leftovers(final)
+    return live

@@ -5,8 +5,8 @@ symbolic link in it can point anywhere: ``README.md`` at ``~/secret.env`` would 
 inside the model card by ``zoo push``, ``history.json`` at ``/proc/self/pagemap`` would make
 ``zoo verify`` hash an endless file. So every file zoo reads from an artifact folder goes
 through :func:`artifact_file` first: it must stay inside the folder once links are followed
-(or inside huggingface_hub's cache, whose snapshot folders are links to its blobs), and be a
-regular file. A FIFO or a device would block a read forever; a folder is no file.
+(or, for a snapshot of huggingface_hub's cache, inside its repository's blobs, which its files
+link to), and be a regular file. A FIFO or a device would block a read forever; a folder is no file.
 """
 
 from __future__ import annotations
@@ -22,19 +22,15 @@ from zoo.errors import ArtifactError
 
 def _inside(real: Path, folder: Path) -> bool:
     """Whether ``real`` (a resolved path) lies where the files of ``folder`` may: in the
-    folder itself or, for a snapshot inside huggingface_hub's cache, in that cache (its
-    files link to its blobs). The cache is looked up only for a file outside the folder:
-    finding it may import huggingface_hub."""
+    folder itself or, for a snapshot folder of huggingface_hub's cache
+    (``REPO/snapshots/COMMIT/``, whose files link to ``../../blobs/HASH``), in that
+    repository's ``blobs`` folder, itself no link."""
     home = folder.resolve()
     if real.is_relative_to(home):
         return True
-    try:
-        from zoo import hub
-
-        cache = hub.cache_dir().resolve()
-    except Exception:  # noqa: BLE001  (no huggingface_hub: no cache to allow)
-        return False
-    return home.is_relative_to(cache) and real.is_relative_to(cache)
+    blobs = home.parent.parent / "blobs"
+    return (home.parent.name == "snapshots" and blobs.is_dir() and not blobs.is_symlink()
+            and real.is_relative_to(blobs))
 
 
 def artifact_file(folder: str | os.PathLike, name: str, *, regular: bool = True) -> Path:

@@ -111,7 +111,8 @@ def staging(final: Path, need: int = 0) -> Iterator[Path]:
     from zoo import leftovers
 
     # What writers of ``final`` killed earlier left here goes first (a live one's stays).
-    leftovers.clean_abandoned(final)
+    if not leftovers.remove_abandoned(_leftovers_of(final, STAGING_PREFIX)):
+        clean_leftovers(final)  # no live writer: an interrupted replacement is finished
     tmp = final.parent / f"{STAGING_PREFIX}{final.name}-{_suffix()}"
     with writing(tmp):
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -129,7 +129,7 @@ def test_one_rule_reads_pngs_as_levels_for_completion_and_scoring(tmp_path, grey
 def guarantee_rows():
     """Rows of docs/guarantees.md for this module, written once its tests have run."""
     yield
-    faultkit.record("hostile", "`zoo sample --complete`: a --keep-mask PNG of 30000² and "
+    faultkit.record("hostile", "`zoo sample --complete`: a --keep-mask PNG claiming 30000² and "
                     "10000² pixels; a picture of another size (image, mask); RGB pictures for an "
                     "RGB model; a RealNVP model (CLI and zoo.complete)", 7,
                     "the masks refused in one line naming them, undecoded (it was \"unexpected "

@@ -158,7 +158,7 @@ def test_the_estimate_errs_low_against_a_real_step(monkeypatch):
 def guarantee_rows():
     """Rows of docs/guarantees.md for this module, written once its tests have run."""
     yield
-    faultkit.record("hostile", "image folders: a 30000x30000 PNG (0.9 MB) among them; a class "
+    faultkit.record("hostile", "image folders: a PNG claiming 30000x30000 pixels among them; a class "
                     "folder that is a symbolic link (and a link cycle); one truncated PNG "
                     "among 300 with --batch-size 4", 3,
                     "the bomb refused in one line naming it, undecoded (it was \"unexpected "

@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["test_crash.py", "test_concurrency.py", "test_integrity.py", "test_derived_buffers.py",
          "test_hostile.py", "test_names.py", "test_secrets.py", "test_numeric_input.py",
-         "test_fuzz.py", "test_signals.py", "test_store_faults.py", "test_destination.py"]
+         "test_fuzz.py", "test_signals.py", "test_store_faults.py", "test_destination.py",
+         "test_hostile_artifacts.py", "test_hostile_data.py", "test_hostile_images.py",
+         "test_hostile_completion.py", "test_interrupted_writes.py"]
 ORDER = ["crash", "concurrency", "integrity", "hostile", "names", "secrets", "numeric", "fuzz",
          "signals", "sharing", "store", "destination"]
 TITLES = {"crash": "1. Crash safety (SIGKILL of real processes)", "concurrency": "2. Concurrency",

@@ -445,8 +445,8 @@ def test_complete_refuses_huge_images_and_lying_headers(discrete, cli_runner, tm
         assert expect in line and str(image) in line, (name, line)
         assert "Warning" not in result.output
         assert not out.exists()
-    zoo_cli(cli_runner, "sample", str(discrete), "-n", "2", "--complete",
-            str(png(tmp_path / "ok.png", 28)), "-o", str(out))
+    zoo_cli(cli_runner, "sample", str(discrete), "-n", "2", "--complete",  # 28x28: scaled
+            str(png(tmp_path / "ok.png", 28)), "--resize", "-o", str(out))
     faultkit.record("hostile", "`zoo sample --complete`: PNGs of 20000² and 10000² pixels "
                     "(decompression bomb error and warning), a .npy header claiming 1e11 "
                     "values, a truncated .npy", len(cases), "exit 1, one line naming the file "

@@ -229,3 +229,44 @@ fd._download_to_tmp_and_move, fd.http_get = move, half_then_pause
 from zoo.cli.commands import cli
 cli(args=sys.argv[1:], prog_name="zoo")
 """
+
+
+def tiny_flow(path: Path, **meta: object) -> Path:
+    """A RealNVP of [2] (one coupling, width 4) saved as an artifact at ``path``: the
+    smallest model a hostile-input test can score, load or push."""
+    import torch
+
+    import zoo
+
+    torch.manual_seed(0)
+    model = zoo.get_family("realnvp").build({"shape": [2], "couplings": 1, "hidden": 4})
+    return zoo.save(model, path, **meta)
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that claims ``width`` x ``height`` grey pixels and holds none: Pillow reads the
+    size from the header alone, so a decompression bomb costs 57 bytes and no memory (a real
+    30000x30000 picture would take 0.9 GB to make)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
+def refused_line(result, *words: str) -> str:
+    """The one line a refused CLI command (a click ``Result``) printed, besides zoo's
+    ``zoo: `` notes on stderr: exit status non-zero, no traceback, never "unexpected", and
+    holding each of ``words``."""
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.strip().splitlines() if not line.startswith("zoo: ")]
+    assert len(lines) == 1, result.output
+    assert "unexpected" not in lines[0] and "Traceback" not in result.output, result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]

@@ -396,7 +396,8 @@ def info(name: str) -> ModelInfo:
     else:
         entry = get_entry(name)
         path = store.artifact_dir(name)
-    pulled = path is not None and is_complete(path)
+    # A missing model card is rebuilt by a load: the artifact is there without it.
+    pulled = path is not None and all((path / f).is_file() for f in (store.CONFIG, store.WEIGHTS))
     if not pulled and path is not None and is_path(name):
         raise NotFoundError(f"no artifact at {path}")
     found = ModelInfo(name=name, pulled=pulled,

@@ -68,6 +68,10 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     source = open_data(data, split=split)
     examples = for_model(source, kind, tuple(model.config.shape))
     levels = getattr(model.config, "levels", None)
+    from zoo.data.image_levels import from_8bit, is_8bit_images
+
+    # 8-bit pictures are read as a model's levels by one rule everywhere (zoo.data.image_levels).
+    pictures = kind == "discrete" and levels is not None and is_8bit_images(source)
     was_training = model.training
     model.eval()
     out = []
@@ -76,6 +80,8 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     try:
         with torch.no_grad():
             for start, rows in source.chunks(batch_size):
+                if pictures:
+                    rows = from_8bit(rows, levels)
                 check_batch(rows, start, name=source.name, columns=source.columns, kind=kind,
                             levels=levels)
                 x = examples.convert(rows).to(model.device)

@@ -332,13 +332,15 @@ def push(path: str | os.PathLike, *, repo: str, revision: str | None = None,
     if not path.is_dir():
         raise ArtifactError(f"no artifact at {path}")
     cfg = artifacts.read_config(path)
-    actual = artifacts.sha256_file(path / artifacts.WEIGHTS)
+    from zoo.artifact.safe_files import artifact_file, read_card
+
+    # Nothing from outside the artifact is read or uploaded; no FIFO or /proc file is hashed.
+    actual = artifacts.sha256_file(artifact_file(path, artifacts.WEIGHTS))
     if actual != cfg.weights_sha256:
         raise ArtifactError(f"{path / artifacts.WEIGHTS} is corrupted (sha256 {actual}, "
                             f"config.json records {cfg.weights_sha256}); not publishing it")
-    extras = _extras_to_push(path, cfg)
-    card = path / artifacts.CARD
-    existing = card.read_text(encoding="utf-8") if card.is_file() else None
+    extras = _extras_to_push(path, cfg)  # each checked by artifacts.check_files
+    existing = read_card(path, artifacts.CARD)  # a link out of it refused, not UTF-8 named
     hub = HfApi(endpoint=endpoint(), token=token, library_name="zoo", library_version=_version())
     target = f"{repo}@{revision or DEFAULT_REVISION}"
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:

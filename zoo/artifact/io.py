@@ -112,9 +112,15 @@ def check_files(path: Path, cfg: ArtifactConfig) -> tuple[list[str], list[str]]:
     """Problems and warnings about the extra files ``cfg`` lists in the artifact ``path``:
     a file whose sha256 differs from the listed one is a problem (the artifact was changed
     or damaged); a missing one only a warning (the model is whole without it)."""
+    from zoo.artifact.safe_files import artifact_file
+
     problems, warnings = [], []
     for name, digest in sorted(cfg.files.items()):
-        file = path / name
+        try:  # a link out of the artifact, or a FIFO or /proc file that never ends
+            file = artifact_file(path, name)
+        except ArtifactError as exc:
+            problems.append(str(exc))
+            continue
         if not file.is_file():
             warnings.append(f"{file} is missing (listed in {CONFIG}; the model loads without it)")
             continue
@@ -155,7 +161,9 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     cfg = read_config(path)
     family = get_family(cfg.family)
     model_config = family.parse_stored_config(cfg.config, where=f"{path / CONFIG} config")
-    weights = path / WEIGHTS
+    from zoo.artifact.safe_files import artifact_file
+
+    weights = artifact_file(path, WEIGHTS, regular=False)  # no link out of the artifact
     where = str(weights)
     meta = _meta_model(family, model_config)
     expected = None if meta is None else meta[0]
@@ -174,6 +182,7 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     if verify:
         actual = hashlib.sha256(blob).hexdigest()
         if actual != cfg.weights_sha256:
+            _check_not_replaced(path, cfg, actual)
             raise ArtifactError(
                 f"{weights} is corrupted: sha256 {actual} does not match the "
                 f"{cfg.weights_sha256} recorded in {CONFIG} (run `zoo pull --force` to repair)"
@@ -188,6 +197,21 @@ def load(path: str | Path, *, device: Any = "cpu", verify: bool = True) -> ZooMo
     assign(model, tensors, where=where)
     model.artifact = cfg
     return model.to(device).eval()
+
+
+def _check_not_replaced(path: Path, cfg: ArtifactConfig, actual: str) -> None:
+    """A hash mismatch may be no damage at all: another process (``zoo train -o``, ``zoo
+    pull --force``) replaced the artifact between the reads of ``config.json`` and of the
+    weights. Then ``config.json`` now records another hash, or the weights now have
+    another: say that, rather than "corrupted ... run `zoo pull --force`"."""
+    try:
+        now = read_config(path).weights_sha256
+        again = sha256_file(path / WEIGHTS)
+    except (ArtifactError, OSError):  # gone or half replaced at this very moment
+        now, again = None, None
+    if now != cfg.weights_sha256 or again != actual:
+        raise ArtifactError(f"{path} was replaced by another process while it was being "
+                            "read (its config.json and weights changed); load it again")
 
 
 def expected_tensors(family: Any, config: Any) -> dict[str, tuple[Any, tuple[int, ...]]] | None:

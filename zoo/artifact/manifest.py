@@ -68,6 +68,9 @@ def read_config(path: str | Path) -> ArtifactConfig:
     file = path / CONFIG
     if not path.is_dir():
         raise NotFoundError(f"no artifact at {path}: not a directory")
+    from zoo.artifact.safe_files import artifact_file
+
+    artifact_file(path, CONFIG, regular=False)  # no link out of the artifact, no FIFO or device
     if not file.is_file():  # missing, or a FIFO that would block the read forever
         raise ArtifactError(f"{path} is not a zoo artifact: {CONFIG} is missing or not a file")
     try:
@@ -78,7 +81,7 @@ def read_config(path: str | Path) -> ArtifactConfig:
     if len(raw_bytes) > MAX_CONFIG_BYTES:
         raise ArtifactError(f"{file}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        raw = json.loads(raw_bytes.decode("utf-8"))
+        raw = json.loads(raw_bytes.decode("utf-8"), parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         # ValueError covers bad UTF-8, bad JSON and integers too long to convert;
         # RecursionError a nesting too deep for the parser.
@@ -92,6 +95,12 @@ def read_config(path: str | Path) -> ArtifactConfig:
         return _config.parse(ArtifactConfig, raw, where=str(file))
     except ConfigError as exc:
         raise ArtifactError(str(exc)) from None
+
+
+def _no_constant(word: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are no JSON (Python's parser accepts them): a
+    config holding one would be printed back as invalid JSON by ``zoo info --json``."""
+    raise ValueError(f"{word} is not a JSON value (numbers must be finite)")
 
 
 def _depth(value: Any) -> int:

@@ -93,16 +93,24 @@ def staging(final: Path, need: int = 0) -> Iterator[Path]:
     The folder is checked first (a file is written to it, and ``need`` bytes must be free),
     so that a full or read-only disk is reported before any work, not after a training run.
     """
+    from zoo.artifact import leftovers
+
+    # What writers of ``final`` killed earlier left here goes first (a live one's stays).
+    if not leftovers.remove_abandoned(_leftovers_of(final, STAGING_PREFIX)):
+        clean_leftovers(final)  # no live writer: an interrupted replacement is finished
     tmp = final.parent / f"{STAGING_PREFIX}{final.name}-{_suffix()}"
     with writing(tmp):
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
+        held = leftovers.hold(tmp)  # released by the kernel if this process is killed
     try:
         check_writable(tmp, need)
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        leftovers.release(held)
 
 
 def publish(tmp: Path, final: Path) -> Path:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ConfigError, NotFoundError, ZooError
+from zoo.errors import ArtifactError, ConfigError, NotFoundError, ZooError
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,15 @@ def _inspect(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
     if not path.is_dir():
         return (f"{path} is not a directory",), ()
-    problems = [f"{path / f} is missing" for f in artifacts.FILES if not (path / f).is_file()]
+    from zoo.artifact.safe_files import artifact_file
+
+    problems = []
+    for f in artifacts.FILES:  # a link out of the artifact is bad even where nothing reads it
+        try:
+            if not artifact_file(path, f).is_file():
+                problems.append(f"{path / f} is missing")
+        except ArtifactError as exc:
+            problems.append(str(exc))
     warnings: list[str] = []
     if (path / artifacts.CONFIG).is_file() and (path / artifacts.WEIGHTS).is_file():
         try:
@@ -72,7 +80,7 @@ def _inspect(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
         else:
             extra_problems, warnings = artifacts.check_files(path, model.artifact)
             problems += extra_problems
-    return tuple(problems), tuple(warnings)
+    return tuple(dict.fromkeys(problems)), tuple(warnings)
 
 
 def stored_names() -> list[str]:

@@ -74,7 +74,12 @@ def one_line(exc: BaseException) -> str:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Print ``data`` as strict JSON: a NaN or infinity (the standard error of one example)
+    becomes ``null``, since a bare ``NaN`` breaks every JSON reader but Python's."""
+    from zoo.artifact.safe_files import strict_json
+
+    click.echo(json.dumps(strict_json(json.loads(json.dumps(data, default=str))), indent=2,
+                          allow_nan=False))
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -419,28 +424,39 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
 @click.option("--nrow", type=click.IntRange(min=1), metavar="N",
               help="Image grids: N images a row (default: a square grid; completions: given, "
                    "mask and 8 completions a row).")
+@click.option("--resize", is_flag=True,
+              help="With --complete: scale a given image or mask PNG of another size to the "
+                   "model's (refused otherwise).")
 # 64 is zoo.pictures.MAX_SCALE (not imported here: it would import torch for --help).
 @click.option("--scale", type=click.IntRange(1, 64), metavar="N",
               help="Image grids: draw each pixel as an NxN block (default: the grid is at "
                    "least 512 pixels wide).")
 def sample(name: str, count: int, output: Path | None, temperature: float, seed: int | None,
            complete: Path | None, keep: str | None, keep_mask: Path | None,
-           sweeps: int | None, nrow: int | None, scale: int | None) -> None:
+           sweeps: int | None, nrow: int | None, scale: int | None, resize: bool) -> None:
     """Draw samples from a model and save them, or complete a partly known image."""
     from zoo import api
     from zoo.cli.sample_files import check_format, check_grid_options, draw, write_samples
 
-    if complete is None and (keep or keep_mask or sweeps):
-        raise click.UsageError("--keep, --keep-mask and --sweeps need --complete IMAGE")
-    output = output or Path(f"{Path(name).name.replace(':', '_').replace('@', '_')}-samples.png")
+    if complete is None and (keep or keep_mask or sweeps or resize):
+        raise click.UsageError("--keep, --keep-mask, --sweeps and --resize need --complete IMAGE")
+    if output is None:  # `zoo sample .` is named after the folder, not ''
+        from zoo.names import is_path
+
+        stem = Path(name).expanduser().resolve().name if is_path(name) else Path(name).name
+        output = Path(f"{stem.replace(':', '_').replace('@', '_') or 'model'}-samples.png")
     check_format(output)
     model = api.load(name)
     check_grid_options(model, output, nrow=nrow, scale=scale)
     if complete is not None:
         from zoo.cli.completion_files import complete_image, write_completion
 
+        notes: list[str] = []
         given, mask, done = complete_image(model, count, complete, keep=keep, keep_mask=keep_mask,
-                                           temperature=temperature, seed=seed, sweeps=sweeps)
+                                           temperature=temperature, seed=seed, sweeps=sweeps,
+                                           resize=resize, notes=notes)
+        for note in notes:  # what --resize scaled
+            click.echo(f"zoo: {note}", err=True)
         write_completion(model, given, mask, done.samples, output, nrow=nrow, scale=scale)
         click.echo(done.record.line())
         click.echo(f"wrote {len(done.samples)} completions to {output}")
@@ -521,18 +537,22 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
     model = scoring.as_model(name)
     scores = scoring.score(model, data, batch_size=batch_size)
     summary = scoring.summarize_scores(scores, scoring.threshold_of(model))
-    if plot is not None:
-        scoring.plot_scores(scores, summary.threshold, plot)
     notes = [summary.line()]
     if getattr(model, "likelihood_bound", False):
         notes.append("the scores are lower bounds on log p (a continuous model of discrete "
                      "data, one uniform dequantization draw per example)")
+    from zoo.cli.output_files import together
+
+    with together(output, plot) as (output_part, plot_part):  # both files, or neither
+        if plot_part is not None:
+            scoring.plot_scores(scores, summary.threshold, plot_part)
+        if output_part is not None:
+            scoring.write_scores(scores, output_part)
     if output is None:
         click.echo(scoring.csv_text(scores), nl=False)
         for note in notes:
             click.echo(note, err=True)
         return
-    scoring.write_scores(scores, output)
     click.echo(f"wrote {len(scores)} scores to {output}")
     for note in notes:
         click.echo(note)

@@ -33,19 +33,19 @@ from zoo.plugin.model import ZooModel
 PER_ROW = 8
 
 
-def read_mask(path: Path, shape: tuple[int, ...]) -> Tensor:
-    """A bool mask of ``shape`` from a PNG (light pixels, >= 128 grey, are known; resized to
-    the model's size by nearest neighbour) or a ``.npy`` of 0/1 or booleans."""
+def read_mask(path: Path, shape: tuple[int, ...], *, resize: bool = False,
+              notes: list[str] | None = None) -> Tensor:
+    """A bool mask of ``shape`` from a PNG (light pixels, >= 128 grey, are known; a PNG of
+    another size is refused unless ``resize``, which scales it by nearest neighbour and adds
+    a line to ``notes``) or a ``.npy`` of 0/1 or booleans."""
     suffix = path.suffix.lower()
     if suffix == ".png":
-        from PIL import Image
+        from zoo.data.image_levels import read_png_mask
 
-        with Image.open(path) as img:
-            gray = img.convert("L")
-            if gray.size != (shape[-1], shape[-2]):
-                gray = gray.resize((shape[-1], shape[-2]), Image.NEAREST)
-            values = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
-        return (values >= 128).reshape(shape)
+        mask, note = read_png_mask(path, shape, resize=resize)
+        if note and notes is not None:
+            notes.append(note)
+        return mask
     if suffix == ".npy":
         import numpy as np
 
@@ -58,22 +58,25 @@ def read_mask(path: Path, shape: tuple[int, ...]) -> Tensor:
     raise ValueError(f"cannot read a mask from {path.name}: use .png (white = known) or .npy")
 
 
-def known_mask(shape: tuple[int, ...], keep: str | None, keep_mask: Path | None) -> Tensor:
+def known_mask(shape: tuple[int, ...], keep: str | None, keep_mask: Path | None, *,
+               resize: bool = False, notes: list[str] | None = None) -> Tensor:
     """The known region: a named half (``KEEP``) or a mask file; top half by default."""
     if keep is not None and keep_mask is not None:
         raise ValueError("use either --keep or --keep-mask, not both")
     if keep_mask is not None:
-        return read_mask(keep_mask, shape)
+        return read_mask(keep_mask, shape, resize=resize, notes=notes)
     return known_region(shape, keep or KEEP[0])
 
 
 def complete_image(model: ZooModel, n: int, image: Path, *, keep: str | None = None,
                    keep_mask: Path | None = None, temperature: float = 1.0,
-                   seed: int | None = None,
-                   sweeps: int | None = None) -> tuple[Tensor, Tensor, Completion]:
+                   seed: int | None = None, sweeps: int | None = None,
+                   resize: bool = False,
+                   notes: list[str] | None = None) -> tuple[Tensor, Tensor, Completion]:
     """``n`` completions of the image file ``image`` where ``keep`` (a half) or the mask file
     ``keep_mask`` says it is known; returns the given image, the mask, and the completions
-    with their record (batches merged into one)."""
+    with their record (batches merged into one). Pictures of another size than the model's
+    are refused unless ``resize``; what was resized is added to ``notes``."""
     if not is_discrete(model):
         family = getattr(model, "family", "") or type(model).__name__
         raise ValueError(f"--complete needs a model of discrete images; {family} models "
@@ -81,8 +84,8 @@ def complete_image(model: ZooModel, n: int, image: Path, *, keep: str | None = N
                          "supported")
     check_count(model, n)
     shape = tuple(model.config.shape)
-    mask = known_mask(shape, keep, keep_mask)
-    given = read_image(image, shape, model.config.levels)
+    mask = known_mask(shape, keep, keep_mask, resize=resize, notes=notes)
+    given = read_image(image, shape, model.config.levels, resize=resize, notes=notes)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     per_batch = max(1, BATCH_VALUES // values_per_sample(model))
     parts: list[Completion] = []

@@ -92,20 +92,26 @@ def known_region(shape: tuple[int, ...], keep: str) -> Tensor:
     return mask
 
 
-def read_image(path: Path, shape: tuple[int, ...], levels: int) -> Tensor:
-    """An image of ``shape`` with values in ``0..levels-1`` from a PNG, ``.npy`` or ``.safetensors``."""
+def read_image(path: Path, shape: tuple[int, ...], levels: int, *, resize: bool = False,
+               notes: list[str] | None = None) -> Tensor:
+    """An image of ``shape`` with values in ``0..levels-1`` from a PNG, ``.npy`` or
+    ``.safetensors``. A PNG of another size is refused unless ``resize`` (then a line saying
+    so is added to ``notes``)."""
     suffix = path.suffix.lower()
     if suffix == ".png":
-        return read_png(path, shape, levels)
+        return read_png(path, shape, levels, resize=resize, notes=notes)
     if suffix == ".npy":
         x = read_npy(path, shape)
     elif suffix == ".safetensors":
-        from safetensors.torch import load_file
+        import numpy as np
 
-        tensors = load_file(str(path))
-        if len(tensors) != 1:
-            raise ValueError(f"{path}: expected one tensor, found {len(tensors)}")
-        x = next(iter(tensors.values()))
+        from zoo.data.arrays import read_safetensors
+
+        source = read_safetensors(path)  # one line naming the file for a hostile header
+        if len(source) * math.prod(source.shape) != math.prod(shape):
+            raise ValueError(f"{path}: expected {math.prod(shape)} values for shape "
+                             f"{list(shape)}, got shape {[len(source), *source.shape]}")
+        x = source.read(np.arange(len(source)))
     else:
         raise ValueError(f"cannot read an image from {path.name}: use .png, .npy or .safetensors")
     if x.numel() != math.prod(shape):
@@ -116,29 +122,17 @@ def read_image(path: Path, shape: tuple[int, ...], levels: int) -> Tensor:
     return x.reshape(shape).long()
 
 
-def read_png(path: Path, shape: tuple[int, ...], levels: int) -> Tensor:
-    """A PNG as grey levels ``0..levels-1`` of ``shape``. Images big enough for Pillow to
-    suspect a decompression bomb (it warns at half its pixel limit) are refused, with the
-    size the model takes, before they are decoded."""
-    import warnings
+def read_png(path: Path, shape: tuple[int, ...], levels: int, *, resize: bool = False,
+             notes: list[str] | None = None) -> Tensor:
+    """A PNG as levels ``0..levels-1`` of ``shape`` (grey or RGB, as the model's channels):
+    the rule of ``zoo.data.image_levels``. Images big enough for Pillow to suspect a
+    decompression bomb are refused before they are decoded."""
+    from zoo.data.image_levels import read_png_levels
 
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        reason = " ".join(str(exc).split()).split(", could be")[0]
-        raise ValueError(f"{path}: the image is too large to read safely ({reason}); the "
-                         f"model takes {shape[-2]}x{shape[-1]} images") from None
-    with img:
-        gray = img.convert("L")
-        if gray.size != (shape[-1], shape[-2]):
-            gray = gray.resize((shape[-1], shape[-2]))
-        values = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
-    x = values.reshape(shape[-2], shape[-1]).double()
-    return torch.round(x * (levels - 1) / 255.0).long().reshape(shape)
+    x, note = read_png_levels(path, shape, levels, resize=resize)
+    if note and notes is not None:
+        notes.append(note)
+    return x
 
 
 def read_npy(path: Path, shape: tuple[int, ...]) -> Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import mmap
 import struct
 from collections.abc import Iterator
@@ -80,9 +81,11 @@ def read_npy(path: Path) -> ArraySource:
     except (ValueError, OSError, EOFError, SyntaxError) as exc:
         raise DataError(f"{path}: not a readable .npy file ({_short(exc)})") from None
     _check_dtype(path, dtype)
+    _check_shape(path, shape)
     if len(shape) < 1:
         raise DataError(f"{path}: holds a single value; expected one example per row")
-    need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python integers: numpy's int64 product of (2**32, 2**32) wraps round to 0.
+    need = offset + math.prod(shape) * dtype.itemsize
     size = path.stat().st_size
     if size < need:
         raise DataError(f"{path}: truncated .npy file: {size} bytes, but its header describes "
@@ -94,6 +97,15 @@ def read_npy(path: Path) -> ArraySource:
         array = np.load(path, mmap_mode="r")
         return ArraySource(array, str(path), digest=lambda: file_digest(path))
     return MappedSource(path, dtype, tuple(shape), offset)
+
+
+def _check_shape(path: Path, shape: object) -> None:
+    """A header's shape must be a sequence of non-negative integers: numpy's header reader
+    takes ``(-1, 2)``, and the error numpy gives later names no file."""
+    if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise DataError(f"{path}: the header's shape {list(shape) if isinstance(shape, tuple) else shape!r} "
+                        "is not a list of non-negative integers")
 
 
 def _check_dtype(path: Path, dtype: np.dtype) -> None:
@@ -119,7 +131,11 @@ def read_safetensors(path: Path) -> ArraySource | TensorSource:
             (length,) = struct.unpack("<Q", head)
             if length > min(MAX_HEADER, size - 8):
                 raise ValueError(f"header length {length} is larger than the file")
-            header = json.loads(f.read(length).decode("utf-8"))
+            text = f.read(length).decode("utf-8")
+        try:
+            header = json.loads(text)
+        except RecursionError:  # Python's parser recurses; 100,000 brackets exhaust it
+            raise ValueError("its header is nested too deeply") from None
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
     except (ValueError, OSError, struct.error) as exc:
@@ -130,26 +146,34 @@ def read_safetensors(path: Path) -> ArraySource | TensorSource:
                         " expected exactly one")
     (name, info), = tensors.items()
     try:
-        code, shape, (begin, end) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
+        code, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in [*shape, begin, end]):
+            raise ValueError  # a negative offset would read the file's own header as data
     except (KeyError, TypeError, ValueError):
-        raise DataError(f"{path}: tensor {name!r} has a malformed header entry") from None
-    offset = 8 + length + int(begin)
-    if code == "BF16":
-        from safetensors.torch import load_file
-
-        return TensorSource(load_file(str(path))[name], str(path))
-    if code not in SAFETENSORS_DTYPES:
+        raise DataError(f"{path}: tensor {name!r} has a malformed header entry (shape and "
+                        "data_offsets must be non-negative integers)") from None
+    offset = 8 + length + begin
+    if code != "BF16" and code not in SAFETENSORS_DTYPES:
         raise DataError(f"{path}: tensor {name!r} has dtype {code}; expected integers, floats or bool")
-    dtype = np.dtype(SAFETENSORS_DTYPES[code])
-    need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if int(end) - int(begin) != need or offset + need > size:
+    itemsize = 2 if code == "BF16" else np.dtype(SAFETENSORS_DTYPES[code]).itemsize
+    need = math.prod(shape) * itemsize  # Python integers: no int64 wrap-round
+    if end - begin != need or offset + need > size:
         raise DataError(f"{path}: truncated or inconsistent: tensor {name!r} {shape} {code} needs "
                         f"{need} bytes at offset {offset}, the file has {size}")
     if not shape:
         raise DataError(f"{path}: tensor {name!r} is a single value; expected one example per row")
     if shape[0] == 0:
         raise DataError(f"{path}: no examples (shape {shape})")
-    return MappedSource(path, dtype, tuple(shape), offset)
+    if code == "BF16":  # numpy has no bfloat16: read whole, with safetensors
+        from safetensors.torch import load_file
+
+        try:
+            return TensorSource(load_file(str(path))[name], str(path))
+        except Exception as exc:  # noqa: BLE001  (SafetensorError is no public class)
+            raise DataError(f"{path}: not a readable .safetensors file ({_short(exc)})") from None
+    return MappedSource(path, np.dtype(SAFETENSORS_DTYPES[code]), tuple(shape), offset)
+
 
 
 def _short(exc: BaseException) -> str:

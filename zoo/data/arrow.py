@@ -51,8 +51,17 @@ def pick_split(data: Any, where: str, split: str | None) -> Any:
 
 
 def read_parquet(path: Path) -> ArrowSource:
+    """A parquet file, read with pyarrow into an in-memory Arrow table (its columns
+    decompressed) and wrapped as a ``datasets.Dataset``, whose features come from the file's
+    schema. ``Dataset.from_parquet`` would write an uncompressed Arrow copy of the data into
+    ``HF_HOME/datasets`` (1000 times a small file's size), and lock files there on failure:
+    scoring a file must write nothing."""
+    datasets = _datasets()
     try:
-        ds = _datasets().Dataset.from_parquet(str(path))
+        import pyarrow.parquet as pq
+        from datasets.table import InMemoryTable
+
+        ds = datasets.Dataset(InMemoryTable(pq.read_table(str(path), memory_map=True)))
     except DataError:
         raise
     except Exception as exc:  # pyarrow's and datasets' errors have no common base

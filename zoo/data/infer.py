@@ -64,6 +64,7 @@ def fit_data(source: Source, kind: Kind, overrides: Mapping[str, Any] | None = N
     overrides = dict(overrides or {})
     shape = reshaped(source, kind, overrides.get("shape"))
     head = f"{source.name}: {len(source)} examples of {list(source.shape)} {source.dtype.name}"
+    source.check_decodable()  # a truncated image is found now, not after the training
     if kind == "continuous":
         if source.dtype.kind == "f":
             scan(source)  # integers cannot be NaN; floats are checked before any step

@@ -32,7 +32,10 @@ def as_index(index: Any) -> np.ndarray:
 
 
 def rows_to_tensor(rows: np.ndarray) -> Tensor:
-    """numpy rows as a tensor, widening the dtypes torch does not handle everywhere."""
+    """numpy rows as a tensor, widening the dtypes torch does not handle everywhere, and in
+    native byte order (torch takes no big-endian array; numpy converts it)."""
+    if not rows.dtype.isnative:
+        rows = rows.astype(rows.dtype.newbyteorder("="))
     if rows.dtype in _WIDEN:
         rows = rows.astype(np.int64)
     elif rows.dtype == np.bool_:
@@ -66,6 +69,10 @@ class Source:
         """``(first_row, rows)`` over the whole source in order, ``size`` rows at a time."""
         for start in range(0, len(self), size):
             yield start, self.read(np.arange(start, min(start + size, len(self))))
+
+    def check_decodable(self) -> None:
+        """Refuse, before training, examples that are stored but cannot be read (a truncated
+        image). Nothing to do for sources whose rows are plain numbers."""
 
     def subset(self, index: Any) -> Source:
         """The examples at ``index`` as a source of their own (a view: nothing is read)."""
@@ -110,6 +117,10 @@ class TensorSource(Source):
     def chunks(self, size: int = 1 << 16) -> Iterator[tuple[int, Tensor]]:
         for start in range(0, len(self), size):
             yield start, self.x[start : start + size]
+
+    def check_decodable(self) -> None:
+        """Refuse, before training, examples that are stored but cannot be read (a truncated
+        image). Nothing to do for sources whose rows are plain numbers."""
 
     def subset(self, index: Any) -> Source:
         # In memory already: gather now, as the trainer always did (same numbers, same speed).

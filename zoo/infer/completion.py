@@ -129,6 +129,11 @@ def complete(model: DiscreteModel, given: Tensor, mask: Tensor, n: int | None = 
     """
     start = time.perf_counter()
     shape, levels = _discrete_shape(model)
+    if getattr(model, "likelihood_bound", False):  # before its log_prob refuses int levels
+        family = getattr(model, "family", "") or type(model).__name__
+        raise ValueError(f"{family} cannot complete partly known inputs: it is not "
+                         "autoregressive, and scores levels only through a dequantization "
+                         "bound; use an autoregressive model (pixelcnn, made)")
     if n is None:
         n = given.shape[0] if isinstance(given, Tensor) and given.dim() > len(shape) else 1
     check_sampling(n, temperature)

@@ -40,6 +40,7 @@ from zoo.training.batches import Batches
 from zoo.training.devices import autocast, maybe_compile, resolve_compile, resolve_device
 from zoo.training.flat_parameters import FlatParameters
 from zoo.training.state import TrainState, run_fingerprint
+from zoo.training.step_memory import check_step_memory
 
 HISTORY_POINTS = 100  # training-NLL records per run in ``FitResult.history``
 
@@ -213,6 +214,8 @@ def maximise_likelihood(
     dev = model.device if device is None else resolve_device(device, local_rank=ctx0.local_rank)
     if ctx0.is_distributed and dev.type == "cuda" and device is None:
         dev = resolve_device("cuda", local_rank=ctx0.local_rank)
+    # Refused now, in one line, rather than "can't allocate" (or the kernel's kill) later.
+    check_step_memory(model, max(1, recipe.batch_size // ctx0.world_size), dev)
     with distributed.process_group(dev) as ctx:
         return _fit(model, dataset, recipe, steps=steps, progress=progress, device=dev,
                     train_data=train_data, callback=callback, bf16=bf16, compile=compile,

@@ -327,11 +327,17 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint of this run.")
 @click.option("--force", is_flag=True,
               help="Replace the zoo artifact already at -o (anything else there is refused).")
+@click.option("--columns", metavar="A,B,C",
+              help="With a CSV: the columns to model (header names or 0-based indices).")
+@click.option("--drop-columns", metavar="A,B", help="With a CSV: columns to leave out.")
+@click.option("--drop-missing", is_flag=True,
+              help="With a CSV: drop rows with a missing value (empty, NA, NaN) and say how many.")
 def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int | None,
           batch_size: int | None, lr: float | None, seed: int | None, output: Path | None,
           quiet: bool, nproc: int, device: str, bf16: bool, compile_: bool | None,
           checkpoint_every: int | None, checkpoint_dir: Path | None, resume: bool,
-          force: bool) -> None:
+          force: bool, columns: str | None = None, drop_columns: str | None = None,
+          drop_missing: bool = False) -> None:
     """Train a catalog model from its recipe, or a family on your data, and save the artifact.
 
     Your data: `zoo train realnvp --data points.csv -o my-flow` (shape and levels are read
@@ -342,11 +348,14 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
     from zoo import api, distributed
 
     if data is not None:
+        from zoo.data.columns import ColumnChoice
         from zoo.fitting import parse_assignments, say_to_stderr, train_to
 
         if output is None:
             raise click.UsageError("--data needs -o/--output DIR: where the artifact goes")
+        choice = ColumnChoice.parse(columns, drop_columns, drop_missing)
         path = train_to(name, data, output, config=parse_assignments(assignments), steps=steps,
+                        columns=choice if choice.given else None,
                         batch_size=batch_size, lr=lr, seed=seed,
                         progress=False if quiet else None, nproc=nproc, say=say_to_stderr,
                         overwrite=force, device=device, bf16=bf16, compile=compile_, resume=resume,
@@ -354,9 +363,11 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
         if distributed.is_main_process() and not os.environ.get(distributed.LAUNCHED_BY_ZOO):
             click.echo(str(path))
         return
-    if assignments or batch_size is not None or lr is not None:
-        raise click.UsageError("-c, --batch-size and --lr go with --data; a catalog model "
-                               "trains from its recipe")
+    if assignments or batch_size is not None or lr is not None or columns or drop_columns \
+            or drop_missing:
+        raise click.UsageError("-c, --batch-size and --lr go with --data (so do --columns, "
+                               "--drop-columns and --drop-missing); a catalog model trains "
+                               "from its recipe")
     path = api.train(name, output=output, steps=steps, seed=seed, overwrite=force,
                      progress=False if quiet else None, nproc=nproc, device=device, bf16=bf16,
                      compile=compile_, resume=resume, checkpoint_every=checkpoint_every,
@@ -444,11 +455,14 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
             raise click.UsageError("--data and --dataset: choose one")
         if samples != 1:
             raise click.UsageError("--samples applies to a catalog dataset, not to --data")
-        from zoo.scoring import evaluate_data
+        from zoo.scoring import as_model, evaluate_data, grid_note
 
-        result = evaluate_data(name, data)
+        model = as_model(name)
+        result = evaluate_data(model, data)
+        table_note = grid_note(model)
         split = "data"
     else:
+        table_note = None
         result = api.evaluate(name, split=split, dataset=dataset, samples=samples)
     if as_json:
         emit_json(result.as_dict())
@@ -457,7 +471,9 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
     click.echo(f"{split} NLL    {le}{result.nll:.4f} ± {result.stderr:.4f} nats per example")
     click.echo(f"bits/dim    {le}{result.bits_per_dim:.4f}")
     click.echo(f"n           {result.n}")
-    if result.bound:
+    if result.bound and table_note is not None:
+        click.echo(f"bound       {table_note}")
+    elif result.bound:
         draws = ("1 uniform dequantization draw" if result.samples == 1 else
                  f"importance-weighted over {result.samples} uniform dequantization draws")
         click.echo(f"bound       upper bound on the discrete NLL ({draws} per example)")

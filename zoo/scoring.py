@@ -57,6 +57,7 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     import torch
 
     from zoo.data.checks import check_batch
+    from zoo.data.columns import open_table
     from zoo.data.infer import for_model
     from zoo.data.open import open_data
     from zoo.evaluation import NOISE_SEED
@@ -65,7 +66,9 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     model = as_model(model_or_name)
     batch_size = batch_size or default_batch(model.config)
     kind = get_family(model.family).data_kind_of(model.config)
-    source = open_data(data, split=split)
+    # A table is read with the columns the model was trained on (recorded in the artifact).
+    chosen = open_table(data, recorded=recorded_columns(model))
+    source = chosen.source if chosen is not None else open_data(data, split=split)
     examples = for_model(source, kind, tuple(model.config.shape))
     levels = getattr(model.config, "levels", None)
     was_training = model.training
@@ -83,6 +86,26 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def recorded_columns(model: ZooModel) -> list[str] | None:
+    """The table columns ``zoo train --data`` chose for ``model`` (None: every column)."""
+    artifact = getattr(model, "artifact", None)
+    source = getattr(artifact, "source", None) or {}
+    columns = source.get("columns") if isinstance(source, dict) else None
+    return [str(c) for c in columns] if isinstance(columns, list) else None
+
+
+def grid_note(model: ZooModel) -> str | None:
+    """The line that says a table model's NLL is a bound for its columns on a grid."""
+    grid = getattr(model.config, "grid", None)
+    if not grid or not any(step > 0 for step in grid):
+        return None
+    names = recorded_columns(model) or [str(i) for i in range(len(grid))]
+    on = ", ".join(f"{n!r} (step {s:g})" for n, s in zip(names, grid) if s > 0)
+    return (f"columns on a grid: {on}; they are dequantized with uniform noise of one step, "
+            "so the NLL is an upper bound for the recorded values, comparable with a density "
+            "over bins of that width")
 
 
 def evaluate_data(model_or_name: Any, data: Any, *, batch_size: int | None = None,

@@ -465,6 +465,10 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
                     callback(step, record)
             if checkpoint_every and step % checkpoint_every == 0 and ctx.is_main:
                 save_checkpoint(step)
+            if (evaluating and val is not None and recipe.patience is not None
+                    and step - best_step >= recipe.patience * recipe.eval_every):
+                steps = step  # early stopping: every rank saw the same validation NLL
+                break
     finally:
         bar.close()
         if flat is not None:

@@ -14,8 +14,8 @@ import torch
 
 import zoo
 from zoo.cli import cli
-from zoo.data.columns import ColumnChoice, choose, gaussian_nll, grid_of, table_budget
-from zoo.data.tabular import read_csv, read_table
+from zoo.data.columns import ColumnChoice, choose, gaussian_nll, grid_of, read_csv, table_budget
+from zoo.data.tabular import read_table
 from zoo.errors import DataError
 
 QUICK = ["--steps", "3", "-c", "couplings=2", "-c", "hidden=4", "--batch-size", "16", "-q"]
@@ -234,3 +234,14 @@ def test_early_stopping_ends_the_run_after_patience_passes(monkeypatch):
     data = Examples(TensorSource(torch.randn(64, 2), "t"), "continuous")
     result = training.fit(model, data, recipe, progress=False)
     assert result.steps == 20 and result.best_step == 5
+
+
+def test_workers_of_a_several_process_run_choose_the_same_columns(tmp_path):
+    from pathlib import Path
+
+    from zoo.fitting import data_train_command
+
+    args = data_train_command("realnvp", str(tmp_path / "t.csv"), Path(tmp_path / "m"),
+                              columns=ColumnChoice.parse("a,b", "c", True))
+    assert args[args.index("--columns") + 1] == "a,b"
+    assert args[args.index("--drop-columns") + 1] == "c" and "--drop-missing" in args

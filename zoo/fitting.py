@@ -297,7 +297,8 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike, *,
                            "drop nproc (torchrun's --nproc-per-node decides the process count)")
         distributed.launch(nproc, ["-m", "zoo", *data_train_command(
             family_or_entry, data, final, config=config, steps=steps, batch_size=batch_size,
-            lr=lr, seed=seed, progress=progress, overwrite=overwrite, **train_options)])
+            lr=lr, seed=seed, progress=progress, overwrite=overwrite, columns=columns,
+            **train_options)])
         return final
     p = plan(family_or_entry, data, config=config, steps=steps, batch_size=batch_size, lr=lr,
              seed=seed, columns=columns)
@@ -375,7 +376,7 @@ def data_train_command(family_or_entry: str, data: Any, output: Path, *,
                        compile: bool | None = None,
                        resume: bool = False, checkpoint_every: int | None = None,
                        checkpoint_dir: str | os.PathLike | None = None,
-                       overwrite: bool = False) -> list[str]:
+                       overwrite: bool = False, columns: Any = None) -> list[str]:
     """The ``zoo train ... --data`` arguments that make the same run in a worker process."""
     import json
 
@@ -395,6 +396,13 @@ def data_train_command(family_or_entry: str, data: Any, output: Path, *,
             args += [flag, str(value)]
     if checkpoint_dir is not None:
         args += ["--checkpoint-dir", str(Path(checkpoint_dir).expanduser().resolve())]
+    if columns is not None:  # a ColumnChoice: every worker chooses the same columns
+        if columns.columns is not None:
+            args += ["--columns", ",".join(columns.columns)]
+        if columns.drop:
+            args += ["--drop-columns", ",".join(columns.drop)]
+        if columns.drop_missing:
+            args += ["--drop-missing"]
     args += [flag for flag, on in (("--bf16", bf16), ("--compile", compile is True),
                                    ("--no-compile", compile is False), ("--resume", resume),
                                    ("--quiet", progress is False),

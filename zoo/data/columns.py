@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -151,6 +152,14 @@ def choose(table: Table, choice: ColumnChoice | None = None, *, training: bool =
     return Chosen(source, names, dropped, notes, grid_of(table.values[:, keep]))
 
 
+def read_csv(path: Path) -> ArraySource:
+    """The rows of a CSV file as a source of shape ``[D]``: every column, every cell a number
+    (``choose`` is the form that chooses columns and drops rows)."""
+    from zoo.data.tabular import read_table
+
+    return choose(read_table(path)).source
+
+
 def _find(table: Table, name: str, where: str) -> int:
     """The index of a column named by header name, or by 0-based index."""
     if table.header and name in table.header:
@@ -270,14 +279,12 @@ def open_table(data: Any, choice: ColumnChoice | None = None, *, training: bool 
     """``choose`` on ``data`` when it is a CSV path; None for any other data (which has no
     columns to choose: ``--columns`` on it is an error)."""
     import os
-    from pathlib import Path
 
     if isinstance(data, (str, os.PathLike)) and Path(data).suffix.lower() == ".csv":
-        from zoo.data.open import open_path
         from zoo.data.tabular import read_table
 
         path = Path(data).expanduser()
-        open_path_checks(path, open_path)
+        _check_file(path)
         chosen = choose(read_table(path), choice, training=training, recorded=recorded)
         if say is not None:
             for note in chosen.notes:
@@ -289,10 +296,14 @@ def open_table(data: Any, choice: ColumnChoice | None = None, *, training: bool 
     return None
 
 
-def open_path_checks(path: Any, open_path: Callable[[Any], Any]) -> None:
-    """The checks ``open_data`` makes before reading (no such file, a folder, empty)."""
-    if not path.exists() or not path.is_file() or path.stat().st_size == 0:
-        open_path(path)
+def _check_file(path: Path) -> None:
+    """What ``zoo.data.open`` says of a path that is not a readable file."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
 
 
 def _clip(text: str, limit: int = 40) -> str:

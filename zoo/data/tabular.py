@@ -6,7 +6,7 @@ it. Every other line must have as many fields as the first. Cells that are empty
 ``NaN`` (and the like) are missing values, and cells that are not numbers make their column
 non-numeric: ``read_table`` keeps both, as NaN, so that ``zoo.data.columns`` can name them,
 leave non-numeric columns out (``--columns``) or drop rows (``--drop-missing``).
-``read_csv`` is the strict form: every column, every cell a number.
+``zoo.data.columns.read_csv`` is the strict form: every column, every cell a number.
 
 Rows are gathered in blocks of float64 arrays rather than as Python lists of floats (about
 16x the file's size in memory), so reading costs about twice the file's size at its peak.
@@ -155,14 +155,6 @@ def to_source(table: Table, keep: list[int]) -> ArraySource:
             raise DataError(f"{table.path}: row {r}, column {table.column(keep[c])}: "
                             f"{array[r, c]:.6g} does not fit in float32")
     return ArraySource(out, str(table.path), columns=tuple(header) if header else None)
-
-
-def read_csv(path: Path) -> ArraySource:
-    """The rows of a CSV file as a source of shape ``[D]``: every column, every cell a number
-    (``zoo.data.columns.choose`` is the form that can choose columns and drop rows)."""
-    from zoo.data.columns import choose
-
-    return choose(read_table(path)).source
 
 
 def _column(header: list[str] | None, index: int) -> str:

@@ -49,10 +49,12 @@ class RealNVPFamily(Family):
         decides ``grid``): standardized columns, so a spline's box [-4, 4] covers the bulk of
         every column, and spline couplings, which fit skewed and multimodal columns that
         affine couplings need many layers for; a network that grows with the rows, because a
-        few hundred rows overfit a wide one (the training split's early stopping guards it)."""
-        hidden = 32 if rows < 500 else 64 if rows < 5_000 else 128
+        few hundred rows overfit a wide one (the training split's early stopping guards it),
+        and fewer couplings past 20,000 rows, where the step's cost bounds the run."""
+        hidden = 32 if rows < 500 else 64 if rows < 20_000 else 96
+        couplings = max(4, min(8 if rows < 20_000 else 6, 2 * columns))
         return {"standardize": True, "coupling": "spline", "bins": 8, "spline_bound": 4.0,
-                "couplings": max(4, min(8, 2 * columns)), "hidden": hidden, "layers": 2}
+                "couplings": couplings, "hidden": hidden, "layers": 2}
 
     def train(self, model: Any, dataset: Any, recipe: Any, **kwargs: Any) -> Any:
         """The generic trainer, after a standardized vector flow's first layer is set from

@@ -22,8 +22,6 @@ class RealNVPFamily(Family):
     data_kind = "continuous"
     Config = RealNVPConfig
     description = "RealNVP affine coupling flow for continuous vectors and images"
-    #: The standardizing layer's buffers are set from the training rows: learned state.
-    state_buffers = ("shift", "log_scale")
 
     def likelihood_bound(self, config: Any) -> bool:
         cfg = self.parse_config(config)

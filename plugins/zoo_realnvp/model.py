@@ -149,9 +149,11 @@ class RealNVP(ZooModel):
         self.nets = nn.ModuleList(StackedMLPs(nets[parity::2], config.activation)
                                   for parity in range(min(2, config.couplings)))
         if config.standardize:
-            # Identity until training sets them from the rows (``set_standardization``).
-            self.register_buffer("shift", torch.zeros(dim))
-            self.register_buffer("log_scale", torch.zeros(dim))
+            # An elementwise affine layer: the identity until training starts it at the
+            # training rows' mean and spread (``set_standardization``), then trained with
+            # the rest (parameters, not buffers: learned state that loading cannot rebuild).
+            self.shift = nn.Parameter(torch.zeros(dim))
+            self.log_scale = nn.Parameter(torch.zeros(dim))
         if config.grid is not None:
             self.register_buffer("grid", torch.tensor(config.grid, dtype=torch.float32))
         self.likelihood_bound = config.grid is not None and any(s > 0 for s in config.grid)

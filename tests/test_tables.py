@@ -245,3 +245,13 @@ def test_workers_of_a_several_process_run_choose_the_same_columns(tmp_path):
                               columns=ColumnChoice.parse("a,b", "c", True))
     assert args[args.index("--columns") + 1] == "a,b"
     assert args[args.index("--drop-columns") + 1] == "c" and "--drop-missing" in args
+
+
+def test_a_catalog_entry_keeps_its_levels_when_the_data_fits_them(tmp_path):
+    from zoo.fitting import plan
+
+    digits = np.random.default_rng(0).integers(0, 17, (20, 8, 8)).astype(np.uint8)
+    kept = plan("pixelcnn-digits", digits)
+    assert kept.config.levels == 17 and "pixelcnn-digits's levels, which the data fits" in kept.note
+    wide = plan("pixelcnn-digits", np.full((20, 8, 8), 200, dtype=np.uint8))
+    assert wide.config.levels == 256 and "levels 256 replaces it" in wide.note

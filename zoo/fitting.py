@@ -99,7 +99,6 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     with the columns' grids, and the recipe's budget follows the rows (``table_budget``),
     unless a catalog entry is the starting point or the user set the keys."""
     from zoo.data.columns import open_table
-    from zoo.data.infer import fit_data
     from zoo.data.open import open_data
 
     family, base, base_recipe, entry = starting_point(family_or_entry)
@@ -114,7 +113,7 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     chosen = open_table(data, columns, training=True)
     source = chosen.source if chosen is not None else open_data(data, split=split)
     kind = data_kind(family, base, overrides, source)
-    fitted = fit_data(source, kind, overrides)
+    fitted = fit_entry_levels(source, kind, base, overrides, entry)
     table, notes = table_defaults(family, entry, kind, fitted.config, chosen, overrides,
                                   recipe_keys, isinstance(recipe, Recipe))
     cfg = family.parse_config({**base, **fitted.config, **table, **overrides},
@@ -129,6 +128,28 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     return Plan(family, cfg, run_recipe, fitted.examples, fitted.note, entry,
                 (chosen.notes if chosen is not None else []) + notes,
                 chosen.columns if chosen is not None else None)
+
+
+def fit_entry_levels(source: Any, kind: str, base: Mapping[str, Any],
+                     overrides: Mapping[str, Any], entry: str | None) -> Any:
+    """``fit_data``, keeping a catalog entry's ``levels`` when the data fits them (digits
+    0..16 as uint8 keep ``levels: 17`` rather than the dtype's 256), and saying in the note
+    when the data overrides the entry's value instead."""
+    from zoo.data.infer import fit_data
+    from zoo.errors import DataError
+
+    levels = base.get("levels")
+    if entry is None or kind != "discrete" or "levels" in overrides or not isinstance(levels, int):
+        return fit_data(source, kind, overrides)
+    try:
+        fitted = fit_data(source, kind, {**overrides, "levels": levels})
+    except DataError:
+        fitted = fit_data(source, kind, overrides)
+        fitted.note += (f"; the data's values do not fit {entry}'s levels {levels}, so levels "
+                        f"{fitted.config.get('levels')} replaces it")
+        return fitted
+    fitted.note = fitted.note.replace("(as given)", f"({entry}'s levels, which the data fits)")
+    return fitted
 
 
 def table_defaults(family: Family, entry: str | None, kind: str, fitted: Mapping[str, Any],

@@ -255,3 +255,23 @@ def test_a_catalog_entry_keeps_its_levels_when_the_data_fits_them(tmp_path):
     assert kept.config.levels == 17 and "pixelcnn-digits's levels, which the data fits" in kept.note
     wide = plan("pixelcnn-digits", np.full((20, 8, 8), 200, dtype=np.uint8))
     assert wide.config.levels == 256 and "levels 256 replaces it" in wide.note
+
+
+def test_auroc_is_the_share_of_pairs_the_reference_wins():
+    from zoo.scoring import auroc
+
+    reference, scores = torch.tensor([3.0, 2.0, 5.0]), torch.tensor([1.0, 2.0])
+    # Pairs the reference wins: 3>1, 3>2, 2>1, 5>1, 5>2 (5), one tie 2=2 (half): 5.5 of 6.
+    assert auroc(reference, scores) == pytest.approx(5.5 / 6)
+    assert auroc(scores, reference) == pytest.approx(0.5 / 6)
+
+
+def test_score_with_a_reference_prints_the_auroc(tmp_path, cli_runner):
+    result, out = train(cli_runner, tmp_path, table_text())
+    assert result.exit_code == 0, result.output
+    far = tmp_path / "far.csv"
+    far.write_text("x,y,k\n" + "\n".join(f"{40 + i},{-30 - i},{i % 5}" for i in range(20)) + "\n")
+    scored = cli_runner.invoke(cli, ["score", str(out), "--data", str(far), "--reference",
+                                     str(tmp_path / "t.csv"), "-o", str(tmp_path / "s.csv")])
+    assert scored.exit_code == 0, scored.output
+    assert re.search(r"AUROC 1\.0000 of 20 scored examples against 40 reference", scored.output)

@@ -490,8 +490,10 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
               help="Also draw a histogram of the scores (PNG) with the training 1st percentile.")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Examples per batch (default: up to 4096, fewer for large discrete models).")
+@click.option("--reference", metavar="SOURCE",
+              help="Data known to be normal: also print the AUROC of --data against it.")
 def score(name: str, data: str, output: Path | None, plot: Path | None,
-          batch_size: int | None) -> None:
+          batch_size: int | None, reference: str | None = None) -> None:
     """One log-density in nats per example of --data, in input order (anomaly scores).
 
     Also says what fraction of the examples falls below the training data's 1st-percentile
@@ -509,6 +511,11 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
     if plot is not None:
         scoring.plot_scores(scores, summary.threshold, plot)
     notes = [summary.line()]
+    if reference is not None:
+        against = scoring.score(model, reference, batch_size=batch_size)
+        notes.append(f"AUROC {scoring.auroc(against, scores):.4f} of {len(scores)} scored "
+                     f"examples against {len(against)} reference examples (0.5: log p does "
+                     "not tell them apart; 1: every reference example scores higher)")
     if getattr(model, "likelihood_bound", False):
         notes.append("the scores are lower bounds on log p (a continuous model of discrete "
                      "data, one uniform dequantization draw per example)")

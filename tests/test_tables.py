@@ -164,6 +164,10 @@ def test_grid_columns_are_recorded_dequantized_and_called_a_bound(tmp_path, cli_
     x = torch.tensor([[0.1, 0.2, 3.0]]).repeat(400, 1)
     noisy = model.log_likelihood(x, generator=torch.Generator().manual_seed(0))
     assert noisy.std() > 0  # the grid column is dequantized, the others are not
+    sampled = cli_runner.invoke(cli, ["sample", str(out), "-n", "5", "-o", str(tmp_path / "s.csv")])
+    assert sampled.exit_code == 0, sampled.output
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert lines[0] == "x,y,k" and len(lines) == 6  # the training table's column names
     evaluated = cli_runner.invoke(cli, ["eval", str(out), "--data", str(tmp_path / "t.csv")])
     assert evaluated.exit_code == 0, evaluated.output
     assert "≤" in evaluated.output and "columns on a grid: 'k' (step 1)" in evaluated.output

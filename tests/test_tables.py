@@ -279,3 +279,16 @@ def test_score_with_a_reference_prints_the_auroc(tmp_path, cli_runner):
                                      str(tmp_path / "t.csv"), "-o", str(tmp_path / "s.csv")])
     assert scored.exit_code == 0, scored.output
     assert re.search(r"AUROC 1\.0000 of 20 scored examples against 40 reference", scored.output)
+
+
+def test_the_standardizing_layer_is_set_from_the_training_rows_and_stays(tmp_path):
+    from zoo.fitting import plan, train_plan
+    from zoo.training import split_train
+
+    path = tmp_path / "t.csv"
+    path.write_text(table_text(80))
+    p = plan("realnvp", str(path), config={"couplings": 2, "hidden": 4}, steps=20)
+    rows = split_train(p.examples, p.recipe).train.tensor().double()
+    model = train_plan(p, progress=False)
+    assert torch.allclose(model.shift.double(), rows.mean(0), atol=1e-5)
+    assert not model.shift.requires_grad and not model.log_scale.requires_grad

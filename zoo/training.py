@@ -333,7 +333,7 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
                       device=device if device.type != "cpu" else None)
     # One flat tensor for the optimizer (zoo.flat_parameters): on small models the per-tensor
     # cost of a step is most of it. Checkpoints still hold per-parameter optimizer state.
-    flat = FlatParameters.of(list(model.parameters()))
+    flat = FlatParameters.of([p for p in model.parameters() if p.requires_grad])
     optimizer = make_optimizer(model, recipe, None if flat is None else [flat.flat])
     schedule = make_schedule(optimizer, recipe, steps)
     val = splits.val.to(device) if splits.val is not None else None

@@ -42,8 +42,8 @@ class RealNVPConfig:
     dequantization, so the NLL it reports for discrete data is an upper bound.
 
     Tables (vectors): with ``standardize`` the first layer is an elementwise affine map
-    ``(x - shift) / exp(log_scale)`` whose parameters start at the training rows' mean and
-    standard deviation when training starts, train with the rest, and are stored; its
+    ``(x - shift) / exp(log_scale)`` set to the training rows' mean and standard deviation
+    when training starts (frozen parameters, stored with the weights); its
     log-determinant is in ``log_prob``, so densities stay on the data's own scale. ``grid``
     gives each column's grid step (0: continuous): a column recorded on a grid (integers,
     fixed decimals) is dequantized with uniform noise of one step in ``log_likelihood``,

@@ -12,7 +12,11 @@ from zoo.plugin import ConfigError, bounds
 
 #: Defaults of the fields that only vectors use; an image config must leave them alone.
 VECTOR_ONLY = {"couplings": 8, "layers": 2, "masks": "alternate", "mask_seed": 0,
-               "coupling": "affine", "bins": 8, "spline_bound": 4.0}
+               "coupling": "affine", "bins": 8, "spline_bound": 4.0, "standardize": False,
+               "grid": None}
+#: Vector fields added after vector artifacts were first written: a config that leaves them
+#: at these values is stored without them, so such an artifact's config.json is unchanged.
+TABLE_KEYS = {"standardize": False, "grid": None}
 #: Defaults of the fields that only images use; a vector config must leave them alone.
 IMAGE_ONLY = {"scales": 2, "blocks": 2, "levels": None, "alpha": 0.05}
 
@@ -35,6 +39,14 @@ class RealNVPConfig:
     continuous density of ``x + u`` on ``[0, levels]^D``, through the logit of
     ``alpha + (1 - 2 alpha) (x + u) / levels``, and is trained and scored with uniform
     dequantization, so the NLL it reports for discrete data is an upper bound.
+
+    Tables (vectors): with ``standardize`` the first layer is an elementwise affine map
+    ``(x - shift) / exp(log_scale)`` set to the training rows' mean and standard deviation
+    when training starts (frozen parameters, stored with the weights); its
+    log-determinant is in ``log_prob``, so densities stay on the data's own scale. ``grid``
+    gives each column's grid step (0: continuous): a column recorded on a grid (integers,
+    fixed decimals) is dequantized with uniform noise of one step in ``log_likelihood``,
+    which is then a bound, and samples are rounded to the grid.
 
     Both: the log-scale is softly bounded to ``[-scale_bound, scale_bound]`` so a bad step
     cannot blow the scale up.
@@ -59,6 +71,9 @@ class RealNVPConfig:
     blocks: int = field(default=2, metadata=bounds(1, 64))
     levels: int | None = field(default=None, metadata=bounds(2, 65536))
     alpha: float = field(default=0.05, metadata=bounds(0.0, 0.4))
+    # Tables (issue 27); the defaults are what vector flows were before.
+    standardize: bool = False
+    grid: tuple[float, ...] | None = None
 
     @property
     def is_image(self) -> bool:
@@ -77,6 +92,12 @@ class RealNVPConfig:
         _only(self, IMAGE_ONLY, "images [C, H, W]")
         if not 2 <= self.shape[0] <= 65536:
             raise ConfigError(f"shape: D must be between 2 and 65536, got {self.shape[0]}")
+        if self.grid is not None:
+            if len(self.grid) != self.shape[0]:
+                raise ConfigError(f"grid: one step per column, {self.shape[0]} of them; got "
+                                  f"{len(self.grid)}")
+            if any(not step >= 0 or step == float("inf") for step in self.grid):
+                raise ConfigError("grid: steps are finite and >= 0 (0: a continuous column)")
         per_output = 3 * self.bins - 1 if self.coupling == "spline" else 2
         params = self.couplings * self.hidden * (
             self.shape[0] * (1 + per_output) + (self.layers - 1) * self.hidden)

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,10 @@ class Plan:
     examples: Examples
     note: str
     entry: str | None = None
+    #: Lines about the data beyond ``note``: columns left out, rows dropped, grids found.
+    notes: list[str] = field(default_factory=list)
+    #: The table's chosen columns (recorded in the artifact, applied again by scoring).
+    columns: list[str] | None = None
 
 
 def parse_assignments(pairs: Sequence[str]) -> dict[str, Any]:
@@ -88,9 +92,14 @@ def starting_point(name: str) -> tuple[Family, dict[str, Any], Recipe, str | Non
 def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = None,
          recipe: Mapping[str, Any] | Recipe | None = None, steps: int | None = None,
          batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
-         split: str | None = None) -> Plan:
-    """Resolve family, config and recipe for ``data``; check the data's values once."""
-    from zoo.data.infer import fit_data
+         split: str | None = None, columns: Any = None) -> Plan:
+    """Resolve family, config and recipe for ``data``; check the data's values once.
+
+    A CSV goes through ``zoo.data.columns`` (``columns``: a ``ColumnChoice``); a family
+    that has defaults for tables (``config_for_table``) starts from them on vector data,
+    with the columns' grids, and the recipe's budget follows the rows (``table_budget``),
+    unless a catalog entry is the starting point or the user set the keys."""
+    from zoo.data.columns import open_table
     from zoo.data.open import open_data
 
     family, base, base_recipe, entry = starting_point(family_or_entry)
@@ -102,9 +111,13 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
         if value is not None:
             recipe_keys[key] = value
-    source = open_data(data, split=split)
-    fitted = fit_data(source, data_kind(family, base, overrides, source), overrides)
-    cfg = family.parse_config({**base, **fitted.config, **overrides},
+    chosen = open_table(data, columns, training=True)
+    source = chosen.source if chosen is not None else open_data(data, split=split)
+    kind = data_kind(family, base, overrides, source)
+    fitted = fit_entry_levels(source, kind, base, overrides, entry)
+    table, notes = table_defaults(family, entry, kind, fitted.config, chosen, overrides,
+                                  recipe_keys, isinstance(recipe, Recipe))
+    cfg = family.parse_config({**base, **fitted.config, **table, **overrides},
                               where=f"{family.name} config")
     if entry is None and "eval_batch_size" not in recipe_keys and not isinstance(recipe, Recipe):
         # The default (4096) suits vectors; a large discrete model's logits need fewer.
@@ -113,7 +126,64 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
         recipe_keys["eval_batch_size"] = min(base_recipe.eval_batch_size, default_batch(cfg))
     run_recipe = _config.parse(Recipe, {**_config.to_dict(base_recipe), **recipe_keys},
                                where="recipe")
-    return Plan(family, cfg, run_recipe, fitted.examples, fitted.note, entry)
+    return Plan(family, cfg, run_recipe, fitted.examples, fitted.note, entry,
+                (chosen.notes if chosen is not None else []) + notes,
+                chosen.columns if chosen is not None else None)
+
+
+def fit_entry_levels(source: Any, kind: str, base: Mapping[str, Any],
+                     overrides: Mapping[str, Any], entry: str | None) -> Any:
+    """``fit_data``, keeping a catalog entry's ``levels`` when the data fits them (digits
+    0..16 as uint8 keep ``levels: 17`` rather than the dtype's 256), and saying in the note
+    when the data overrides the entry's value instead."""
+    from zoo.data.infer import fit_data
+    from zoo.errors import DataError
+
+    levels = base.get("levels")
+    if entry is None or kind != "discrete" or "levels" in overrides or not isinstance(levels, int):
+        return fit_data(source, kind, overrides)
+    try:
+        fitted = fit_data(source, kind, {**overrides, "levels": levels})
+    except DataError:
+        fitted = fit_data(source, kind, overrides)
+        fitted.note += (f"; the data's values do not fit {entry}'s levels {levels}, so levels "
+                        f"{fitted.config.get('levels')} replaces it")
+        return fitted
+    fitted.note = fitted.note.replace("(as given)", f"({entry}'s levels, which the data fits)")
+    return fitted
+
+
+def table_defaults(family: Family, entry: str | None, kind: str, fitted: Mapping[str, Any],
+                   chosen: Any, overrides: Mapping[str, Any], recipe_keys: dict[str, Any],
+                   own_recipe: bool) -> tuple[dict[str, Any], list[str]]:
+    """The config keys a family's defaults for tables set on vector data, and the lines that
+    say so; fills the data's training budget into ``recipe_keys`` where the user left it."""
+    from zoo.data.columns import describe_grid, table_budget
+
+    hook = getattr(family, "config_for_table", None)
+    shape = overrides.get("shape", fitted.get("shape"))
+    if entry is not None or kind != "continuous" or hook is None or shape is None \
+            or len(shape) != 1:
+        return {}, []
+    rows = len(chosen.source) if chosen is not None else None
+    if rows is None:
+        return {}, []
+    keys = dict(hook(rows, int(shape[0])))
+    notes = []
+    if chosen.grid is not None and any(step > 0 for step in chosen.grid) \
+            and len(chosen.grid) == int(shape[0]):
+        keys["grid"] = list(chosen.grid)
+        notes.append(f"{chosen.source.name}: columns " + describe_grid(chosen.columns,
+                                                                        chosen.grid))
+    if not own_recipe:
+        budget = table_budget(rows, recipe_keys.get("val_fraction"))
+        if "steps" in recipe_keys:  # the user's step count: warm-up and passes fit in it
+            steps = int(recipe_keys["steps"])
+            budget["warmup_steps"] = min(budget["warmup_steps"], steps // 20)
+            budget["eval_every"] = max(1, min(budget["eval_every"], steps // 40))
+        for key, value in budget.items():
+            recipe_keys.setdefault(key, value)
+    return keys, notes
 
 
 def data_kind(family: Family, base: Mapping[str, Any], overrides: Mapping[str, Any],
@@ -139,7 +209,7 @@ def data_kind(family: Family, base: Mapping[str, Any], overrides: Mapping[str, A
 def fit(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = None,
         recipe: Mapping[str, Any] | Recipe | None = None, steps: int | None = None,
         batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
-        progress: bool | None = None, **train_options: Any) -> ZooModel:
+        progress: bool | None = None, columns: Any = None, **train_options: Any) -> ZooModel:
     """Train a model of a family (or catalog entry) on ``data`` and return it.
 
     ``data`` is a path (``.csv``, ``.npy``, ``.safetensors``, ``.parquet``, a folder of images,
@@ -148,9 +218,10 @@ def fit(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = N
     keys, or ``recipe=``, override the recipe). The returned model carries ``fit_result``
     and ``metrics`` (validation NLL, the training data's 1st-percentile log-density).
     ``train_options`` go to the trainer (``device``, ``bf16``, ``checkpoint_dir``, ...).
+    ``columns`` (a ``zoo.data.columns.ColumnChoice``) chooses a CSV's columns.
     """
     p = plan(family_or_entry, data, config=config, recipe=recipe, steps=steps,
-             batch_size=batch_size, lr=lr, seed=seed)
+             batch_size=batch_size, lr=lr, seed=seed, columns=columns)
     return train_plan(p, progress=progress, **train_options)
 
 
@@ -188,13 +259,45 @@ def run_metrics(model: ZooModel, p: Plan, result: Any) -> dict[str, float]:
         metrics["val_nll"] = float(result.val_nll)
     if getattr(result, "train_nll", None) is not None:
         metrics["train_nll"] = float(result.train_nll)
+    baseline = gaussian_baseline(p)
+    if baseline is not None:
+        metrics["val_gaussian_nll"] = baseline
     return metrics
+
+
+#: Tables up to this many values get the Gaussian baseline (it reads them all, in float64).
+BASELINE_VALUES = 50_000_000
+
+
+def gaussian_baseline(p: Plan) -> float | None:
+    """The validation NLL of a full-covariance Gaussian fitted to the training split, on the
+    rows and with the grid noise the model saw: the number a model of a table must beat.
+    None for data that is not a table of vectors, or without a validation split."""
+    import numpy as np
+
+    from zoo.data.columns import gaussian_nll, jittered, read_rows
+    from zoo.training.loop import split_train
+
+    shape = getattr(p.config, "shape", ())
+    if p.columns is None or len(shape) != 1 or len(p.examples) * shape[0] > BASELINE_VALUES:
+        return None
+    splits = split_train(p.examples, p.recipe)
+    if splits.val is None:
+        return None
+    grid = getattr(p.config, "grid", None)
+    rng = np.random.default_rng(p.recipe.seed)
+    train = jittered(read_rows(splits.train.source), grid, rng)
+    val = jittered(read_rows(splits.val.source), grid, rng)
+    try:
+        return gaussian_nll(train, val)
+    except np.linalg.LinAlgError:
+        return None
 
 
 def train_to(family_or_entry: str, data: Any, output: str | os.PathLike,
              options: TrainOptions, *, config: Mapping[str, Any] | None = None,
              batch_size: int | None = None, lr: float | None = None,
-             say: Callable[[str], None] | None = None) -> Path:
+             say: Callable[[str], None] | None = None, columns: Any = None) -> Path:
     """``zoo train FAMILY_OR_ENTRY --data SOURCE -o DIR``: train and write an artifact at ``output``.
 
     Nothing is written at ``output`` unless training succeeds (a staging folder beside it is
@@ -214,26 +317,46 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike,
     options = options.with_checkpoint_dir(final.parent / f"{final.name}.checkpoints")
     if options.nproc > 1:
         distributed.launch_local(options.nproc, data_train_command(
-            family_or_entry, data, final, options, config=config, batch_size=batch_size, lr=lr))
+            family_or_entry, data, final, options, config=config, batch_size=batch_size, lr=lr,
+            columns=columns))
         return final
     p = plan(family_or_entry, data, config=config, steps=options.steps, batch_size=batch_size,
-             lr=lr, seed=options.seed)
+             lr=lr, seed=options.seed, columns=columns)
     distributed.check_batch(p.recipe.batch_size, distributed.context().world_size)
     main = distributed.is_main_process()
     if say is not None and main:
-        say(p.note)
+        for line in (p.note, *p.notes):
+            say(line)
     if not main:
         train_plan(p, progress=options.progress, **options.trainer_kwargs())
         return final
 
+    trained: list[ZooModel] = []
+
     def build(folder: Path) -> None:
-        model = train_plan(p, progress=options.progress, **options.trainer_kwargs())
-        write_artifact(folder, model, p, data)
+        trained.append(train_plan(p, progress=options.progress, **options.trainer_kwargs()))
+        write_artifact(folder, trained[0], p, data)
 
     path = publish_built(final, build)
+    if say is not None:
+        for line in baseline_lines(getattr(trained[0], "metrics", {}) or {}):
+            say(line)
     if options.checkpoint_dir is not None:
         remove_checkpoints(options.checkpoint_dir)
     return path
+
+
+def baseline_lines(metrics: Mapping[str, float]) -> list[str]:
+    """The model's validation NLL beside the Gaussian's, and what to try when it loses."""
+    model, gauss = metrics.get("val_nll"), metrics.get("val_gaussian_nll")
+    if model is None or gauss is None:
+        return []
+    lines = [f"validation NLL {model:.4f} nats per row; a full-covariance Gaussian fitted to "
+             f"the same training rows: {gauss:.4f}"]
+    if not model < gauss:
+        lines.append("the model does not beat the Gaussian on this data: try more data, more "
+                     "steps (--steps), or a smaller network (-c hidden=16 -c couplings=4)")
+    return lines
 
 
 def data_paths(data: Any) -> list[Path]:
@@ -257,13 +380,15 @@ def write_artifact(directory: Path, model: ZooModel, p: Plan, data: Any) -> None
                     f"({len(p.examples)} examples)",
         dataset=None, recipe=recipe, metrics=getattr(model, "metrics", {}),
         source={"kind": "data", "data": str(name), "examples": len(p.examples),
+                **({"columns": p.columns} if p.columns is not None else {}),
                 "started_from": p.entry or p.family.name,
                 "best_step": getattr(model.fit_result, "best_step", None)})
 
 
 def data_train_command(family_or_entry: str, data: Any, output: Path, options: TrainOptions,
                        *, config: Mapping[str, Any] | None = None,
-                       batch_size: int | None = None, lr: float | None = None) -> list[str]:
+                       batch_size: int | None = None, lr: float | None = None,
+                       columns: Any = None) -> list[str]:
     """The ``zoo train ... --data`` arguments that make the same run in a worker process."""
     import json
 
@@ -279,6 +404,13 @@ def data_train_command(family_or_entry: str, data: Any, output: Path, options: T
     for flag, value in (("--batch-size", batch_size), ("--lr", lr)):
         if value is not None:
             args += [flag, str(value)]
+    if columns is not None:  # a ColumnChoice: every worker chooses the same columns
+        if columns.columns is not None:
+            args += ["--columns", ",".join(columns.columns)]
+        if columns.drop:
+            args += ["--drop-columns", ",".join(columns.drop)]
+        if columns.drop_missing:
+            args += ["--drop-missing"]
     return args + options.flags()
 
 

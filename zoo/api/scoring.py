@@ -57,6 +57,7 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     import torch
 
     from zoo.data.checks import check_batch
+    from zoo.data.columns import open_table
     from zoo.data.infer import for_model
     from zoo.data.open import open_data
     from zoo.infer.evaluation import NOISE_SEED
@@ -65,7 +66,9 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     model = as_model(model_or_name)
     batch_size = batch_size or default_batch(model.config)
     kind = get_family(model.family).data_kind_of(model.config)
-    source = open_data(data, split=split)
+    # A table is read with the columns the model was trained on (recorded in the artifact).
+    chosen = open_table(data, recorded=recorded_columns(model))
+    source = chosen.source if chosen is not None else open_data(data, split=split)
     examples = for_model(source, kind, tuple(model.config.shape))
     levels = getattr(model.config, "levels", None)
     from zoo.data.image_levels import from_8bit, is_8bit_images
@@ -89,6 +92,26 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def recorded_columns(model: ZooModel) -> list[str] | None:
+    """The table columns ``zoo train --data`` chose for ``model`` (None: every column)."""
+    artifact = getattr(model, "artifact", None)
+    source = getattr(artifact, "source", None) or {}
+    columns = source.get("columns") if isinstance(source, dict) else None
+    return [str(c) for c in columns] if isinstance(columns, list) else None
+
+
+def grid_note(model: ZooModel) -> str | None:
+    """The line that says a table model's NLL is a bound for its columns on a grid."""
+    grid = getattr(model.config, "grid", None)
+    if not grid or not any(step > 0 for step in grid):
+        return None
+    names = recorded_columns(model) or [str(i) for i in range(len(grid))]
+    on = ", ".join(f"{n!r} (step {s:g})" for n, s in zip(names, grid) if s > 0)
+    return (f"columns on a grid: {on}; they are dequantized with uniform noise of one step, "
+            "so the NLL is an upper bound for the recorded values, comparable with a density "
+            "over bins of that width")
 
 
 def evaluate_data(model_or_name: Any, data: Any, *, batch_size: int | None = None,
@@ -129,6 +152,28 @@ class Summary:
                     "(train it with `zoo train --data` to get one)")
         return (f"{self.below} of {self.n} examples ({100 * (self.fraction_below or 0):.2f}%) "
                 f"score below the training data's 1st percentile ({self.threshold:.4f} nats)")
+
+
+def auroc(reference: Tensor, scores: Tensor) -> float:
+    """The probability that a reference example scores above an example of ``scores`` (ties
+    count half): the area under the ROC curve of ``log p`` as a detector of the scored data
+    against the reference. 0.5: log p does not tell them apart; 1: every reference example
+    scores above every scored one. From the ranks (Mann-Whitney), in O(n log n)."""
+    import torch
+
+    both = torch.cat([reference.double(), scores.double()])
+    order = torch.argsort(both, stable=True)
+    ranks = torch.empty_like(both)
+    ranks[order] = torch.arange(1, len(both) + 1, dtype=torch.float64)
+    # Tied values share the mean of their ranks.
+    values, inverse, counts = torch.unique(both, return_inverse=True, return_counts=True)
+    sums = torch.zeros(len(values), dtype=torch.float64).index_add_(0, inverse, ranks)
+    ranks = (sums / counts)[inverse]
+    n_ref, n = len(reference), len(scores)
+    if not n_ref or not n:
+        raise ValueError("AUROC needs reference and scored examples")
+    u = float(ranks[:n_ref].sum()) - n_ref * (n_ref + 1) / 2
+    return u / (n_ref * n)
 
 
 def summarize_scores(scores: Tensor, threshold: float | None) -> Summary:

@@ -27,14 +27,15 @@ NOT_METRICS = ("test_n",)
 # Metrics that are upper bounds when the model is a dequantized density on discrete data.
 BOUND_METRICS = ("test_nll", "val_nll", "train_nll", "bits_per_dim", "test_bits_per_dim",
                  "val_bits_per_dim")
-BOUND_QUANTITIES = ("nll", "bits_per_dim")
+BOUND_QUANTITIES = ("nll", "bits_per_dim", "gaussian_nll")
 # Metric keys are SPLIT_QUANTITY; the table has a column per split.
 SPLITS = {"test": "test split", "val": "validation split (held out of training)",
           "train": "training split"}
 LEGACY_METRICS = {"bits_per_dim": ("test", "bits_per_dim")}
 QUANTITIES = {"nll": "NLL (nats per example)", "bits_per_dim": "bits per dimension",
-              "n": "examples"}
-QUANTITY_ORDER = ("nll", "bits_per_dim", "n")
+              "n": "examples",
+              "gaussian_nll": "baseline: a full-covariance Gaussian's NLL (same rows)"}
+QUANTITY_ORDER = ("nll", "gaussian_nll", "bits_per_dim", "n")
 FILE_ROLES = {SAMPLES: "samples drawn by the model (seed 0)",
               TRAINING: "the training curve", HISTORY: "the training curve's numbers"}
 
@@ -249,6 +250,10 @@ def metrics_table(cfg: ArtifactConfig) -> str:
         row = cells[quantity]
         lines.append(f"| {QUANTITIES.get(quantity, quantity)} | "
                      + " | ".join(row.get(s, "") for s in splits) + " |")
+    model_nll, gauss = cfg.metrics.get("val_nll"), cfg.metrics.get("val_gaussian_nll")
+    if model_nll is not None and gauss is not None and not model_nll < gauss:
+        lines.append("\nThe model does not beat a full-covariance Gaussian on its validation "
+                     "rows: train on more data, for more steps, or with a smaller network.")
     if bound:
         lines.append("\nThe NLLs are upper bounds (≤) on the discrete data's NLL: the model is a "
                      "continuous density, scored on the data plus uniform noise in each bin "

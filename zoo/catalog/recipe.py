@@ -28,6 +28,8 @@ class Recipe:
       (0: no hold-out).
     - ``eval_every``: steps between validation passes (and the best-weights choice).
     - ``eval_batch_size``: batch size for validation and test scoring.
+    - ``patience``: stop after this many validation passes without a better NLL (early
+      stopping; ``None``: run every step). The best weights are kept either way.
     """
 
     steps: int = field(default=1000, metadata=bounds(1, 10_000_000))
@@ -42,6 +44,7 @@ class Recipe:
     val_fraction: float = field(default=0.1, metadata=bounds(0.0, 0.5))
     eval_every: int = field(default=500, metadata=bounds(1, 10_000_000))
     eval_batch_size: int = field(default=4096, metadata=bounds(1, 1 << 20))
+    patience: int | None = field(default=None, metadata=bounds(1, 1_000_000))
 
     def validate(self) -> None:
         """Refuse a warm-up as long as the run (checks across fields; ``parse`` calls it)."""

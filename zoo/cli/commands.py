@@ -361,11 +361,17 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint of this run.")
 @click.option("--force", is_flag=True,
               help="Replace the zoo artifact already at -o (anything else there is refused).")
+@click.option("--columns", metavar="A,B,C",
+              help="With a CSV: the columns to model (header names or 0-based indices).")
+@click.option("--drop-columns", metavar="A,B", help="With a CSV: columns to leave out.")
+@click.option("--drop-missing", is_flag=True,
+              help="With a CSV: drop rows with a missing value (empty, NA, NaN) and say how many.")
 def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int | None,
           batch_size: int | None, lr: float | None, seed: int | None, output: Path | None,
           quiet: bool, nproc: int, device: str, bf16: bool, compile_: bool | None,
           checkpoint_every: int | None, checkpoint_dir: Path | None, resume: bool,
-          force: bool) -> None:
+          force: bool, columns: str | None = None, drop_columns: str | None = None,
+          drop_missing: bool = False) -> None:
     """Train a catalog model from its recipe, or a family on your data, and save the artifact.
 
     Your data: `zoo train realnvp --data points.csv -o my-flow` (shape and levels are read
@@ -383,15 +389,20 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
                               checkpoint_dir=checkpoint_dir, overwrite=force)
     if data is not None:
         from zoo.api.owndata import parse_assignments, say_to_stderr, train_to
+        from zoo.data.columns import ColumnChoice
 
         if output is None:
             raise click.UsageError("--data needs -o/--output DIR: where the artifact goes")
+        choice = ColumnChoice.parse(columns, drop_columns, drop_missing)
         path = train_to(name, data, output, options, config=parse_assignments(assignments),
+                        columns=choice if choice.given else None,
                         batch_size=batch_size, lr=lr, say=say_to_stderr)
     else:
-        if assignments or batch_size is not None or lr is not None:
-            raise click.UsageError("-c, --batch-size and --lr go with --data; a catalog model "
-                                   "trains from its recipe")
+        if assignments or batch_size is not None or lr is not None or columns or drop_columns \
+                or drop_missing:
+            raise click.UsageError("-c, --batch-size and --lr go with --data (so do --columns, "
+                                   "--drop-columns and --drop-missing); a catalog model trains "
+                                   "from its recipe")
         path = api.train_entry(name, options, output=output)
     # One line of output per run: from rank 0, or from the launcher that started the workers.
     if distributed.is_main_process() and not os.environ.get(distributed.LAUNCHED_BY_ZOO):
@@ -491,11 +502,14 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
             raise click.UsageError("--data and --dataset: choose one")
         if samples != 1:
             raise click.UsageError("--samples applies to a catalog dataset, not to --data")
-        from zoo.api.scoring import evaluate_data
+        from zoo.api.scoring import as_model, evaluate_data, grid_note
 
-        result = evaluate_data(name, data)
+        model = as_model(name)
+        result = evaluate_data(model, data)
+        table_note = grid_note(model)
         split = "data"
     else:
+        table_note = None
         result = api.evaluate(name, split=split, dataset=dataset, samples=samples)
     if as_json:
         emit_json(result.as_dict())
@@ -504,7 +518,9 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
     click.echo(f"{split} NLL    {le}{result.nll:.4f} ± {result.stderr:.4f} nats per example")
     click.echo(f"bits/dim    {le}{result.bits_per_dim:.4f}")
     click.echo(f"n           {result.n}")
-    if result.bound:
+    if result.bound and table_note is not None:
+        click.echo(f"bound       {table_note}")
+    elif result.bound:
         draws = ("1 uniform dequantization draw" if result.samples == 1 else
                  f"importance-weighted over {result.samples} uniform dequantization draws")
         click.echo(f"bound       upper bound on the discrete NLL ({draws} per example)")
@@ -521,8 +537,10 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
               help="Also draw a histogram of the scores (PNG) with the training 1st percentile.")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Examples per batch (default: up to 4096, fewer for large discrete models).")
+@click.option("--reference", metavar="SOURCE",
+              help="Data known to be normal: also print the AUROC of --data against it.")
 def score(name: str, data: str, output: Path | None, plot: Path | None,
-          batch_size: int | None) -> None:
+          batch_size: int | None, reference: str | None = None) -> None:
     """One log-density in nats per example of --data, in input order (anomaly scores).
 
     Also says what fraction of the examples falls below the training data's 1st-percentile
@@ -538,6 +556,11 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
     scores = scoring.score(model, data, batch_size=batch_size)
     summary = scoring.summarize_scores(scores, scoring.threshold_of(model))
     notes = [summary.line()]
+    if reference is not None:
+        against = scoring.score(model, reference, batch_size=batch_size)
+        notes.append(f"AUROC {scoring.auroc(against, scores):.4f} of {len(scores)} scored "
+                     f"examples against {len(against)} reference examples (0.5: log p does "
+                     "not tell them apart; 1: every reference example scores higher)")
     if getattr(model, "likelihood_bound", False):
         notes.append("the scores are lower bounds on log p (a continuous model of discrete "
                      "data, one uniform dequantization draw per example)")

@@ -215,12 +215,28 @@ def write_samples(model: ZooModel, samples: Tensor, path: Path, *, nrow: int | N
             import numpy as np
 
             flat = samples.reshape(len(samples), -1).numpy()
-            np.savetxt(tmp, flat, delimiter=",", fmt="%d" if not flat.dtype.kind == "f" else "%.6g")
+            np.savetxt(tmp, flat, delimiter=",", fmt="%d" if not flat.dtype.kind == "f" else "%.6g",
+                       header=column_header(model, flat.shape[1]), comments="")
         else:
             from safetensors.torch import save_file
 
             save_file({"samples": samples.contiguous()}, str(tmp))
     return path
+
+
+def column_header(model: ZooModel, width: int) -> str:
+    """The CSV header of a table model's samples: the training table's column names, which
+    ``zoo train --data`` recorded (``source.columns``); '' (no header) for other models."""
+    import csv
+    import io
+
+    source = getattr(getattr(model, "artifact", None), "source", None) or {}
+    columns = source.get("columns") if isinstance(source, dict) else None
+    if not isinstance(columns, list) or len(columns) != width:
+        return ""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow([str(c) for c in columns])
+    return line.getvalue()
 
 
 def save_grid(images: Tensor, levels: int, path: Path, *, nrow: int | None = None,

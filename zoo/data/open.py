@@ -70,7 +70,7 @@ def open_path(path: Path, split: str | None = None) -> Source:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     if suffix == ".csv":
-        from zoo.data.tabular import read_csv
+        from zoo.data.columns import read_csv
 
         return read_csv(path)
     if suffix == ".npy":

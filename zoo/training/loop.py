@@ -237,7 +237,7 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
                       device=device if device.type != "cpu" else None)
     # One flat tensor for the optimizer (zoo.training.flat_parameters): on small models the
     # per-tensor cost of a step is most of it. Checkpoints still hold per-parameter state.
-    flat = FlatParameters.of(list(model.parameters()))
+    flat = FlatParameters.of([p for p in model.parameters() if p.requires_grad])
     optimizer = make_optimizer(model, recipe, None if flat is None else [flat.flat])
     state = TrainState(model, optimizer, make_schedule(optimizer, recipe, steps), batches, flat,
                        device, checkpoint_every=checkpoint_every)
@@ -285,6 +285,10 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
                     callback(step, record)
             if state.checkpoint_every and step % state.checkpoint_every == 0 and ctx.is_main:
                 state.save(checkpoint_dir, run, ctx.world_size)
+            if (evaluating and val is not None and recipe.patience is not None
+                    and step - state.best_step >= recipe.patience * recipe.eval_every):
+                steps = step  # early stopping: every rank saw the same validation NLL
+                break
     finally:
         bar.close()
         if flat is not None:

@@ -70,15 +70,13 @@ def test_hooks_register_the_dataset_and_valid_entries():
 
 
 def test_training_approaches_the_entropy_of_eight_gaussians():
-    from zoo_mixture.data import EIGHT_GAUSSIANS
-
-    from zoo.catalog.recipe import Recipe
-    from zoo.training.loop import maximise_likelihood
+    import zoo
 
     torch.manual_seed(0)
-    model = GMMFamily().build({"shape": [2], "components": 16, "init_spread": 2.0})
-    recipe = Recipe(steps=300, batch_size=512, lr=0.05, eval_every=300)
-    maximise_likelihood(model, EIGHT_GAUSSIANS, recipe, progress=False)
+    model = zoo.fit("gmm", load_eight_gaussians("train", None),
+                    config={"components": 16, "init_spread": 2.0},
+                    recipe=zoo.Recipe(steps=300, batch_size=512, lr=0.05, eval_every=300),
+                    progress=False)
     with torch.no_grad():
         nll = -model.log_prob(load_eight_gaussians("test", None)).mean().item()
     entropy = math.log(8) + math.log(2 * math.pi * math.e * 0.01)

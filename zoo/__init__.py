@@ -13,10 +13,8 @@ torch is imported only when a model is built or loaded.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
 from zoo.hookspecs import hookimpl
+from zoo.lazy import lazy_exports
 
 __all__ = [
     "hookimpl",
@@ -62,14 +60,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports('zoo', globals(), _LAZY, __all__)

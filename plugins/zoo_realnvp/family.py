@@ -54,16 +54,6 @@ class RealNVPFamily(Family):
         return {"standardize": True, "coupling": "spline", "bins": 8, "spline_bound": 4.0,
                 "couplings": couplings, "hidden": hidden, "layers": 2}
 
-    def train(self, model: Any, dataset: Any, recipe: Any, **kwargs: Any) -> Any:
-        """Set a standardized vector flow's first layer from the training split's rows (the
-        split the trainer will train on), then leave the training to the generic trainer
-        (``Family.train`` returns ``NotImplemented``)."""
-        if getattr(model.config, "standardize", False) and kwargs.get("train_data") is None:
-            from zoo_realnvp.model import standardize_from
-
-            standardize_from(model, dataset, recipe)
-        return super().train(model, dataset, recipe, **kwargs)
-
     def create(self, config: RealNVPConfig):
         if config.is_image:
             from zoo_realnvp.multiscale import MultiScaleRealNVP

@@ -161,6 +161,31 @@ class RealNVP(ZooModel):
         self.likelihood_bound = config.grid is not None and any(s > 0 for s in config.grid)
 
     @torch.no_grad()
+    def initialize_from_data(self, rows: Any) -> None:
+        """Set a standardizing layer from the mean and standard deviation of the rows the
+        trainer trains on, read in chunks in float64 (``ZooModel.initialize_from_data``). A
+        constant column keeps scale 1 rather than dividing by 0; dequantized columns count
+        their step of noise in the spread."""
+        if not self.config.standardize:
+            return
+        count = 0
+        total = torch.zeros(self.dim, dtype=torch.float64)
+        squares = torch.zeros(self.dim, dtype=torch.float64)
+        for _, batch in rows.batches(1 << 16):
+            batch = batch.double().reshape(len(batch), -1)
+            count += len(batch)
+            total += batch.sum(0)
+            squares += batch.square().sum(0)
+        if count == 0:
+            return
+        mean = total / count
+        var = (squares / count - mean.square()).clamp_min(0)
+        std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
+        if self.likelihood_bound:
+            std = torch.sqrt(std.square() + self.grid.double().square() / 12)
+        self.set_standardization(mean, std)
+
+    @torch.no_grad()
     def set_standardization(self, mean: Tensor, std: Tensor) -> None:
         """Start the elementwise affine layer at the training rows' mean and standard
         deviation, so the couplings (and a spline's box) see columns of unit scale."""
@@ -267,28 +292,3 @@ class RealNVP(ZooModel):
             x = torch.where(on_grid, torch.round(x / step) * step, x)
         return x
 
-
-def standardize_from(model: RealNVP, dataset: Any, recipe: Any) -> None:
-    """Set ``model``'s standardizing layer from the mean and standard deviation of the rows
-    the trainer will train on (its training split, ``zoo.training.loop.split_train``), read in
-    chunks in float64. A constant column keeps scale 1 rather than dividing by 0."""
-    from zoo.training.loop import split_train, training_examples
-
-    data = training_examples(dataset, None)
-    rows = split_train(data, recipe).train
-    count, total, squares = 0, torch.zeros(model.dim, dtype=torch.float64), \
-        torch.zeros(model.dim, dtype=torch.float64)
-    for _, batch in rows.batches(1 << 16):
-        batch = batch.double().reshape(len(batch), -1)
-        count += len(batch)
-        total += batch.sum(0)
-        squares += batch.square().sum(0)
-    if count == 0:
-        return
-    mean = total / count
-    var = (squares / count - mean.square()).clamp_min(0)
-    std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
-    if model.likelihood_bound:
-        # The training rows are dequantized: their spread includes one step of noise.
-        std = torch.sqrt(std.square() + model.grid.double().square() / 12)
-    model.set_standardization(mean, std)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The core's layers, bottom first. A package (``zoo/testing/``) is one entry: its
 #: submodules share its layer.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundation", ["errors", "names", "faults", "config", "hookspecs", "paths", "pictures",
+    ("foundation", ["errors", "names", "faults", "config", "hookspecs", "paths", "pictures", "lazy",
                     "checks", "__init__"]),
     ("data", ["data"]),
     ("infer", ["infer"]),

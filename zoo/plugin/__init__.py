@@ -16,13 +16,11 @@ plugin registers its families without importing torch; the model classes load on
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
 from zoo.config import bounds, check_shape_field, parse, to_dict
 from zoo.data.dataset import Dataset
 from zoo.errors import ConfigError
 from zoo.hookspecs import hookimpl
+from zoo.lazy import lazy_exports
 from zoo.plugin.family import DataKind, Family
 
 __all__ = ["Family", "DataKind", "ZooModel", "AutoregressiveModel", "hookimpl", "bounds",
@@ -37,14 +35,4 @@ _LAZY = {"ZooModel": "zoo.plugin.model", "AutoregressiveModel": "zoo.plugin.auto
                                             "FLOAT32_MAX")}}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zoo.plugin' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports('zoo.plugin', globals(), _LAZY, __all__)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from zoo.data.source import Examples
 
 from zoo.checks import (  # noqa: F401  (re-exported: where plugins found them)
     check_completion,
@@ -42,6 +45,12 @@ class ZooModel(nn.Module):
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-probability of each example, in nats: float tensor of shape ``[B]``."""
         raise NotImplementedError
+
+    def initialize_from_data(self, rows: Examples) -> None:
+        """Called by the generic trainer once, before the first step, with the rows it will
+        train on (its training split, read batch by batch with ``rows.batches(n)``): for a
+        data-dependent start (a standardizing layer, ActNorm). A resumed run then restores
+        the checkpoint's weights over it. Default: nothing."""
 
     def log_likelihood(self, x: Tensor, *, samples: int = 1,
                        generator: torch.Generator | None = None) -> Tensor:

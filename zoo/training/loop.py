@@ -237,6 +237,7 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
                       device=device if device.type != "cpu" else None)
     # One flat tensor for the optimizer (zoo.training.flat_parameters): on small models the
     # per-tensor cost of a step is most of it. Checkpoints still hold per-parameter state.
+    model.initialize_from_data(splits.train)  # a data-dependent start (resume overwrites it)
     flat = FlatParameters.of([p for p in model.parameters() if p.requires_grad])
     optimizer = make_optimizer(model, recipe, None if flat is None else [flat.flat])
     state = TrainState(model, optimizer, make_schedule(optimizer, recipe, steps), batches, flat,

@@ -596,6 +596,27 @@ def push(name: str, repo: str, revision: str | None, private: bool, message: str
     click.echo(f"sha256 of the weights (for registry.yaml): {result.sha256}")
 
 
+@cli.group("plugin")
+def plugin_group() -> None:
+    """Write a new plugin package (`zoo plugins` lists the installed ones)."""
+
+
+@plugin_group.command("new")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["vector", "image"]), default="vector",
+              show_default=True, help="vector: a diagonal Gaussian over vectors; image: "
+                                      "independent categoricals per pixel.")
+@click.option("--dir", "where", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="Where the package folder goes.")
+def plugin_new(name: str, kind: str, where: Path) -> None:
+    """Write zoo-NAME/, an installable plugin with a working model, a catalog entry
+    (NAME-moons or NAME-digits) and a test that runs the conformance kit:
+    `pip install -e ./zoo-NAME && python -m pytest zoo-NAME && zoo pull NAME-moons`."""
+    from zoo.cli.scaffold import new_plugin
+
+    click.echo(str(new_plugin(name, kind, where)))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="zoo")

@@ -16,8 +16,9 @@ from typing import Any, NoReturn
 
 import click
 
-from zoo.cli.completion_names import SHELLS, complete_name
+from zoo.cli.completion_names import complete_name
 from zoo.cli.process import DEFAULT_THREADS, stop_signals, thread_settings, threads_option
+from zoo.cli.setup_commands import completion, plugin_group
 from zoo.errors import ZooError, stop_behind
 
 __all__ = ["DEFAULT_THREADS", "cli", "main"]
@@ -118,20 +119,6 @@ def list_cmd(pattern: str | None, family: str | None, dataset: str | None, pulle
                    f"{' among pulled models' if pulled else ''}")
     else:
         click.echo(list_text(rows))
-
-
-@cli.command()
-@click.argument("shell", type=click.Choice(SHELLS))
-def completion(shell: str) -> None:
-    """Print the shell completion script for SHELL (bash, zsh or fish).
-
-    Catalog names, installed families and stored artifacts complete wherever a command takes
-    a NAME. bash: `eval "$(zoo completion bash)"` in ~/.bashrc; zsh: the same in ~/.zshrc;
-    fish: `zoo completion fish > ~/.config/fish/completions/zoo.fish`.
-    """
-    from zoo.cli.completion_names import script
-
-    click.echo(script(cli, shell))
 
 
 @cli.command()
@@ -596,25 +583,8 @@ def push(name: str, repo: str, revision: str | None, private: bool, message: str
     click.echo(f"sha256 of the weights (for registry.yaml): {result.sha256}")
 
 
-@cli.group("plugin")
-def plugin_group() -> None:
-    """Write a new plugin package (`zoo plugins` lists the installed ones)."""
-
-
-@plugin_group.command("new")
-@click.argument("name")
-@click.option("--kind", type=click.Choice(["vector", "image"]), default="vector",
-              show_default=True, help="vector: a diagonal Gaussian over vectors; image: "
-                                      "independent categoricals per pixel.")
-@click.option("--dir", "where", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("."), show_default=True, help="Where the package folder goes.")
-def plugin_new(name: str, kind: str, where: Path) -> None:
-    """Write zoo-NAME/, an installable plugin with a working model, a catalog entry
-    (NAME-moons or NAME-digits) and a test that runs the conformance kit:
-    `pip install -e ./zoo-NAME && python -m pytest zoo-NAME && zoo pull NAME-moons`."""
-    from zoo.cli.scaffold import new_plugin
-
-    click.echo(str(new_plugin(name, kind, where)))
+cli.add_command(completion)
+cli.add_command(plugin_group)
 
 
 def main() -> None:

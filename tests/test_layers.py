@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The core's layers, bottom first. A package (``zoo/testing/``) is one entry: its
 #: submodules share its layer.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundation", ["errors", "names", "faults", "hookspecs", "config", "__init__"]),
+    ("foundation", ["errors", "names", "faults", "hookspecs", "config", "build_time", "literature",
+                    "__init__"]),
     ("primitives", ["model", "recipe", "store", "devices", "pictures"]),
     ("data", ["data"]),
     ("registry", ["registry"]),
@@ -33,7 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("transport", ["hub"]),
     ("integrity", ["integrity", "leaderboard"]),
     ("kit", ["testing"]),
-    ("api", ["api", "fitting", "scoring"]),
+    ("api", ["api", "fitting", "scoring", "estimate"]),
     ("cli", ["process", "cli", "__main__"]),
 ]
 

@@ -141,6 +141,17 @@ def info(name: str, as_json: bool) -> None:
         lines.append(("config", json.dumps(config)))
     if data.get("recipe"):
         lines.append(("recipe", json.dumps(data["recipe"])))
+    if data.get("build_time"):
+        from zoo.build_time import BuildTime
+
+        recorded = BuildTime(**data["build_time"])
+        lines.append(("build time", recorded.summary() + (f" ({recorded.note})" if recorded.note else "")))
+    if data.get("literature"):
+        from zoo.literature import Literature
+
+        paper = Literature(**data["literature"])
+        lines.append(("literature", f"{paper.shown()}, {paper.reference}"
+                                    + (f"; protocol: {paper.protocol}" if paper.protocol else "")))
     for source in data.get("sources") or []:
         lines.append(("published", f"{source['repo']}@{source['revision']}"))
     lines.append(("pulled", "yes" if data["pulled"] else "no"))
@@ -255,10 +266,21 @@ def _show_plugins(infos: list[dict[str, Any]]) -> None:
 @click.option("--force", is_flag=True, help="Download or build again even if stored.")
 @click.option("--offline", is_flag=True, help="Use only what is cached; never the network.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def pull(name: str, force: bool, offline: bool, quiet: bool) -> None:
-    """Download (or build from its recipe) a model and store it; print its path."""
-    from zoo import api
+@click.option("--yes", "-y", is_flag=True,
+              help="Build even when the estimate for this machine is over an hour.")
+def pull(name: str, force: bool, offline: bool, quiet: bool, yes: bool) -> None:
+    """Download (or build from its recipe) a model and store it; print its path.
 
+    Before a build trains, it prints how long it should take here (the catalog's recorded
+    time, or a timing of its first steps); past an hour it needs --yes.
+    """
+    from zoo import api, estimate
+
+    guess = estimate.for_pull(name, force=force)
+    if guess is not None:
+        estimate.check(name, guess, yes=yes)  # past the hour without --yes: one line, exit 1
+        if not quiet:
+            click.echo(guess.line(name), err=True)
     path = api.pull(name, force=force, offline=offline, progress=False if quiet else None)
     click.echo(str(path))
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 TIMING_BATCH = 8  # examples per timed step: enough to be linear in the batch, cheap on a CPU
 TIMED_STEPS = 2  # after one warm-up step
+FULL_BATCH_BELOW_S = 2.0  # a step estimated cheaper than this is timed at its full batch
 
 
 class BuildTooLong(ZooError):
@@ -74,39 +75,54 @@ def for_entry(entry: Entry, device: str | None = None) -> Estimate:
                     f"{'GPU' if dev.type == 'cuda' else 'CPU'}; evaluation not counted")
 
 
-def seconds_per_step(entry: Entry, device) -> float:
-    """Seconds per optimizer step at the recipe's batch size, from a few small timed steps."""
+def seconds_per_step(entry: Entry, device, *, bf16: bool = False) -> float:
+    """Seconds per optimizer step at the recipe's batch size, from a few timed steps.
+
+    On a CPU the steps are first timed at a small batch and scaled up (a big model's step
+    costs in proportion to its batch); when that says a full step is cheap, the fixed
+    per-step overhead would dominate the scaling, so the full batch is timed instead. On a
+    GPU the full batch is timed: a small one measures only kernel launches.
+    """
     import torch
 
     from zoo import api
+    from zoo.devices import autocast
 
     family = api.get_family(entry.family)
     dataset = api.get_dataset(entry.dataset)
     model = family.build(entry.config).to(device)
-    batch = min(TIMING_BATCH, entry.recipe.batch_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
     generator = torch.Generator().manual_seed(0)
-    if dataset.kind == "discrete":
-        x = torch.randint(0, dataset.levels or 2, (batch, *dataset.shape), generator=generator)
-    else:
-        x = torch.randn(batch, *dataset.shape, generator=generator)
-    x = x.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    def step() -> None:
-        loss = -model.log_likelihood(x).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    def timed(batch: int) -> float:
+        if dataset.kind == "discrete":
+            x = torch.randint(0, dataset.levels or 2, (batch, *dataset.shape), generator=generator)
+        else:
+            x = torch.randn(batch, *dataset.shape, generator=generator)
+        x = x.to(device)
 
-    step()  # warm-up: allocations, kernels chosen
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(TIMED_STEPS):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / TIMED_STEPS * entry.recipe.batch_size / batch
+        def step() -> None:
+            with autocast(device, bf16):
+                loss = -model.log_likelihood(x).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        step()  # warm-up: allocations, kernels chosen
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(TIMED_STEPS):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return (time.perf_counter() - start) / TIMED_STEPS
+
+    full = entry.recipe.batch_size
+    if device.type == "cuda" or full <= TIMING_BATCH:
+        return timed(full)
+    scaled = timed(TIMING_BATCH) * full / TIMING_BATCH
+    return timed(full) if scaled < FULL_BATCH_BELOW_S else scaled
 
 
 def check(name: str, estimate: Estimate, *, yes: bool) -> None:

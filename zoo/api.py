@@ -178,7 +178,7 @@ def built_where(entry: Entry, seconds: float) -> dict[str, Any]:
     import torch
 
     machine = (f"GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available()
-               else f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads")
+               else f"CPU, {os.cpu_count()} cores, torch threads: {torch.get_num_threads()}")
     where = {"build_seconds": round(seconds, 1), "built_on": machine}
     if entry.build_time is not None and entry.build_time.summary():
         where["catalog_build_time"] = entry.build_time.summary()

@@ -38,7 +38,8 @@ def test_a_budget_past_ten_minutes_is_refused(argv, message, capsys):
 
 def test_no_data_is_one_line(tmp_path, capsys):
     assert gpu_mnist.main(["--data", str(tmp_path), "--device", "cpu"]) == 2
-    assert capsys.readouterr().err.strip() == f"error: no MNIST/raw under {tmp_path}: pass --data or set ZOO_DATA"
+    expected = f"error: no MNIST/raw under {tmp_path}: pass --data or set ZOO_DATA"
+    assert capsys.readouterr().err.strip() == expected
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")

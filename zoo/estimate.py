@@ -52,6 +52,7 @@ def for_pull(name: str, *, force: bool = False) -> Estimate | None:
     entry = api.get_entry(name)
     if entry.sources or (not force and usable(store.artifact_dir(entry.name), entry.name)):
         return None
+    api.get_dataset(entry.dataset).check()  # bad data files: one line, before any estimate
     return for_entry(entry)
 
 

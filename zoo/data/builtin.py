@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.data.dataset import Dataset
-from zoo.data.mnist_files import gunzip, image_file, read_images  # noqa: F401  (gunzip: re-exported)
+from zoo.data.mnist_files import (  # noqa: F401  (gunzip: re-exported)
+    check_images,
+    gunzip,
+    image_file,
+    read_images,
+)
 from zoo.errors import DataError
 from zoo.hookspecs import hookimpl
 
@@ -54,6 +59,18 @@ def load_mnist(split: str, root: Path) -> torch.Tensor:
     wrong with it. torchvision's ``MNIST`` class is not used: it also wants the label files,
     and it would ``torch.load`` a legacy ``MNIST/processed`` folder.
     """
+    path, shown = _mnist_file(split, Path(root))
+    return read_images(path, shown_as=shown)
+
+
+def check_mnist(root: Path) -> None:
+    """Both splits' image files exist and have MNIST's header and length (no pixels read)."""
+    for split in MNIST_IMAGES:
+        check_images(*_mnist_file(split, Path(root)))
+
+
+def _mnist_file(split: str, root: Path) -> tuple[Path, Path]:
+    """The readable file of ``split``'s images and the name errors show (the user's file)."""
     raw = Path(root) / "MNIST" / "raw"
     name = MNIST_IMAGES[split]
     path = image_file(raw, name)
@@ -64,7 +81,7 @@ def load_mnist(split: str, root: Path) -> torch.Tensor:
             f"`python -c \"import torchvision; torchvision.datasets.MNIST('{root}', download=True)\"` "
             "and copy the folder over, or set ZOO_DATA to a folder that holds MNIST/raw."
         )
-    return read_images(path, shown_as=raw / name if path.parent == raw else raw / f"{name}.gz")
+    return path, (raw / name if path.parent == raw else raw / f"{name}.gz")
 
 
 def read_mnist_images(path: Path) -> torch.Tensor:
@@ -95,10 +112,10 @@ BUILTIN = (
     Dataset("digits", "discrete", (1, 8, 8), load_digits, levels=17,
             description="sklearn 8x8 digits, 17 levels (offline)"),
     Dataset("mnist", "discrete", (1, 28, 28), load_mnist, levels=256,
-            description="MNIST via torchvision, 256 levels"),
+            description="MNIST via torchvision, 256 levels", check_files=check_mnist),
     Dataset("binarized-mnist", "discrete", (1, 28, 28), load_binarized_mnist, levels=2,
             description="MNIST binarized by Bernoulli draws, re-drawn every epoch",
-            per_epoch=draw_binary),
+            per_epoch=draw_binary, check_files=check_mnist),
 )
 
 

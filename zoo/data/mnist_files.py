@@ -89,6 +89,36 @@ def gunzip(source: Path, target: Path) -> Path:
     return target
 
 
+def check_images(path: Path, shown_as: Path | None = None) -> None:
+    """Check an IDX image file's header and length without reading its pixels."""
+    with open(path, "rb") as f:
+        head = f.read(HEADER_BYTES)
+        size = f.seek(0, os.SEEK_END)
+    _check_header(head, size, shown_as or path)
+
+
+def _check_header(data: bytes, size: int, name: Path) -> int:
+    """The image count of an IDX image file whose first bytes are ``data`` and whose
+    length is ``size``; ``DataError`` naming ``name`` and the first thing wrong."""
+    if data[:4] == LABEL_MAGIC.to_bytes(4, "big"):
+        raise DataError(f"{name} is an IDX label file, not MNIST images (magic 0x{LABEL_MAGIC:08x})")
+    if size < HEADER_BYTES:
+        raise DataError(f"{name} is not an MNIST image file: {size} bytes, shorter than "
+                        f"the {HEADER_BYTES}-byte IDX header")
+    magic, count, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in range(0, 16, 4))
+    if magic != IMAGE_MAGIC:
+        raise DataError(f"{name} is not an MNIST image file: IDX magic 0x{magic:08x}, "
+                        f"expected 0x{IMAGE_MAGIC:08x}")
+    if (rows, cols) != (SIDE, SIDE):
+        raise DataError(f"{name} is not MNIST: its images are {rows}x{cols}, expected {SIDE}x{SIDE}")
+    expected = HEADER_BYTES + count * SIDE * SIDE
+    if size != expected:
+        what = "truncated" if size < expected else "longer than its header says"
+        raise DataError(f"{name} is {what}: the header promises {count} images "
+                        f"({expected} bytes), the file has {size} bytes")
+    return count
+
+
 def read_images(path: Path, shown_as: Path | None = None) -> torch.Tensor:
     """The images of an MNIST IDX image file as int64 ``[N, 1, 28, 28]``.
 
@@ -98,23 +128,7 @@ def read_images(path: Path, shown_as: Path | None = None) -> torch.Tensor:
     import numpy as np
     import torch
 
-    name = shown_as or path
     data = path.read_bytes()
-    if data[:4] == LABEL_MAGIC.to_bytes(4, "big"):
-        raise DataError(f"{name} is an IDX label file, not MNIST images (magic 0x{LABEL_MAGIC:08x})")
-    if len(data) < HEADER_BYTES:
-        raise DataError(f"{name} is not an MNIST image file: {len(data)} bytes, shorter than "
-                        f"the {HEADER_BYTES}-byte IDX header")
-    magic, count, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in range(0, 16, 4))
-    if magic != IMAGE_MAGIC:
-        raise DataError(f"{name} is not an MNIST image file: IDX magic 0x{magic:08x}, "
-                        f"expected 0x{IMAGE_MAGIC:08x}")
-    if (rows, cols) != (SIDE, SIDE):
-        raise DataError(f"{name} is not MNIST: its images are {rows}x{cols}, expected {SIDE}x{SIDE}")
-    expected = HEADER_BYTES + count * SIDE * SIDE
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "longer than its header says"
-        raise DataError(f"{name} is {what}: the header promises {count} images "
-                        f"({expected} bytes), the file has {len(data)} bytes")
+    count = _check_header(data[:HEADER_BYTES], len(data), shown_as or path)
     pixels = np.frombuffer(data, dtype=np.uint8, offset=HEADER_BYTES)
     return torch.from_numpy(pixels.astype(np.int64)).view(count, 1, SIDE, SIDE)

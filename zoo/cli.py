@@ -279,7 +279,7 @@ def pull(name: str, force: bool, offline: bool, quiet: bool, yes: bool) -> None:
     guess = estimate.for_pull(name, force=force)
     if guess is not None:
         estimate.check(name, guess, yes=yes)  # past the hour without --yes: one line, exit 1
-        if not quiet:
+        if not quiet and guess.seconds >= estimate.SHOW_ABOVE_S:  # seconds need no warning
             click.echo(guess.line(name), err=True)
     path = api.pull(name, force=force, offline=offline, progress=False if quiet else None)
     click.echo(str(path))

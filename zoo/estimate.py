@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 TIMING_BATCH = 8  # examples per timed step: enough to be linear in the batch, cheap on a CPU
 TIMED_STEPS = 2  # after one warm-up step
 FULL_BATCH_BELOW_S = 2.0  # a step estimated cheaper than this is timed at its full batch
+SHOW_ABOVE_S = 30.0  # ``zoo pull`` prints estimates from this long up: a build of seconds just runs
 
 
 class BuildTooLong(ZooError):
@@ -49,6 +50,7 @@ def for_pull(name: str, *, force: bool = False) -> Estimate | None:
 
     if name.startswith("hf-hub:") or is_path(name):
         return None
+    store.check_home()  # a store that cannot be used is the one error, before any estimate
     entry = api.get_entry(name)
     if entry.sources or (not force and usable(store.artifact_dir(entry.name), entry.name)):
         return None

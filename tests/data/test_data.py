@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import zoo
+from zoo.data import mnist_files
 from zoo.errors import DataError
 
 IMAGE_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
@@ -65,9 +66,10 @@ def test_mnist_loads_idx_files(tmp_path, compress, split):
     x = zoo.get_dataset("mnist").load(split, root=tmp_path)
     assert x.dtype == torch.int64 and x.shape == (len(written[split]), 1, 28, 28)
     assert torch.equal(x[:, 0], written[split].long())
-    if compress:  # decompressed next to the archive, so the next load reads it directly
-        assert (tmp_path / "MNIST" / "raw" / IMAGE_FILES[split]).is_file()
+    if compress:  # decompressed into $ZOO_HOME's cache, never beside the data
+        assert not (tmp_path / "MNIST" / "raw" / IMAGE_FILES[split]).exists()
         assert not list((tmp_path / "MNIST" / "raw").glob(".*part"))
+        assert len(list(mnist_files.cache_dir().glob(f"{IMAGE_FILES[split]}.*"))) == 1
 
 
 def test_mnist_is_found_through_zoo_data(tmp_path, monkeypatch):

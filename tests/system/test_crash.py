@@ -74,7 +74,8 @@ def killed(tmp_path_factory, seed_artifact, request) -> dict[str, Victim]:
     # A recipe that cannot finish during the test: the kill surely lands in training.
     endless = faultkit.tiny_registry(root / "endless.yaml", steps=1_000_000)
     plan = [  # label, args, registry, fault point, seeded with an artifact
-        ("training", ["pull", "tiny", "-q"], endless, "train-start", False),
+        # --yes: the endless recipe's estimate is hours, which pull refuses without it.
+        ("training", ["pull", "tiny", "-q", "--yes"], endless, "train-start", False),
         ("weights-written", ["pull", "tiny", "-q"], short, "weights-written", False),
         ("publish-swap", ["pull", "tiny", "--force", "-q"], short, "publish-swap", True),
         ("train-over-existing", ["train", "tiny", "-q"], short, "publish", True),

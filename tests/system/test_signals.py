@@ -99,7 +99,7 @@ def test_a_stop_signal_during_pull_removes_the_staging_folder(tmp_path):
     endless = faultkit.tiny_registry(tmp_path / "endless.yaml", steps=1_000_000)
     procs = {}
     for sig in SIGNALS:
-        procs[sig] = start(["pull", "tiny", "-q"], tmp_path / sig, endless,
+        procs[sig] = start(["pull", "tiny", "-q", "--yes"], tmp_path / sig, endless,  # hours: --yes
                            pause="train-start", seconds=0)
     codes = signal_during_training(procs)
     for sig, proc in procs.items():

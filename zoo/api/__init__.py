@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,6 +190,7 @@ def build_artifact(entry: Entry, directory: Path | None,
     from zoo.training import distributed
     from zoo.training.loop import train_model
 
+    started = time.monotonic()  # the card says how long this build took, and where
     steps = options.steps
     recipe = (entry.recipe if options.seed is None
               else dataclasses.replace(entry.recipe, seed=options.seed))
@@ -216,8 +218,22 @@ def build_artifact(entry: Entry, directory: Path | None,
                           steps=recipe_dict.get("steps"), test_nll=test.nll)
     artifacts.write(directory, model, name=entry.name, description=entry.description,
                     dataset=entry.dataset, recipe=recipe_dict, metrics=metrics,
-                    source={"kind": "recipe", "best_step": result.best_step}, files=files)
+                    source={"kind": "recipe", "best_step": result.best_step,
+                            **built_where(entry, time.monotonic() - started)}, files=files)
     return model
+
+
+def built_where(entry: Entry, seconds: float) -> dict[str, Any]:
+    """What the model card says about the build's time: this build's seconds and machine,
+    and the time the catalog records for the entry (to compare with)."""
+    import torch
+
+    machine = (f"GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available()
+               else f"CPU, {os.cpu_count()} cores, torch threads: {torch.get_num_threads()}")
+    where = {"build_seconds": round(seconds, 1), "built_on": machine}
+    if entry.build_time is not None and entry.build_time.summary():
+        where["catalog_build_time"] = entry.build_time.summary()
+    return where
 
 
 def load(name_or_path: str | os.PathLike, *, device: Any = "cpu",

@@ -117,7 +117,22 @@ def _training_section(cfg: ArtifactConfig, present: list[str]) -> list[str]:
         if HISTORY in present:
             sentence += f" The numbers are in [`{HISTORY}`]({HISTORY})."
         parts.append(sentence + "\n")
+    took = build_sentence(cfg.source if isinstance(cfg.source, dict) else {})
+    if took:
+        parts.append(took + "\n")
     return parts
+
+
+def build_sentence(source: dict) -> str:
+    """How long the recipe build took and where, beside the catalog's recorded time."""
+    seconds, where = source.get("build_seconds"), source.get("built_on")
+    if not isinstance(seconds, (int, float)):
+        return ""
+    from zoo.catalog.build_time import duration
+
+    text = f"Built from its recipe in {duration(seconds)[1:]}" + (f" on {where}" if where else "")
+    recorded = source.get("catalog_build_time")
+    return text + (f"; the catalog records {recorded}." if recorded else ".")
 
 
 def _use_section(cfg: ArtifactConfig, repo: str | None) -> list[str]:

@@ -24,6 +24,8 @@ from typing import Any
 import yaml
 
 from zoo import config as _config
+from zoo.catalog.build_time import BuildTime
+from zoo.catalog.literature import Literature
 from zoo.catalog.recipe import Recipe
 from zoo.errors import CatalogError, ConfigError, NotFoundError, PluginError
 from zoo.names import check_catalog_name, check_repo_id, check_revision
@@ -70,6 +72,8 @@ class Entry:
     description: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     sources: list[HubSource] = field(default_factory=list)
+    build_time: BuildTime | None = None  # measured; shown by list/info/card, used by pull
+    literature: Literature | None = None  # the paper's figure the leaderboard sets beside
     provider: str = field(default="registry.yaml", compare=False)
 
     def validate(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from zoo.cli.completion_names import complete_name
+from zoo.cli.info_text import info_lines
 from zoo.cli.process import DEFAULT_THREADS, stop_signals, thread_settings, threads_option
 from zoo.cli.setup_commands import completion, plugin_group
 from zoo.errors import ZooError, stop_behind
@@ -151,41 +152,7 @@ def info(name: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    artifact = data.get("artifact") or {}
-    lines = [("name", name)]
-    for key in ("family", "dataset", "description", "provider"):
-        value = data.get(key) or artifact.get(key)
-        if value:
-            lines.append((key, value))
-    config = data.get("config") or artifact.get("config")
-    if config:
-        lines.append(("config", json.dumps(config)))
-    if data.get("recipe"):
-        lines.append(("recipe", json.dumps(data["recipe"])))
-    for source in data.get("sources") or []:
-        lines.append(("published", f"{source['repo']}@{source['revision']}"))
-    lines.append(("pulled", "yes" if data["pulled"] else "no"))
-    if data.get("path"):
-        lines.append(("path", data["path"]))
-    if data.get("source") or artifact.get("source"):
-        lines.append(("came from", json.dumps(data.get("source") or artifact.get("source"))))
-    metrics = artifact.get("metrics") or data.get("metrics") or {}
-    from zoo.artifact.card import BOUND_METRICS, is_bound
-
-    bound = is_bound(data.get("family") or artifact.get("family"), config or {})
-    expected = "" if artifact.get("metrics") else " (expected)"
-    for key, value in metrics.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else value
-        if bound and key in BOUND_METRICS:
-            shown = f"≤ {shown}"
-        lines.append((key, f"{shown}{expected if key in BOUND_METRICS else ''}"))
-    if bound and metrics:
-        lines.append(("note", "NLL is an upper bound: a continuous density on discrete data, "
-                              "uniformly dequantized"))
-    if artifact.get("files"):  # pictures and history, shown by the model card
-        lines.append(("extra files", ", ".join(artifact["files"])))
-    if data.get("artifact_error"):
-        lines.append(("error", data["artifact_error"]))
+    lines = info_lines(name, data)
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         click.echo(f"{key:<{width}}  {value}")
@@ -275,10 +242,22 @@ def _show_plugins(infos: list[dict[str, Any]]) -> None:
 @click.option("--force", is_flag=True, help="Download or build again even if stored.")
 @click.option("--offline", is_flag=True, help="Use only what is cached; never the network.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def pull(name: str, force: bool, offline: bool, quiet: bool) -> None:
-    """Download (or build from its recipe) a model and store it; print its path."""
-    from zoo import api
+@click.option("--yes", "-y", is_flag=True,
+              help="Build even when the estimate for this machine is over an hour.")
+def pull(name: str, force: bool, offline: bool, quiet: bool, yes: bool) -> None:
+    """Download (or build from its recipe) a model and store it; print its path.
 
+    Before a build trains, it prints how long it should take here (the catalog's recorded
+    time, or a timing of its first steps); past an hour it needs --yes.
+    """
+    from zoo import api
+    from zoo.api import estimate
+
+    guess = estimate.for_pull(name, force=force)
+    if guess is not None:
+        estimate.check(name, guess, yes=yes)  # past the hour without --yes: one line, exit 1
+        if not quiet and guess.seconds >= estimate.SHOW_ABOVE_S:  # seconds need no warning
+            click.echo(guess.line(name), err=True)
     path = api.pull(name, force=force, offline=offline, progress=False if quiet else None)
     click.echo(str(path))
 

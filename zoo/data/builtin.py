@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.data.dataset import Dataset
+from zoo.data.mnist_files import (  # noqa: F401  (gunzip: re-exported)
+    check_images,
+    gunzip,
+    image_file,
+    read_images,
+)
 from zoo.errors import DataError
 from zoo.hookspecs import hookimpl
 
@@ -45,67 +51,42 @@ MNIST_IMAGES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ub
 
 
 def load_mnist(split: str, root: Path) -> torch.Tensor:
-    """torchvision's MNIST (official split) as int64 [N, 1, 28, 28] in 0..255.
+    """MNIST's official split as int64 [N, 1, 28, 28] in 0..255.
 
-    Reads ``root/MNIST/raw/{train,t10k}-images-idx3-ubyte`` with torchvision's own IDX reader
-    (what ``torchvision.datasets.MNIST`` runs). A ``.gz`` file, as MNIST is distributed, is
-    decompressed next to itself first. The ``MNIST`` class itself is not used: it also wants
-    the label files, and it would ``torch.load`` a legacy ``MNIST/processed`` folder.
+    Reads ``root/MNIST/raw/{train,t10k}-images-idx3-ubyte`` (or its ``.gz``, decompressed
+    into ``$ZOO_HOME/cache/mnist``, never beside the data: the data folder may be read-only)
+    with zoo's IDX reader (``zoo.data.mnist_files``), which names the file and what is
+    wrong with it. torchvision's ``MNIST`` class is not used: it also wants the label files,
+    and it would ``torch.load`` a legacy ``MNIST/processed`` folder.
     """
-    import tempfile
+    path, shown = _mnist_file(split, Path(root))
+    return read_images(path, shown_as=shown)
 
+
+def check_mnist(root: Path) -> None:
+    """Both splits' image files exist and have MNIST's header and length (no pixels read)."""
+    for split in MNIST_IMAGES:
+        check_images(*_mnist_file(split, Path(root)))
+
+
+def _mnist_file(split: str, root: Path) -> tuple[Path, Path]:
+    """The readable file of ``split``'s images and the name errors show (the user's file)."""
     raw = Path(root) / "MNIST" / "raw"
-    path = raw / MNIST_IMAGES[split]
-    gz = path.with_name(path.name + ".gz")
-    if not path.is_file() and gz.is_file():
-        try:
-            gunzip(gz, path)
-        except PermissionError:  # a read-only data folder: decompress just for this read
-            with tempfile.TemporaryDirectory() as tmp:
-                return read_mnist_images(gunzip(gz, Path(tmp) / path.name))
-    if not path.is_file():
+    name = MNIST_IMAGES[split]
+    path = image_file(raw, name)
+    if path is None:
         raise DataError(
-            f"MNIST not found: looked for {path.name} (or {gz.name}) in {raw}. Download it on "
+            f"MNIST not found: looked for {name} (or {name}.gz) in {raw}. Download it on "
             "a machine with internet with "
             f"`python -c \"import torchvision; torchvision.datasets.MNIST('{root}', download=True)\"` "
             "and copy the folder over, or set ZOO_DATA to a folder that holds MNIST/raw."
         )
-    return read_mnist_images(path)
-
-
-def gunzip(source: Path, target: Path) -> Path:
-    """Decompress ``source`` to ``target`` through a temporary name in the same folder."""
-    import gzip
-    import os
-    import shutil
-    import zlib
-
-    part = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        with gzip.open(source, "rb") as src, open(part, "wb") as out:
-            shutil.copyfileobj(src, out)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        part.unlink(missing_ok=True)
-        raise DataError(f"{source} is not a valid gzip file: {exc}") from None
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, target)
-    return target
+    return path, (raw / name if path.parent == raw else raw / f"{name}.gz")
 
 
 def read_mnist_images(path: Path) -> torch.Tensor:
     """The images of an MNIST IDX file as int64 ``[N, 1, 28, 28]``."""
-    from torchvision.datasets.mnist import read_image_file
-
-    try:
-        images = read_image_file(str(path))
-    except (AssertionError, RuntimeError, TypeError, ValueError, IndexError) as exc:
-        raise DataError(f"{path} is not an MNIST IDX image file "
-                        f"({str(exc) or type(exc).__name__})") from None
-    if tuple(images.shape[1:]) != (28, 28):
-        raise DataError(f"{path}: expected 28x28 images, got shape {list(images.shape)}")
-    return images.long().unsqueeze(1)
+    return read_images(Path(path))
 
 
 def load_binarized_mnist(split: str, root: Path) -> torch.Tensor:
@@ -131,10 +112,10 @@ BUILTIN = (
     Dataset("digits", "discrete", (1, 8, 8), load_digits, levels=17,
             description="sklearn 8x8 digits, 17 levels (offline)"),
     Dataset("mnist", "discrete", (1, 28, 28), load_mnist, levels=256,
-            description="MNIST via torchvision, 256 levels"),
+            description="MNIST via torchvision, 256 levels", check_files=check_mnist),
     Dataset("binarized-mnist", "discrete", (1, 28, 28), load_binarized_mnist, levels=2,
             description="MNIST binarized by Bernoulli draws, re-drawn every epoch",
-            per_epoch=draw_binary),
+            per_epoch=draw_binary, check_files=check_mnist),
 )
 
 

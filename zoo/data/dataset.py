@@ -33,6 +33,17 @@ class Dataset:
     levels: int | None = None
     description: str = ""
     per_epoch: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    # Checks the dataset's files cheaply (headers and sizes), so that a command refuses bad
+    # files in one line before it prints or starts anything; None: nothing to check.
+    check_files: Callable[[Path], None] | None = None
+
+    def check(self, root: str | Path | None = None) -> None:
+        """Raise ``DataError`` naming the first bad file of this dataset, if any."""
+        if self.check_files is None:
+            return
+        from zoo.paths import data_dir
+
+        self.check_files(Path(root) if root is not None else data_dir())
 
     def load(self, split: str, root: str | Path | None = None) -> torch.Tensor:
         """Load ``split`` ("train" or "test"); ``root`` defaults to ``$ZOO_DATA``."""

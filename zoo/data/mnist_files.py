@@ -31,7 +31,7 @@ SIDE = 28
 
 def cache_dir() -> Path:
     """Where decompressed MNIST files are kept: ``$ZOO_HOME/cache/mnist``."""
-    from zoo.artifact.store import home
+    from zoo.paths import home
 
     return home() / "cache" / "mnist"
 

@@ -18,6 +18,7 @@ import torch
 from layout import ROOT
 
 import zoo
+from zoo.artifact import store
 from zoo.cli.commands import cli
 from zoo.data import mnist_files
 from zoo.errors import DataError
@@ -92,7 +93,7 @@ def test_gzip_goes_to_the_cache_and_is_reused(tmp_path):
     assert sorted(p.name for p in archive.parent.iterdir()) == before  # nothing beside the data
     cached = list(mnist_files.cache_dir().iterdir())
     assert len(cached) == 1 and cached[0].name.startswith(TEST_IMAGES)
-    assert str(cached[0]).startswith(str(zoo.artifact.store.home()))
+    assert str(cached[0]).startswith(str(store.home()))
     stamp = cached[0].stat().st_mtime_ns
     assert torch.equal(zoo.get_dataset("mnist").load("test", root=tmp_path), first)
     assert cached[0].stat().st_mtime_ns == stamp  # read from the cache, not decompressed again
@@ -120,7 +121,7 @@ def test_pull_on_bad_mnist_writes_nothing(cli_runner, tmp_path, monkeypatch, cas
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "train-images-idx3-ubyte" in lines[0], result.output
     assert "Traceback" not in result.output
-    models = zoo.artifact.store.models_dir()
+    models = store.models_dir()
     assert not models.exists() or not [p for p in models.iterdir() if not p.name.startswith(".lock")]
 
 

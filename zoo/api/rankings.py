@@ -238,3 +238,28 @@ def list_text(rows: list[dict[str, Any]]) -> str:
                  "measured here; ≤ = an upper bound;\nbuild = the recorded time of `zoo pull` "
                  "on 2 CPU cores, one torch thread (`zoo info NAME`: GPU)")
     return "\n".join(lines)
+
+
+#: The columns of ``zoo leaderboard --csv``: timm's ``results-*.csv`` layout (one row a model,
+#: ranked), in zoo's units; empty cells where there is no number.
+CSV_COLUMNS = ("rank", "model", "family", "dataset", "test_nll", "test_nll_stderr",
+               "bits_per_dim", "bound", "source", "paper_nll", "paper_bits_per_dim",
+               "paper_reference", "paper_protocol", "gap_nll", "gap_bits_per_dim")
+
+
+def csv_text(table: list[Row]) -> str:
+    """``table`` as CSV with the header ``CSV_COLUMNS`` (rows as ranked)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in table:
+        paper = r.literature or {}
+        writer.writerow(["" if v is None else round(v, 6) if isinstance(v, float) else v
+                         for v in (
+            r.rank, r.name, r.family, r.dataset, r.test_nll, r.test_nll_stderr,
+            r.bits_per_dim, r.bound, r.source, paper.get("nll"), paper.get("bits_per_dim"),
+            paper.get("reference"), paper.get("protocol"), r.gap_nll, r.gap_bits_per_dim)])
+    return out.getvalue()

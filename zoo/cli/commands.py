@@ -125,17 +125,22 @@ def list_cmd(pattern: str | None, family: str | None, dataset: str | None, pulle
 @cli.command()
 @click.argument("dataset", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def leaderboard(dataset: str | None, as_json: bool) -> None:
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print a results table as CSV (timm's results-*.csv layout).")
+def leaderboard(dataset: str | None, as_json: bool, as_csv: bool) -> None:
     """Rank every catalog model on DATASET (or on each dataset) by test NLL.
 
     NLL in nats per example and bits/dim, measured for pulled models, expected (catalog)
     for the others; "≤" marks an upper bound (a continuous model of discrete data).
+    `docs/results/results-DATASET.csv` holds the catalog's tables in the --csv form.
     """
     from zoo import api
-    from zoo.api.rankings import text_table
+    from zoo.api.rankings import csv_text, text_table
 
     table = api.leaderboard(dataset)
-    if as_json:
+    if as_csv:
+        click.echo(csv_text(table), nl=False)
+    elif as_json:
         emit_json([r.as_dict() for r in table])
     else:
         click.echo(text_table(table))

@@ -17,6 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests" / "support"))
 
+import faultkit  # noqa: E402
 from catalogs import catalog, tiny_entry  # noqa: E402
 
 from zoo.plugin import registry  # noqa: E402
@@ -67,6 +68,13 @@ TINY_MOONS = catalog(tiny_entry(recipe="val_fraction: 0.05"))
 def tiny_catalog(registry_file):
     """A catalog with one cheap entry, ``realnvp-tiny`` (trains in well under a second)."""
     return registry_file(TINY_MOONS)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test, restored afterwards: tiny models gain nothing from
+    a second thread, and on a loaded two-core machine threads only wait for each other."""
+    yield from faultkit.one_thread()
 
 
 @pytest.fixture

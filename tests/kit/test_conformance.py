@@ -70,13 +70,7 @@ def conformance_params():
                 yield pytest.param(check, id=f"{family}-{i}-{check}")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: a second thread only adds overhead (and contention on shared machines)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.mark.parametrize("check", list(conformance_params()))

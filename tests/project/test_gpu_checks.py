@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from benchmarks import gpu_checks
@@ -28,12 +27,6 @@ def test_a_failing_check_makes_the_run_fail(monkeypatch, capsys):
     assert "ZeroDivisionError" in report["checks"]["broken"]["error"]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_the_sampling_checks_pass_on_the_cpu_and_catch_tf32_left_on(one_thread, monkeypatch):

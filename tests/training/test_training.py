@@ -50,12 +50,6 @@ class Killed(Exception):
     """Stands for the process dying: everything in memory is lost."""
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def build(seed: int = 0):

@@ -123,7 +123,7 @@ def publish_built(final: Path, build: Callable[[Path], Any], *, entry: Entry | N
 
 def _artifact_folder(path: Path) -> Path:
     """``path`` if it holds an artifact's config and weights (a missing card only warns)."""
-    if not all((path / f).is_file() for f in (store.CONFIG, store.WEIGHTS)):
+    if not store.holds_model(path):
         raise NotFoundError(f"no artifact at {path}: expected {', '.join(store.FILES)}")
     if not (path / store.CARD).is_file():
         import logging
@@ -412,8 +412,7 @@ def info(name: str) -> ModelInfo:
     else:
         entry = get_entry(name)
         path = store.artifact_dir(name)
-    # A missing model card is rebuilt by a load: the artifact is there without it.
-    pulled = path is not None and all((path / f).is_file() for f in (store.CONFIG, store.WEIGHTS))
+    pulled = path is not None and store.holds_model(path)
     if not pulled and path is not None and is_path(name):
         raise NotFoundError(f"no artifact at {path}")
     found = ModelInfo(name=name, pulled=pulled,

@@ -44,6 +44,12 @@ def is_complete(path: Path) -> bool:
     return all((path / f).is_file() for f in FILES)
 
 
+def holds_model(path: Path) -> bool:
+    """Whether ``path`` holds the two files a model is loaded from (config and weights); a
+    missing model card is rebuilt by a load, so the artifact is there without it."""
+    return all((path / f).is_file() for f in (CONFIG, WEIGHTS))
+
+
 def artifact_dir(name: str) -> Path:
     """The store folder of a catalog name (validated: it cannot point outside the store)."""
     return models_dir() / check_catalog_name(name)

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from zoo.plugin import ConfigError, bounds, check_shape_field
+from zoo.plugin import ConfigError, ContextFields, bounds, check_shape_field, context_parameters
 
 #: Upper limits checked before anything is allocated.
 MAX_POSITIONS = 1 << 20
@@ -18,7 +18,7 @@ MAX_MASK_ENTRIES = 4_000_000_000
 
 
 @dataclass(frozen=True)
-class MADEConfig:
+class MADEConfig(ContextFields):
     """A masked autoregressive MLP over discrete data of shape ``shape`` with ``levels`` values.
 
     The ``D = prod(shape)`` positions are modelled in an ordering (``natural``: raster order,
@@ -50,6 +50,10 @@ class MADEConfig:
       ``binary`` (0 or 1). The same model family; centred inputs train as fast per step as
       the two-unit one-hot (binary ones end 0.2 to 0.3 nats behind on binarized digits at
       2000 steps of Adam at 1e-3).
+    - ``classes`` / ``context`` (``zoo.plugin.context``): a conditional MADE. The context
+      enters every hidden layer and the output layer through an unmasked linear map, as in
+      MAF's conditional MADE, so every position (the first included) sees it and no
+      position sees a later one.
     """
 
     shape: tuple[int, ...]
@@ -71,6 +75,7 @@ class MADEConfig:
 
     def validate(self) -> None:
         check_shape_field(self.shape, max_elements=MAX_POSITIONS)
+        self.validate_context()
         if len(self.hidden) > 16:
             raise ConfigError(f"hidden: at most 16 hidden layers, got {len(self.hidden)}")
         if not self.hidden and not self.direct:
@@ -139,4 +144,5 @@ class MADEConfig:
             params += self.levels * self.embedding_dim
         if self.output_rank:
             params += self.output_rank * self.levels + d * self.levels
+        params += context_parameters(self, sum(self.hidden) + d * o)
         return params, masked * self.masks

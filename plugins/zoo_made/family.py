@@ -15,6 +15,7 @@ class MADEFamily(Family):
     data_kind = "discrete"
     Config = MADEConfig
     description = "MADE masked autoregressive MLP for discrete images (C levels)"
+    contexts = ("label", "vector")
     # Artifacts written before these keys existed: two logits per binary position, and the
     # first Bernoulli heads read each bit as 0 or 1.
     added_config_keys = {"head": "categorical", "bit_inputs": "binary"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from zoo.plugin import ConfigError, bounds, check_shape_field
+from zoo.plugin import ConfigError, ContextFields, bounds, check_shape_field, context_parameters
 
 #: Upper limits checked before anything is allocated.
 MAX_SIDE = 4096
@@ -17,7 +17,7 @@ MAX_PARAMETERS = 1_000_000_000
 
 
 @dataclass(frozen=True)
-class PixelCNNConfig:
+class PixelCNNConfig(ContextFields):
     """A PixelCNN over single-channel images of ``shape = [1, H, W]`` with ``levels`` values.
 
     Pixels are modelled in raster order; every pixel gets ``levels`` logits (a softmax) from
@@ -34,6 +34,11 @@ class PixelCNNConfig:
       ``embedding_dim``-vector per level) or ``scaled`` (one channel, value mapped to
       [-1, 1], which suits many ordered levels).
     - ``dropout`` inside every block, during training only.
+    - ``classes`` / ``context`` (``zoo.plugin.context``): a conditional PixelCNN, as in van
+      den Oord et al. 2016b: a learned linear map of the context is added inside every
+      gate (vertical and horizontal stacks; for ``plain``, before every masked
+      convolution's activation). The context is the same at every pixel, so causality in
+      the image is untouched.
     """
 
     shape: tuple[int, ...]
@@ -50,6 +55,7 @@ class PixelCNNConfig:
 
     def validate(self) -> None:
         check_shape_field(self.shape, max_elements=MAX_PIXELS)
+        self.validate_context()
         if len(self.shape) != 3 or self.shape[0] != 1:
             raise ConfigError(
                 f"shape: pixelcnn models single-channel images, expected [1, H, W], "
@@ -84,4 +90,13 @@ class PixelCNNConfig:
         else:
             first = e * 2 * h * (k0 * k0 + k0) + 4 * h + 4 * h * h + 2 * h
             block = h * 2 * h * (k * k + k) + 4 * h + 4 * h * h + 2 * h + h * h + h
-        return embed + first + self.layers * block + head
+        return (embed + first + self.layers * block + head
+                + context_parameters(self, sum(self.context_widths())))
+
+    def context_widths(self) -> list[int]:
+        """The widths the context is added to, layer by layer (first layer first): both
+        stacks' gate inputs (gated), or each masked convolution's outputs (plain)."""
+        h = self.channels
+        if self.variant == "plain":
+            return [h] + [max(1, h // 2)] * self.layers
+        return [4 * h] * (self.layers + 1)

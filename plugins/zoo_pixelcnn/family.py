@@ -13,6 +13,7 @@ class PixelCNNFamily(Family):
     data_kind = "discrete"
     Config = PixelCNNConfig
     description = "PixelCNN (plain or gated) for discrete single-channel images"
+    contexts = ("label", "vector")
 
     def create(self, config: PixelCNNConfig):
         from zoo_pixelcnn.model import PixelCNN

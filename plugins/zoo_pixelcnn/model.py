@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.plugin import AutoregressiveModel
+from zoo.plugin import AutoregressiveModel, ContextInput, ContextSpec
 from zoo_pixelcnn.config import PixelCNNConfig
 from zoo_pixelcnn.networks import GatedNet, PlainNet, Stepper
 
@@ -52,6 +52,8 @@ class PixelCNN(AutoregressiveModel):
         else:
             self.embedding = None
         self.net = PlainNet(config) if config.variant == "plain" else GatedNet(config)
+        spec = ContextSpec.of(config)
+        self.context_input = ContextInput(spec) if spec else None
         #: What the last call of ``sample`` did: pixels stepped and reference fall-backs.
         self.sampling_stats: dict[str, int] = {}
 
@@ -77,51 +79,59 @@ class PixelCNN(AutoregressiveModel):
         """Input features ``[B, E, H, W]`` of images ``[B, 1, H, W]``."""
         return self.embed_values(x[:, 0]).permute(0, 3, 1, 2)
 
-    def logits(self, x: Tensor) -> Tensor:
-        """Logits ``[B, levels, H, W]``; those at ``(i, j)`` depend only on earlier pixels."""
+    def features(self, context: Tensor | None) -> Tensor | None:
+        """The context as the networks take it (``ContextInput``); None for none."""
+        return None if context is None else self.context_input(context)
+
+    def logits(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Logits ``[B, levels, H, W]``; those at ``(i, j)`` depend only on earlier pixels
+        (and on the checked ``context`` of a conditional model)."""
+        features = self.features(context)
         if self.folds_embedding:
             dtype = self.net.head.out.weight.dtype
             onehot = torch.zeros(x.shape[0], self.levels, *x.shape[2:], dtype=dtype,
                                  device=x.device).scatter_(1, x, 1.0)
-            return self.net(onehot, self.embedding.weight)
-        return self.net(self.embed(x))
+            return self.net(onehot, self.embedding.weight, features)
+        return self.net(self.embed(x), None, features)
 
-    def conditional_logits(self, x: Tensor) -> Tensor:
+    def conditional_logits(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """zoo.testing's autoregressive protocol: ``logits`` of int64 images ``[B, 1, H, W]``,
         or of a float one-hot ``[B, levels, 1, H, W]``, differentiably (the conformance kit
         checks causality by gradients through it)."""
         if not x.is_floating_point():
-            return self.logits(x)
+            return self.logits(x, context)
+        cond = self.features(context)
         _, height, width = self.shape
         onehot = x.reshape(x.shape[0], self.levels, height, width)
         if self.folds_embedding:
             dtype = self.net.head.out.weight.dtype
-            return self.net(onehot.to(dtype), self.embedding.weight)
+            return self.net(onehot.to(dtype), self.embedding.weight, cond)
         if self.embedding is not None:
             features = torch.einsum("bchw,ce->behw", onehot, self.embedding.weight)
         else:
             levels = torch.arange(self.levels, dtype=onehot.dtype, device=onehot.device)
             values = (onehot * levels.view(1, -1, 1, 1)).sum(1, keepdim=True)
             features = values * (2.0 / (self.levels - 1)) - 1.0
-        return self.net(features.to(self.net.head.out.weight.dtype))
+        return self.net(features.to(self.net.head.out.weight.dtype), None, cond)
 
-    def log_prob_checked(self, x: Tensor) -> Tensor:
-        log_probs = F.log_softmax(self.logits(x), dim=1)
+    def log_prob_checked(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        log_probs = F.log_softmax(self.logits(x, context), dim=1)
         return log_probs.gather(1, x).sum(dim=(1, 2, 3))
 
     # --- sampling -------------------------------------------------------------------------
 
-    def stepper(self, n: int) -> Stepper:
+    def stepper(self, n: int, context: Tensor | None = None) -> Stepper:
         """An incremental evaluator of the logits of ``n`` images, pixel by pixel.
 
         In raster order: ``logits = stepper.step(i, j)``, then, once the pixel has a value
         ``v`` ``[n]``, ``stepper.write(j, model.embed_values(v))``.
         """
         like = self.net.head.out.weight.detach()
-        return self.net.stepper(n, self.shape[2], like)
+        return self.net.stepper(n, self.shape[2], like, self.features(context))
 
     def draw(self, n: int, temperature: float, generator: torch.Generator | None,
-             known: tuple[Tensor, Tensor] | None, *, fast: bool) -> Tensor:
+             known: tuple[Tensor, Tensor] | None, *, fast: bool,
+             context: Tensor | None = None) -> Tensor:
         """Raster-order sampling; ``fast`` steps the network incrementally (identical
         samples: a draw too close to call within rounding is decided by the reference)."""
         _, height, width = self.shape
@@ -135,7 +145,7 @@ class PixelCNN(AutoregressiveModel):
         noise_device = generator.device if generator is not None else device
         was_training = self.training
         self.eval()  # no dropout while sampling
-        stepper = self.stepper(n) if fast else None
+        stepper = self.stepper(n, context) if fast else None
         fallbacks = 0
         try:
             with full_float32():
@@ -144,14 +154,15 @@ class PixelCNN(AutoregressiveModel):
                         gumbel = gumbel_noise(n, self.levels, generator, noise_device).to(device)
                         fixed = kept[:, i, j] if kept is not None else None
                         if stepper is None:
-                            scores = self.logits(x)[:, :, i, j] / temperature + gumbel
+                            scores = self.logits(x, context)[:, :, i, j] / temperature + gumbel
                         else:
                             logits = stepper.step(i, j)
                             scores = logits / temperature + gumbel
                             if not clear_winner(logits, scores, temperature, fixed):
                                 # Too close to call within rounding: decide exactly as the
                                 # reference sampler does, from the same image.
-                                scores = self.logits(x)[:, :, i, j] / temperature + gumbel
+                                scores = (self.logits(x, context)[:, :, i, j] / temperature
+                                          + gumbel)
                                 fallbacks += 1
                         value = scores.argmax(dim=1)
                         if fixed is not None:

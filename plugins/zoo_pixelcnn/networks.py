@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.plugin import ContextSpec
 from zoo_pixelcnn.config import PixelCNNConfig
 from zoo_pixelcnn.layers import MaskedConv2d, RowCache, pointwise, raster_mask, vertical_mask
 
@@ -41,6 +42,37 @@ class OutputHead(nn.Module):
     def frozen(self):
         hidden, out = pointwise(self.hidden), pointwise(self.out)
         return lambda v: out(F.relu(hidden(F.relu(v))))
+
+
+class Conditioning(nn.Module):
+    """A conditional network's context maps: one linear map (no bias) of the context's
+    features per layer, whose output is added inside that layer (``context_widths``)."""
+
+    def __init__(self, config: PixelCNNConfig):
+        super().__init__()
+        features = ContextSpec.of(config).size
+        self.maps = nn.ModuleList(nn.Linear(features, width, bias=False)
+                                  for width in config.context_widths())
+
+    def forward(self, features: Tensor) -> list[Tensor]:
+        """Each layer's term ``[B, width]`` for context features ``[B, F]``."""
+        return [m(features.to(m.weight.dtype)) for m in self.maps]
+
+
+def conditioning(config: PixelCNNConfig) -> Conditioning | None:
+    return Conditioning(config) if ContextSpec.of(config) else None
+
+
+def terms_of(net: nn.Module, features: Tensor | None) -> list[Tensor | None]:
+    """Every layer's context term (None everywhere for no context)."""
+    if features is None or net.condition is None:
+        return [None] * (len(net.blocks) + 1)
+    return net.condition(features)
+
+
+def plus(x: Tensor, term: Tensor | None) -> Tensor:
+    """``x`` ``[B, C, H, W]`` plus a per-example term ``[B, C]`` at every pixel."""
+    return x if term is None else x + term[:, :, None, None]
 
 
 class Stepper:
@@ -91,9 +123,9 @@ class ResidualBlock(nn.Module):
         self.expand = nn.Conv2d(bottleneck, channels, 1)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, term: Tensor | None = None) -> Tensor:
         u = F.relu(self.reduce(F.relu(x)))
-        y = self.dropout(F.relu(self.conv(u)))
+        y = self.dropout(F.relu(plus(self.conv(u), term)))
         return x + self.expand(y)
 
 
@@ -110,15 +142,20 @@ class PlainNet(nn.Module):
         )
         self.head = OutputHead(h, config.head_channels, config.levels)
         self.pad = max(config.first_kernel, config.kernel) // 2
+        self.condition = conditioning(config)
 
-    def forward(self, e: Tensor, table: Tensor | None = None) -> Tensor:
+    def forward(self, e: Tensor, table: Tensor | None = None,
+                context: Tensor | None = None) -> Tensor:
+        terms = terms_of(self, context)
         x = self.first(e) if table is None else self.first.forward_embedded(e, table)
-        for block in self.blocks:
-            x = block(x)
+        x = plus(x, terms[0])
+        for block, term in zip(self.blocks, terms[1:]):
+            x = block(x, term)
         return self.head(x)
 
-    def stepper(self, n: int, width: int, like: Tensor) -> PlainStepper:
-        return PlainStepper(self, n, width, like)
+    def stepper(self, n: int, width: int, like: Tensor,
+                context: Tensor | None = None) -> PlainStepper:
+        return PlainStepper(self, n, width, like, context)
 
 
 class PlainStepper(Stepper):
@@ -128,8 +165,10 @@ class PlainStepper(Stepper):
     stream at a pixel is used at that pixel only, so it lives in local variables.
     """
 
-    def __init__(self, net: PlainNet, n: int, width: int, like: Tensor):
+    def __init__(self, net: PlainNet, n: int, width: int, like: Tensor,
+                 context: Tensor | None = None):
         super().__init__(n, width, net.pad, net.first.weight.shape[1], like)
+        self.terms = [t if t is None else t.detach() for t in terms_of(net, context)]
         self.first = net.first.frozen()
         self.blocks = []
         for block in net.blocks:
@@ -138,11 +177,16 @@ class PlainStepper(Stepper):
         self.head = net.head.frozen()
 
     def compute(self, j: int) -> Tensor:
-        x = self.first.at(self.inputs, j)
-        for reduce, conv, expand, cache in self.blocks:
+        x = add(self.first.at(self.inputs, j), self.terms[0])
+        for (reduce, conv, expand, cache), term in zip(self.blocks, self.terms[1:]):
             cache.set(j, F.relu(reduce(F.relu(x))))
-            x = x + expand(F.relu(conv.at(cache, j)))
+            x = x + expand(F.relu(add(conv.at(cache, j), term)))
         return self.head(x)
+
+
+def add(x: Tensor, term: Tensor | None) -> Tensor:
+    """``x`` plus a context term of the same trailing width (None: ``x``)."""
+    return x if term is None else x + term
 
 
 # --- gated ------------------------------------------------------------------------------
@@ -162,9 +206,11 @@ class GatedBlock(nn.Module):
         self.residual = nn.Conv2d(h, h, 1)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, v: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        v_pre = self.vertical(v)
-        h_pre = self.horizontal(h) + self.link(v_pre)
+    def forward(self, v: Tensor, h: Tensor,
+                term: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        v_term, h_term = (None, None) if term is None else term.chunk(2, dim=1)
+        v_pre = plus(self.vertical(v), v_term)
+        h_pre = plus(self.horizontal(h) + self.link(v_pre), h_term)
         return gate(v_pre), h + self.residual(self.dropout(gate(h_pre)))
 
 
@@ -192,21 +238,27 @@ class GatedNet(nn.Module):
         )
         self.head = OutputHead(h, config.head_channels, config.levels)
         self.pad = max(config.first_kernel, config.kernel) // 2
+        self.condition = conditioning(config)
 
-    def forward(self, e: Tensor, table: Tensor | None = None) -> Tensor:
+    def forward(self, e: Tensor, table: Tensor | None = None,
+                context: Tensor | None = None) -> Tensor:
+        terms = terms_of(self, context)
         if table is None:
             v_pre, h_first = self.first_vertical(e), self.first_horizontal(e)
         else:
             v_pre = self.first_vertical.forward_embedded(e, table)
             h_first = self.first_horizontal.forward_embedded(e, table)
+        v_term, h_term = (None, None) if terms[0] is None else terms[0].chunk(2, dim=1)
+        v_pre = plus(v_pre, v_term)
         v = gate(v_pre)
-        h = gate(h_first + self.first_link(v_pre))
-        for block in self.blocks:
-            v, h = block(v, h)
+        h = gate(plus(h_first + self.first_link(v_pre), h_term))
+        for block, term in zip(self.blocks, terms[1:]):
+            v, h = block(v, h, term)
         return self.head(h)
 
-    def stepper(self, n: int, width: int, like: Tensor) -> GatedStepper:
-        return GatedStepper(self, n, width, like)
+    def stepper(self, n: int, width: int, like: Tensor,
+                context: Tensor | None = None) -> GatedStepper:
+        return GatedStepper(self, n, width, like, context)
 
 
 class GatedStepper(Stepper):
@@ -217,9 +269,13 @@ class GatedStepper(Stepper):
     a kernel high); the horizontal stack is then computed one pixel at a time.
     """
 
-    def __init__(self, net: GatedNet, n: int, width: int, like: Tensor):
+    def __init__(self, net: GatedNet, n: int, width: int, like: Tensor,
+                 context: Tensor | None = None):
         super().__init__(n, width, net.pad, net.first_vertical.weight.shape[1], like)
         h = net.channels
+        # Each layer's context terms for the vertical and the horizontal gates, [n, 2h] each.
+        self.terms = [(None, None) if t is None else t.detach().chunk(2, dim=1)
+                      for t in terms_of(net, context)]
         self.layers = [(net.first_vertical.frozen(), net.first_horizontal.frozen(),
                         pointwise(net.first_link), None)]
         for block in net.blocks:
@@ -235,8 +291,11 @@ class GatedStepper(Stepper):
     def start_row(self) -> None:
         self.links = []
         source = self.inputs
-        for (vertical, _, link, _), out in zip(self.layers, self.vertical):
+        for (vertical, _, link, _), out, (v_term, _) in zip(self.layers, self.vertical,
+                                                             self.terms):
             v_pre = vertical.row(source)  # [n, W, 2h]
+            if v_term is not None:
+                v_pre = v_pre + v_term[:, None, :]
             out.set_row(gate(v_pre, dim=-1))
             self.links.append(link(v_pre.reshape(-1, v_pre.shape[-1])).view(v_pre.shape))
             source = out
@@ -246,9 +305,9 @@ class GatedStepper(Stepper):
             self.start_row()
         source = self.inputs
         h = None
-        for (_, horizontal, _, residual), link, out in zip(self.layers, self.links,
-                                                           self.horizontal):
-            h_pre = horizontal.at(source, j) + link[:, j]
+        for (_, horizontal, _, residual), link, out, (_, h_term) in zip(
+                self.layers, self.links, self.horizontal, self.terms):
+            h_pre = add(horizontal.at(source, j) + link[:, j], h_term)
             if residual is None:
                 h = gate(h_pre)
             else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from zoo.plugin import ConfigError, bounds
+from zoo.plugin import ConfigError, ContextFields, bounds
 
 #: Defaults of the fields that only vectors use; an image config must leave them alone.
 VECTOR_ONLY = {"couplings": 8, "layers": 2, "masks": "alternate", "mask_seed": 0,
@@ -22,7 +22,7 @@ IMAGE_ONLY = {"scales": 2, "blocks": 2, "levels": None, "alpha": 0.05}
 
 
 @dataclass(frozen=True)
-class RealNVPConfig:
+class RealNVPConfig(ContextFields):
     """RealNVP over vectors ``shape = [D]`` or images ``shape = [C, H, W]``.
 
     Vectors: ``couplings`` coupling layers (``coupling``: affine, or rational-quadratic
@@ -49,7 +49,9 @@ class RealNVPConfig:
     which is then a bound, and samples are rounded to the grid.
 
     Both: the log-scale is softly bounded to ``[-scale_bound, scale_bound]`` so a bad step
-    cannot blow the scale up.
+    cannot blow the scale up. ``classes`` / ``context`` (``zoo.plugin.context``) make the
+    flow conditional: the context feeds every coupling network (an extra input of each
+    vector coupling's MLP; a map added to each image ResNet's first layer).
     """
 
     shape: tuple[int, ...]
@@ -80,6 +82,7 @@ class RealNVPConfig:
         return len(self.shape) == 3
 
     def validate(self) -> None:
+        self.validate_context()
         if len(self.shape) == 1:
             self._validate_vector()
         elif len(self.shape) == 3:
@@ -90,8 +93,11 @@ class RealNVPConfig:
 
     def _validate_vector(self) -> None:
         _only(self, IMAGE_ONLY, "images [C, H, W]")
-        if not 2 <= self.shape[0] <= 65536:
-            raise ConfigError(f"shape: D must be between 2 and 65536, got {self.shape[0]}")
+        # One coordinate has nothing to couple unless a context drives the couplings.
+        least = 1 if self.context or self.classes else 2
+        if not least <= self.shape[0] <= 65536:
+            raise ConfigError(f"shape: D must be between {least} and 65536, got "
+                              f"{self.shape[0]}")
         if self.grid is not None:
             if len(self.grid) != self.shape[0]:
                 raise ConfigError(f"grid: one step per column, {self.shape[0]} of them; got "

@@ -22,6 +22,7 @@ class RealNVPFamily(Family):
     data_kind = "continuous"
     Config = RealNVPConfig
     description = "RealNVP affine coupling flow for continuous vectors and images"
+    contexts = ("label", "vector")
 
     def likelihood_bound(self, config: Any) -> bool:
         cfg = self.parse_config(config)

@@ -25,13 +25,14 @@ cheap; artifacts written before (one network per coupling) load through
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.plugin import ZooModel, check_continuous, check_sampling
+from zoo.plugin import ContextInput, ContextSpec, ZooModel, check_continuous, check_sampling
 from zoo_realnvp.config import RealNVPConfig
 from zoo_realnvp.splines import parameters_per_element, rational_quadratic
 
@@ -55,7 +56,9 @@ def mlp(inputs: int, hidden: int, layers: int, activation: str, outputs: int) ->
     blocks: list[nn.Module] = []
     for w_in, w_out in zip(widths[:-1], widths[1:]):
         blocks += [nn.Linear(w_in, w_out), ACTIVATIONS[activation]()]
-    out = nn.Linear(hidden, outputs)
+    with warnings.catch_warnings():  # no outputs: the empty half of a one-column flow
+        warnings.simplefilter("ignore", UserWarning)
+        out = nn.Linear(hidden, outputs)
     nn.init.zeros_(out.weight)
     nn.init.zeros_(out.bias)
     return nn.Sequential(*blocks, out)
@@ -142,9 +145,13 @@ class RealNVP(ZooModel):
         self.register_buffer("masks", masks)
         sizes = (len(first), len(second))
         per_output = parameters_per_element(config.bins) if config.coupling == "spline" else 2
+        spec = ContextSpec.of(config)
+        # A conditional flow's context is an extra input of every coupling network.
+        self.context_input = ContextInput(spec) if spec else None
+        extra = spec.size
         # Built one coupling after the other (the random initialisation does not depend on
         # the stacking), then stacked by parity: even couplings keep the first half.
-        nets = [mlp(sizes[k % 2], config.hidden, config.layers, config.activation,
+        nets = [mlp(sizes[k % 2] + extra, config.hidden, config.layers, config.activation,
                     sizes[1 - k % 2] * per_output) for k in range(config.couplings)]
         self.nets = nn.ModuleList(StackedMLPs(nets[parity::2], config.activation)
                                   for parity in range(min(2, config.couplings)))
@@ -203,10 +210,13 @@ class RealNVP(ZooModel):
         return [by_parity[k % 2][k // 2] for k in range(self.config.couplings)]
 
     def _couple(self, k: int, layers: list[tuple[Tensor, Tensor]], kept: Tensor, free: Tensor,
-                inverse: bool = False) -> tuple[Tensor, Tensor | None]:
-        """Coupling ``k`` applied to ``free`` given ``kept``: the new free half and the
-        elementwise log-derivatives of the forward map (None for the inverse)."""
-        out = self.nets[k % 2].run(layers, kept)
+                inverse: bool = False, context: Tensor | None = None
+                ) -> tuple[Tensor, Tensor | None]:
+        """Coupling ``k`` applied to ``free`` given ``kept`` (and the context's features):
+        the new free half and the elementwise log-derivatives of the forward map (None for
+        the inverse)."""
+        inputs = kept if context is None else torch.cat([kept, context], dim=1)
+        out = self.nets[k % 2].run(layers, inputs)
         config = self.config
         if config.coupling == "spline":
             params = out.view(kept.shape[0], free.shape[1], parameters_per_element(config.bins))
@@ -222,45 +232,52 @@ class RealNVP(ZooModel):
     def _halves(self, x: Tensor) -> list[Tensor]:
         return [x.index_select(1, self.first), x.index_select(1, self.second)]
 
-    def _flow(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
+    def _features(self, context: Tensor | None) -> Tensor | None:
+        return None if context is None else self.context_input(context).to(self.masks.dtype)
+
+    def _flow(self, x: Tensor, features: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
         halves = self._halves(x)
         scales = []
         for k, layers in enumerate(self._networks()):
             keep = k % 2
-            halves[1 - keep], s = self._couple(k, layers, halves[keep], halves[1 - keep])
+            halves[1 - keep], s = self._couple(k, layers, halves[keep], halves[1 - keep],
+                                               context=features)
             scales.append(s)
         return halves, torch.cat(scales, dim=1).sum(-1)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``z = f(x)`` and ``log|det df/dx|`` for each example."""
-        halves, logdet = self._flow(x)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``z = f(x)`` and ``log|det df/dx|`` for each example (given the checked
+        ``context`` of a conditional flow)."""
+        halves, logdet = self._flow(x, self._features(context))
         return torch.cat(halves, dim=1).index_select(1, self.unsplit), logdet
 
-    def invert(self, z: Tensor) -> Tensor:
+    def invert(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         """``x = f^{-1}(z)``: map latent points back to data space."""
+        features = self._features(context)
         halves = self._halves(z)
         networks = self._networks()
         for k in reversed(range(len(networks))):
             keep = k % 2
             halves[1 - keep] = self._couple(k, networks[k], halves[keep], halves[1 - keep],
-                                            inverse=True)[0]
+                                            inverse=True, context=features)[0]
         return torch.cat(halves, dim=1).index_select(1, self.unsplit)
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         check_continuous(x, self.dim)
         x, offset = self._standardized(x.to(self.masks.dtype))
-        (a, b), logdet = self._flow(x)
+        (a, b), logdet = self._flow(x, self._features(context))
         base = -0.5 * (a.square().sum(-1) + b.square().sum(-1))
         return base - 0.5 * self.dim * math.log(2 * math.pi) + logdet + offset
 
-    def log_likelihood(self, x: Tensor, *, samples: int = 1,
+    def log_likelihood(self, x: Tensor, *, context: Any = None, samples: int = 1,
                        generator: torch.Generator | None = None) -> Tensor:
         """``log_prob(x)``, or with grid columns the dequantization bound: the log-density at
         ``x + (u - 1/2) step`` per grid column, ``u ~ U[0, 1)`` (importance-weighted over
         ``samples`` draws). It bounds the log-probability of the recorded value's bin, divided
         by the bin's width: comparable with a density of the columns on that grid."""
+        given = {} if context is None else {"context": context}
         if not self.likelihood_bound:
-            return self.log_prob(x)
+            return self.log_prob(x, **given)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise ValueError(f"samples must be a positive integer, got {samples!r}")
         check_continuous(x, self.dim)
@@ -269,20 +286,21 @@ class RealNVP(ZooModel):
         draws = []
         for _ in range(samples):
             u = torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype)
-            draws.append(self.log_prob(x + (u.to(x.device) - 0.5) * self.grid))
+            draws.append(self.log_prob(x + (u.to(x.device) - 0.5) * self.grid, **given))
         if samples == 1:
             return draws[0]
         return torch.logsumexp(torch.stack(draws), 0) - math.log(samples)
 
     @torch.no_grad()
     def sample(self, n: int, *, temperature: float = 1.0,
-               generator: torch.Generator | None = None, given=None, mask=None) -> Tensor:
+               generator: torch.Generator | None = None, given=None, mask=None,
+               context: Tensor | None = None) -> Tensor:
         check_sampling(n, temperature)
         if given is not None or mask is not None:
             raise ValueError("realnvp cannot complete partly known inputs (it is not autoregressive)")
         device = generator.device if generator is not None else self.device
         z = torch.randn(n, self.dim, generator=generator, device=device, dtype=self.masks.dtype)
-        x = self.invert(z.to(self.device) * temperature)
+        x = self.invert(z.to(self.device) * temperature, context)
         if self.config.standardize:
             x = x * torch.exp(self.log_scale) + self.shift
         if self.likelihood_bound:

@@ -24,7 +24,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from zoo.plugin import FLOAT32_MAX, ZooModel, check_discrete, check_sampling
+from zoo.plugin import (
+    FLOAT32_MAX,
+    ContextInput,
+    ContextSpec,
+    ZooModel,
+    check_discrete,
+    check_sampling,
+)
 from zoo_realnvp.config import RealNVPConfig
 from zoo_realnvp.dequantization import (
     LogitTransform,
@@ -60,13 +67,17 @@ class ResNet(nn.Module):
     """The s/t network: a 3x3 convolution in, ``blocks`` residual blocks, a 3x3 convolution out.
 
     The output convolution starts at zero, so a fresh coupling is the identity and training
-    starts from the base distribution.
+    starts from the base distribution. A conditional flow adds a linear map of the context
+    (``context_features`` wide) to the input convolution's output at every pixel.
     """
 
-    def __init__(self, c_in: int, c_out: int, hidden: int, blocks: int, activation: str):
+    def __init__(self, c_in: int, c_out: int, hidden: int, blocks: int, activation: str,
+                 context_features: int = 0):
         super().__init__()
         act = ACTIVATIONS[activation]
         self.inp = nn.Conv2d(c_in, hidden, 3, padding=1)
+        self.condition = (nn.Linear(context_features, hidden, bias=False)
+                          if context_features else None)
         self.blocks = nn.ModuleList(
             nn.Sequential(act(), nn.Conv2d(hidden, hidden, 3, padding=1),
                           act(), nn.Conv2d(hidden, hidden, 3, padding=1))
@@ -75,8 +86,10 @@ class ResNet(nn.Module):
         nn.init.zeros_(self.out[1].weight)
         nn.init.zeros_(self.out[1].bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         h = self.inp(x)
+        if context is not None:
+            h = h + self.condition(context)[:, :, None, None]
         for block in self.blocks:
             h = h + block(h)
         return self.out(h)
@@ -90,21 +103,22 @@ class CheckerboardCoupling(nn.Module):
         self.register_buffer("mask", mask)
         # The mask is an input channel: the network then knows which pixels it may read.
         self.net = ResNet(channels + 1, 2 * channels, config.hidden, config.blocks,
-                          config.activation)
+                          config.activation, ContextSpec.of(config).size)
         self.bound = config.scale_bound
 
-    def scale_shift(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def scale_shift(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         kept = x * self.mask
-        raw, t = self.net(torch.cat([kept, self.mask.expand(len(x), 1, -1, -1)], 1)).chunk(2, 1)
+        raw, t = self.net(torch.cat([kept, self.mask.expand(len(x), 1, -1, -1)], 1),
+                          context).chunk(2, 1)
         free = 1 - self.mask
         return self.bound * torch.tanh(raw) * free, t * free
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        s, t = self.scale_shift(x)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        s, t = self.scale_shift(x, context)
         return torch.addcmul(t, x, torch.exp(s)), s.flatten(1).sum(1)
 
-    def inverse(self, y: Tensor) -> Tensor:
-        s, t = self.scale_shift(y)  # the kept pixels are the same in x and y
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        s, t = self.scale_shift(y, context)  # the kept pixels are the same in x and y
         return (y - t) * torch.exp(-s)
 
 
@@ -115,7 +129,7 @@ class ChannelCoupling(nn.Module):
         super().__init__()
         self.half, self.flip = channels // 2, flip
         self.net = ResNet(self.half, 2 * (channels - self.half), config.hidden, config.blocks,
-                          config.activation)
+                          config.activation, ContextSpec.of(config).size)
         self.bound = config.scale_bound
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -125,18 +139,18 @@ class ChannelCoupling(nn.Module):
     def _join(self, kept: Tensor, free: Tensor) -> Tensor:
         return torch.cat([free, kept] if self.flip else [kept, free], 1)
 
-    def scale_shift(self, kept: Tensor) -> tuple[Tensor, Tensor]:
-        raw, t = self.net(kept).chunk(2, 1)
+    def scale_shift(self, kept: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raw, t = self.net(kept, context).chunk(2, 1)
         return self.bound * torch.tanh(raw), t
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         kept, free = self._split(x)
-        s, t = self.scale_shift(kept)
+        s, t = self.scale_shift(kept, context)
         return self._join(kept, torch.addcmul(t, free, torch.exp(s))), s.flatten(1).sum(1)
 
-    def inverse(self, y: Tensor) -> Tensor:
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
         kept, free = self._split(y)
-        s, t = self.scale_shift(kept)
+        s, t = self.scale_shift(kept, context)
         return self._join(kept, (free - t) * torch.exp(-s))
 
 
@@ -158,9 +172,10 @@ class Scale(nn.Module):
             ChannelCoupling(4 * c, k % 2 == 1, config) for k in range(3))
 
 
-def _run(layers: nn.ModuleList, h: Tensor, logdet: Tensor) -> tuple[Tensor, Tensor]:
+def _run(layers: nn.ModuleList, h: Tensor, logdet: Tensor,
+         context: Tensor | None) -> tuple[Tensor, Tensor]:
     for layer in layers:
-        h, ld = layer(h)
+        h, ld = layer(h, context)
         logdet = logdet + ld
     return h, logdet
 
@@ -186,17 +201,22 @@ class MultiScaleRealNVP(ZooModel):
         self.scales = nn.ModuleList(scales)
         # Parameter-free, but a buffer gives the model a dtype and device (base samples).
         self.register_buffer("base_scale", torch.ones(()))
+        spec = ContextSpec.of(config)
+        self.context_input = ContextInput(spec) if spec else None
+
+    def _features(self, context: Tensor | None) -> Tensor | None:
+        return None if context is None else self.context_input(context).to(self.base_scale.dtype)
 
     # -- the flow --------------------------------------------------------------------------
 
-    def _flow(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def _flow(self, h: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         logdet = h.new_zeros(len(h))
         factored = []
         for scale in self.scales:
-            h, logdet = _run(scale.before, h, logdet)
+            h, logdet = _run(scale.before, h, logdet, context)
             if scale.last:
                 break
-            h, logdet = _run(scale.after, squeeze(h), logdet)
+            h, logdet = _run(scale.after, squeeze(h), logdet, context)
             half = h.shape[1] // 2
             factored.append(h[:, :half])
             h = h[:, half:]
@@ -204,7 +224,7 @@ class MultiScaleRealNVP(ZooModel):
             h = unsqueeze(torch.cat([z, h], 1))
         return h, logdet
 
-    def _invert(self, z: Tensor) -> Tensor:
+    def _invert(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         factored, h = [], z
         for _ in range(len(self.scales) - 1):
             h = squeeze(h)
@@ -216,29 +236,31 @@ class MultiScaleRealNVP(ZooModel):
             if not scale.last:
                 h = torch.cat([factored[i], h], 1)
                 for layer in reversed(scale.after):
-                    h = layer.inverse(h)
+                    h = layer.inverse(h, context)
                 h = unsqueeze(h)
             for layer in reversed(scale.before):
-                h = layer.inverse(h)
+                h = layer.inverse(h, context)
         return h
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``z = f(x)`` (in ``x``'s shape) and ``log|det df/dx|`` for each example; with
-        ``levels``, ``f`` includes the logit preprocessing."""
+        ``levels``, ``f`` includes the logit preprocessing. ``context``: the checked
+        context of a conditional flow."""
+        features = self._features(context)
         if self.logit is None:
-            return self._flow(x)
+            return self._flow(x, features)
         h, logdet = self.logit.forward(x)
-        z, ld = self._flow(h)
+        z, ld = self._flow(h, features)
         return z, logdet + ld
 
-    def invert(self, z: Tensor) -> Tensor:
+    def invert(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         """``x = f^{-1}(z)``: continuous values (in ``[0, levels]`` with ``levels``)."""
-        x = self._invert(z)
+        x = self._invert(z, self._features(context))
         return x if self.logit is None else self.logit.inverse(x)
 
     # -- the ZooModel interface ------------------------------------------------------------
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """The exact log-density of the continuous model at float ``x`` ``[B, C, H, W]``, in
         nats. With ``levels`` the density lives on the logit map's interval, a little wider
         than ``[0, levels]`` per value (``-inf`` outside, see ``dequantization``); integer
@@ -251,26 +273,28 @@ class MultiScaleRealNVP(ZooModel):
             flat = x.flatten(1)
             inside = (flat > lo).all(1) & (flat < hi).all(1)
             x = torch.where(inside[:, None, None, None], x, self.levels / 2)  # no NaN outside
-        z, logdet = self(x)
+        z, logdet = self(x, context)
         base = -0.5 * z.flatten(1).square().sum(1) - 0.5 * self.dims * math.log(2 * math.pi)
         lp = base + logdet
         return lp if inside is None else lp.masked_fill(~inside, -math.inf)
 
-    def log_likelihood(self, x: Tensor, *, samples: int = 1,
+    def log_likelihood(self, x: Tensor, *, context: object = None, samples: int = 1,
                        generator: torch.Generator | None = None) -> Tensor:
         """Continuous data: ``log_prob(x)``. Integer levels: the lower bound on ``log P(x)``
         from ``samples`` uniform dequantization draws (importance-weighted when more than one)."""
+        given = {} if context is None else {"context": context}
         if self.levels is None:
-            return self.log_prob(x)
+            return self.log_prob(x, **given)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise ValueError(f"samples must be a positive integer, got {samples!r}")
         x = check_discrete(x, self.shape, self.levels)
-        draws = [self.log_prob(dequantize(x, generator)) for _ in range(samples)]
+        draws = [self.log_prob(dequantize(x, generator), **given) for _ in range(samples)]
         return draws[0] if samples == 1 else importance_weighted(torch.stack(draws))
 
     @torch.no_grad()
     def sample(self, n: int, *, temperature: float = 1.0,
-               generator: torch.Generator | None = None, given=None, mask=None) -> Tensor:
+               generator: torch.Generator | None = None, given=None, mask=None,
+               context: Tensor | None = None) -> Tensor:
         """``n`` images: float32, or int64 levels ``0..levels-1`` (the bin each draw falls in)."""
         check_sampling(n, temperature)
         if given is not None or mask is not None:
@@ -278,7 +302,7 @@ class MultiScaleRealNVP(ZooModel):
         device = generator.device if generator is not None else self.device
         z = torch.randn(n, *self.shape, generator=generator, device=device,
                         dtype=self.base_scale.dtype)
-        x = self.invert(z.to(self.device) * temperature)
+        x = self.invert(z.to(self.device) * temperature, context)
         return x if self.levels is None else quantize(x, self.levels)
 
     def _check_values(self, x: object) -> None:

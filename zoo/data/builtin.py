@@ -15,6 +15,7 @@ from zoo.data.mnist_files import (  # noqa: F401  (gunzip: re-exported)
     gunzip,
     image_file,
     read_images,
+    read_labels,
 )
 from zoo.errors import DataError
 from zoo.hookspecs import hookimpl
@@ -43,11 +44,27 @@ def load_digits(split: str, root: Path) -> torch.Tensor:
     from sklearn.datasets import load_digits as sk_load_digits
 
     images = torch.as_tensor(sk_load_digits().images, dtype=torch.int64).unsqueeze(1)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-    return images[order[:1437]] if split == "train" else images[order[1437:]]
+    return _digits_split(images, split)
+
+
+def load_digit_labels(split: str, root: Path) -> torch.Tensor:
+    """The digit (0..9) of each image of ``load_digits``'s split, in the same order."""
+    import torch
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    return _digits_split(torch.as_tensor(sk_load_digits().target, dtype=torch.int64), split)
+
+
+def _digits_split(rows: torch.Tensor, split: str) -> torch.Tensor:
+    import torch
+
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))
+    return rows[order[:1437]] if split == "train" else rows[order[1437:]]
 
 
 MNIST_IMAGES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+MNIST_LABELS = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
 def load_mnist(split: str, root: Path) -> torch.Tensor:
@@ -61,6 +78,16 @@ def load_mnist(split: str, root: Path) -> torch.Tensor:
     """
     path, shown = _mnist_file(split, Path(root))
     return read_images(path, shown_as=shown)
+
+
+def load_mnist_labels(split: str, root: Path) -> torch.Tensor:
+    """MNIST's labels (0..9) of ``split``, from ``root/MNIST/raw`` as for the images."""
+    raw = Path(root) / "MNIST" / "raw"
+    name = MNIST_LABELS[split]
+    path = image_file(raw, name)
+    if path is None:
+        raise DataError(f"MNIST labels not found: looked for {name} (or {name}.gz) in {raw}")
+    return read_labels(path, shown_as=raw / name if path.parent == raw else raw / f"{name}.gz")
 
 
 def check_mnist(root: Path) -> None:
@@ -110,12 +137,15 @@ BUILTIN = (
     Dataset("moons", "continuous", (2,), load_moons,
             description="sklearn two moons, noise 0.1 (D=2)"),
     Dataset("digits", "discrete", (1, 8, 8), load_digits, levels=17,
-            description="sklearn 8x8 digits, 17 levels (offline)"),
+            description="sklearn 8x8 digits, 17 levels (offline)",
+            labels=load_digit_labels, classes=DIGIT_CLASSES),
     Dataset("mnist", "discrete", (1, 28, 28), load_mnist, levels=256,
-            description="MNIST via torchvision, 256 levels", check_files=check_mnist),
+            description="MNIST via torchvision, 256 levels", check_files=check_mnist,
+            labels=load_mnist_labels, classes=DIGIT_CLASSES),
     Dataset("binarized-mnist", "discrete", (1, 28, 28), load_binarized_mnist, levels=2,
             description="MNIST binarized by Bernoulli draws, re-drawn every epoch",
-            per_epoch=draw_binary, check_files=check_mnist),
+            per_epoch=draw_binary, check_files=check_mnist,
+            labels=load_mnist_labels, classes=DIGIT_CLASSES),
 )
 
 

@@ -36,6 +36,10 @@ class Dataset:
     # Checks the dataset's files cheaply (headers and sizes), so that a command refuses bad
     # files in one line before it prints or starts anything; None: nothing to check.
     check_files: Callable[[Path], None] | None = None
+    # Each split's labels, ``[N]`` int64 in ``0..len(classes)-1``, row for row with the
+    # examples, for a dataset that carries them (digits, MNIST); ``classes`` names them.
+    labels: Callable[[str, Path], torch.Tensor] | None = None
+    classes: tuple[str, ...] = ()
 
     def check(self, root: str | Path | None = None) -> None:
         """Raise ``DataError`` naming the first bad file of this dataset, if any."""
@@ -62,8 +66,16 @@ class Dataset:
 
         x = self.load(split, root)
         redraw = self.per_epoch if split == "train" else None
+        labels = None
+        if self.labels is not None:
+            from zoo.paths import data_dir
+
+            labels = TensorSource(self.labels(split, Path(root) if root is not None
+                                              else data_dir()), f"labels of {self.name}")
         return Examples(TensorSource(x, f"dataset {self.name} ({split})"), self.kind, self.shape,
-                        redraw=redraw, fingerprint=f"dataset:{self.name}:{split}")
+                        redraw=redraw, fingerprint=f"dataset:{self.name}:{split}",
+                        context=labels, context_kind="label" if labels is not None else None,
+                        context_names=self.classes)
 
     def draw(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The examples to train on for one epoch (``x`` itself unless re-drawn per epoch)."""

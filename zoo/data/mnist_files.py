@@ -132,3 +132,22 @@ def read_images(path: Path, shown_as: Path | None = None) -> torch.Tensor:
     count = _check_header(data[:HEADER_BYTES], len(data), shown_as or path)
     pixels = np.frombuffer(data, dtype=np.uint8, offset=HEADER_BYTES)
     return torch.from_numpy(pixels.astype(np.int64)).view(count, 1, SIDE, SIDE)
+
+
+def read_labels(path: Path, shown_as: Path | None = None) -> torch.Tensor:
+    """The labels of an MNIST IDX label file (magic 2049) as int64 ``[N]`` in ``0..9``."""
+    import numpy as np
+    import torch
+
+    name = shown_as or path
+    data = path.read_bytes()
+    if len(data) < 8 or int.from_bytes(data[:4], "big") != LABEL_MAGIC:
+        raise DataError(f"{name} is not an MNIST label file (IDX magic 0x{LABEL_MAGIC:08x})")
+    count = int.from_bytes(data[4:8], "big")
+    if len(data) != 8 + count:
+        raise DataError(f"{name}: the header promises {count} labels, the file has "
+                        f"{len(data) - 8}")
+    labels = np.frombuffer(data, dtype=np.uint8, offset=8)
+    if labels.size and int(labels.max()) > 9:
+        raise DataError(f"{name}: label {int(labels.max())} is not a digit 0..9")
+    return torch.from_numpy(labels.astype(np.int64))

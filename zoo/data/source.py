@@ -185,11 +185,59 @@ class Examples:
 
     def __init__(self, source: Source, kind: Kind, shape: tuple[int, ...] | None = None, *,
                  redraw: Callable[[Tensor, torch.Generator], Tensor] | None = None,
-                 fingerprint: str | None = None):
+                 fingerprint: str | None = None, context: Source | None = None,
+                 context_kind: Literal["label", "vector"] | None = None,
+                 context_names: tuple[str, ...] = ()):
         self.source, self.kind = source, kind
         self.shape = tuple(shape) if shape is not None else source.shape
         self.redraw = redraw
         self._fingerprint = fingerprint
+        if context is not None and len(context) != len(source):
+            raise ValueError(f"{len(context)} contexts for {len(source)} examples of "
+                             f"{source.name}")
+        #: Each example's context, row for row (labels ``[N]`` or vectors ``[N, d]``), when
+        #: the data carries one: its kind, and the class or feature names.
+        self.context, self.context_kind = context, context_kind if context is not None else None
+        self.context_names = tuple(context_names)
+
+    def _like(self, source: Source, context: Source | None, **kwargs: Any) -> Examples:
+        """Examples of ``source`` with this data's kind, shape and context description."""
+        return Examples(source, self.kind, self.shape, context=context,
+                        context_kind=self.context_kind, context_names=self.context_names,
+                        **kwargs)
+
+    def without_context(self) -> Examples:
+        """The examples alone (what a model's ``initialize_from_data`` reads)."""
+        if self.context is None:
+            return self
+        return Examples(self.source, self.kind, self.shape, redraw=self.redraw,
+                        fingerprint=self._fingerprint)
+
+    def convert_context(self, rows: Tensor) -> Tensor:
+        """Stored contexts to what a model takes: int64 labels or float32 vectors."""
+        if self.context_kind == "label":
+            return rows.reshape(-1).long()
+        return rows.reshape(len(rows), -1).float()
+
+    def take_context(self, index: Any) -> Tensor | None:
+        """The contexts of the examples at ``index`` (None when the data carries none)."""
+        if self.context is None:
+            return None
+        return self.convert_context(self.context.take(index))
+
+    def context_batches(self, size: int) -> Iterator[Tensor]:
+        """Every context in order, ``size`` at a time (nothing when there is none)."""
+        if self.context is None:
+            return
+        for _, rows in self.context.chunks(size):
+            yield self.convert_context(rows)
+
+    def pairs(self, size: int) -> Iterator[tuple[int, Tensor, Tensor | None]]:
+        """``(first_row, batch, contexts)`` over every example in order."""
+        for start, batch in self.batches(size):
+            contexts = (None if self.context is None
+                        else self.take_context(np.arange(start, start + len(batch))))
+            yield start, batch, contexts
 
     def __len__(self) -> int:
         return len(self.source)
@@ -216,8 +264,9 @@ class Examples:
             yield start, self.convert(rows)
 
     def subset(self, index: Any) -> Examples:
-        return Examples(self.source.subset(index), self.kind, self.shape, redraw=self.redraw,
-                        fingerprint=None)
+        context = None if self.context is None else self.context.subset(index)
+        return self._like(self.source.subset(index), context, redraw=self.redraw,
+                          fingerprint=None)
 
     def drawn(self, generator: torch.Generator) -> Examples:
         """This epoch's examples: re-drawn when the data says so, else these very ones."""
@@ -226,18 +275,24 @@ class Examples:
         if not isinstance(self.source, TensorSource):
             raise TypeError("only in-memory data can be re-drawn per epoch")
         x = self.redraw(self.source.x, generator)
-        return Examples(TensorSource(x, self.source.name), self.kind, self.shape)
+        return self._like(TensorSource(x, self.source.name), self.context)
 
     def to(self, device: torch.device | None) -> Examples:
         """In-memory data moves to ``device`` once (batches are gathered there); files stay."""
         if device is None or not isinstance(self.source, TensorSource):
             return self
-        return Examples(self.source.to(device), self.kind, self.shape, redraw=self.redraw,
-                        fingerprint=self._fingerprint)
+        context = self.context
+        if isinstance(context, TensorSource):
+            context = context.to(device)
+        return self._like(self.source.to(device), context, redraw=self.redraw,
+                          fingerprint=self._fingerprint)
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = self.source.fingerprint()
+            digest = self.source.fingerprint()
+            if self.context is not None:
+                digest = hashlib.sha256((digest + self.context.fingerprint()).encode()).hexdigest()
+            self._fingerprint = digest
         return self._fingerprint
 
     def tensor(self) -> Tensor:

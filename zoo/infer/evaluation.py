@@ -47,12 +47,25 @@ class Evaluation:
 
 def in_batches(x: Any, batch_size: int) -> Iterator[Tensor]:
     """Consecutive batches of a tensor, or of ``zoo.data`` ``Examples`` (read as they go)."""
+    for batch, _ in with_contexts(x, batch_size):
+        yield batch
+
+
+def with_contexts(x: Any, batch_size: int) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """``(batch, contexts)``: the contexts the data carries (``Examples`` with labels or
+    given columns), else None."""
     if isinstance(x, Tensor):
         for i in range(0, len(x), batch_size):
-            yield x[i : i + batch_size]
+            yield x[i : i + batch_size], None
     else:
-        for _, batch in x.batches(batch_size):
-            yield batch
+        for _, batch, contexts in x.pairs(batch_size):
+            yield batch, contexts
+
+
+def context_argument(contexts: Tensor | None, device: torch.device) -> dict[str, Tensor]:
+    """``{"context": ...}`` on ``device`` when there are contexts, else nothing: an
+    unconditional model is never handed the argument."""
+    return {} if contexts is None else {"context": contexts.to(device)}
 
 
 @torch.no_grad()
@@ -67,9 +80,11 @@ def nll_per_example(model: ScoredModel, x: Any, batch_size: int = 4096, *,
     device = model.device
     generator = torch.Generator().manual_seed(NOISE_SEED)
     try:
-        out = [-model.log_likelihood(batch.to(device), samples=samples,
-                                     generator=generator).double().cpu()
-               for batch in in_batches(x, batch_size)]
+        conditional = bool(getattr(model, "context_spec", None))
+        out = [-model.log_likelihood(batch.to(device), samples=samples, generator=generator,
+                                     **context_argument(contexts if conditional else None,
+                                                        device)).double().cpu()
+               for batch, contexts in with_contexts(x, batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)

@@ -6,7 +6,9 @@ A plugin subclasses ``Family`` (registered through ``hookimpl``), describes its 
 frozen dataclass (``bounds``, ``check_shape_field``, ``ConfigError`` for checks across
 fields), and builds models that subclass ``ZooModel`` (or ``AutoregressiveModel``, which
 adds input checks, temperature and generator handling, and completion for families that
-sample one position at a time). A model that is not autoregressive checks its input with
+sample one position at a time). A conditional family's Config inherits ``ContextFields``
+(``classes`` or ``context``) and its model adds ``ContextInput``'s features inside its
+networks (``zoo.plugin.context``). A model that is not autoregressive checks its input with
 ``check_continuous``/``check_discrete`` and ``check_sampling``. A plugin that brings data
 registers a ``Dataset``. The conformance kit is ``zoo.testing``.
 
@@ -21,15 +23,18 @@ from zoo.data.dataset import Dataset
 from zoo.errors import ConfigError
 from zoo.hookspecs import hookimpl
 from zoo.lazy import lazy_exports
+from zoo.plugin.context import ContextFields, ContextKind, ContextSpec, context_parameters
 from zoo.plugin.family import DataKind, Family
 
 __all__ = ["Family", "DataKind", "ZooModel", "AutoregressiveModel", "hookimpl", "bounds",
            "check_shape_field", "parse", "to_dict", "ConfigError", "Dataset",
            "check_continuous", "check_discrete", "check_sampling", "check_completion",
-           "FLOAT32_MAX"]
+           "FLOAT32_MAX", "ContextFields", "ContextKind", "ContextSpec", "ContextInput",
+           "check_context", "context_parameters"]
 
 # Torch-dependent names, imported on first use.
 _LAZY = {"ZooModel": "zoo.plugin.model", "AutoregressiveModel": "zoo.plugin.autoregressive",
+         "ContextInput": "zoo.plugin.context_input", "check_context": "zoo.plugin.context_input",
          **{name: "zoo.checks" for name in ("check_continuous", "check_discrete",
                                             "check_sampling", "check_completion",
                                             "FLOAT32_MAX")}}

@@ -38,6 +38,9 @@ class Family:
       completion (``zoo.testing``'s autoregressive protocol). ``None``, the default, means
       "if the data are discrete"; a discrete family that is not autoregressive (a mixture)
       sets ``False``.
+    - ``contexts``: the kinds of context models of the family can be conditioned on,
+      ``("label", "vector")`` or a part of it (``zoo.plugin.context``); empty (the default):
+      the family is unconditional. Its ``Config`` then inherits ``ContextFields``.
     - ``added_config_keys``: config keys added after artifacts of the family were first
       written, each with the value an artifact written before it existed meant. An
       artifact's ``config.json`` lists every key, so a missing one dates the file; a new
@@ -50,6 +53,7 @@ class Family:
     description: ClassVar[str] = ""
     state_buffers: ClassVar[tuple[str, ...]] = ()
     autoregressive: ClassVar[bool | None] = None
+    contexts: ClassVar[tuple[str, ...]] = ()
     added_config_keys: ClassVar[Mapping[str, Any]] = {}
 
     def parse_config(self, raw: Mapping[str, Any] | Any, *, where: str | None = None) -> Any:

@@ -24,6 +24,8 @@ from zoo.checks import (  # noqa: F401  (re-exported: where plugins found them)
     check_discrete,
     check_sampling,
 )
+from zoo.plugin.context import ContextSpec
+from zoo.plugin.context_input import check_context
 
 
 class ZooModel(nn.Module):
@@ -38,13 +40,37 @@ class ZooModel(nn.Module):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "log_prob" in cls.__dict__ and not getattr(cls.log_prob, "_zoo_no_silent_nan", False):
-            cls.log_prob = _no_silent_nan(cls.__dict__["log_prob"])
-        if "sample" in cls.__dict__ and not getattr(cls.sample, "_zoo_finite", False):
-            cls.sample = _finite_samples(cls.__dict__["sample"])
+            cls.log_prob = contextual_log_prob(_no_silent_nan(cls.__dict__["log_prob"]))
+        for name in ("sample", "sample_naive"):
+            if name in cls.__dict__ and not getattr(cls.__dict__[name], "_zoo_finite", False):
+                setattr(cls, name, contextual_sample(_finite_samples(cls.__dict__[name])))
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact log-probability of each example, in nats: float tensor of shape ``[B]``."""
+    def log_prob(self, x: Tensor, context: Any = None) -> Tensor:
+        """Exact log-probability of each example, in nats: float tensor of shape ``[B]``.
+
+        A conditional model (``context_spec``) gives ``log p(x | context)``: ``context`` is
+        int64 labels ``[B]`` or floats ``[B, d]``, or one context for every example. A
+        label-conditional model called without one gives the exact marginal
+        ``logsumexp_y log p(x | y) + log p(y)`` over its training data's class frequencies.
+        The family's own ``log_prob`` receives the context already checked (and no
+        ``context`` argument at all when the model is unconditional).
+        """
         raise NotImplementedError
+
+    @property
+    def context_spec(self) -> ContextSpec:
+        """What the model is conditioned on (from its config's ``classes``/``context``)."""
+        return ContextSpec.of(self.config)
+
+    def class_log_prior(self) -> Tensor:
+        """``log p(y)`` of each class ``[K]``: the training labels' frequencies, which a
+        label-conditional model keeps in ``model.context_input`` (``ContextInput``)."""
+        module = getattr(self, "context_input", None)
+        if module is None or not hasattr(module, "log_prior"):
+            raise ValueError(f"{self.family or type(self).__name__} keeps no class frequencies "
+                             "(a label-conditional model holds a ContextInput at "
+                             "model.context_input)")
+        return torch.log_softmax(module.log_prior, 0)  # normalised whatever is stored
 
     def initialize_from_data(self, rows: Examples) -> None:
         """Called by the generic trainer once, before the first step, with the rows it will
@@ -52,7 +78,7 @@ class ZooModel(nn.Module):
         data-dependent start (a standardizing layer, ActNorm). A resumed run then restores
         the checkpoint's weights over it. Default: nothing."""
 
-    def log_likelihood(self, x: Tensor, *, samples: int = 1,
+    def log_likelihood(self, x: Tensor, *, context: Any = None, samples: int = 1,
                        generator: torch.Generator | None = None) -> Tensor:
         """The log-likelihood of data of the model's dataset, in nats, ``[B]``: what the
         trainer maximises and evaluation reports.
@@ -60,9 +86,9 @@ class ZooModel(nn.Module):
         For most models it is ``log_prob(x)``, exact. A continuous model of discrete data
         (``likelihood_bound``) returns a lower bound instead: the log-density at ``x + u``
         for ``u ~ U[0, 1)``, or the importance-weighted bound over ``samples`` such draws,
-        drawn on ``generator``.
+        drawn on ``generator``. ``context`` as for ``log_prob``.
         """
-        return self.log_prob(x)
+        return self.log_prob(x) if context is None else self.log_prob(x, context=context)
 
     def sample(
         self,
@@ -72,12 +98,16 @@ class ZooModel(nn.Module):
         generator: torch.Generator | None = None,
         given: Tensor | None = None,
         mask: Tensor | None = None,
+        context: Any = None,
     ) -> Tensor:
         """Draw ``n`` samples.
 
         ``temperature`` scales the spread (1 is the model itself); ``generator`` makes the
         draw reproducible. Autoregressive families also complete partly known inputs: where
-        ``mask`` is true, the sample keeps the value of ``given``.
+        ``mask`` is true, the sample keeps the value of ``given``. A conditional model draws
+        from ``p(x | context)``: one context for all ``n`` samples, or one per sample; a
+        label-conditional model called without one draws each sample's label from its
+        class frequencies first.
         """
         raise NotImplementedError
 
@@ -163,3 +193,53 @@ def _no_silent_nan(log_prob: Any) -> Any:
 
     checked._zoo_no_silent_nan = True  # type: ignore[attr-defined]
     return checked
+
+
+def contextual_log_prob(log_prob: Any) -> Any:
+    """Wrap a family's ``log_prob`` with the context contract (see ``ZooModel.log_prob``):
+    refuse a context the model does not take or a missing one it needs, check it, and give
+    the marginal over the classes when a label model gets none."""
+
+    @functools.wraps(log_prob)
+    def conditioned(self: ZooModel, x: Tensor, *args: Any, context: Any = None,
+                    **kwargs: Any) -> Tensor:
+        spec = self.context_spec
+        if not spec and context is None:
+            return log_prob(self, x, *args, **kwargs)
+        rows = x.shape[0] if isinstance(x, Tensor) and x.dim() else 1
+        checked = check_context(spec, context, rows, self.device)
+        if checked is not None:
+            return log_prob(self, x, *args, context=checked, **kwargs)
+        prior = self.class_log_prior()
+        parts = [log_prob(self, x, *args, context=torch.full((rows,), k, dtype=torch.long,
+                                                               device=self.device), **kwargs)
+                 + prior[k] for k in range(spec.size)]
+        return torch.logsumexp(torch.stack(parts), 0)
+
+    conditioned._zoo_no_silent_nan = True  # type: ignore[attr-defined]
+    return conditioned
+
+
+def contextual_sample(sample: Any) -> Any:
+    """Wrap a family's ``sample`` with the context contract: a label model without a label
+    draws one per sample from its class frequencies; a single context applies to every
+    sample; the family receives the checked contexts ``[n]`` or ``[n, d]``."""
+
+    @functools.wraps(sample)
+    def conditioned(self: ZooModel, n: int, *args: Any, context: Any = None,
+                    **kwargs: Any) -> Tensor:
+        spec = self.context_spec
+        if not spec and context is None:
+            return sample(self, n, *args, **kwargs)
+        check_sampling(n, kwargs.get("temperature", 1.0))
+        checked = check_context(spec, context, n, self.device)
+        if checked is None:  # a label model: the label first, from p(y)
+            generator = kwargs.get("generator")
+            prior = self.class_log_prior().detach().double().exp()
+            where = generator.device if generator is not None else prior.device
+            checked = torch.multinomial(prior.to(where), n, replacement=True,
+                                        generator=generator).to(self.device)
+        return sample(self, n, *args, context=checked, **kwargs)
+
+    conditioned._zoo_finite = True  # type: ignore[attr-defined]
+    return conditioned

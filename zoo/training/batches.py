@@ -55,12 +55,16 @@ class Batches:
         self.epoch_data = data.to(self.device)
 
     def next(self) -> Tensor:
+        return self.next_with_context()[0]
+
+    def next_with_context(self) -> tuple[Tensor, Tensor | None]:
+        """The next batch and its contexts (None when the data carries none)."""
         if self.order is None or self.position + self.batch_size > len(self.order):
             self._new_epoch()
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
         index = distributed.shard(index, self.ctx)
-        return self.epoch_data.take(index)
+        return self.epoch_data.take(index), self.epoch_data.take_context(index)
 
     def state(self) -> dict[str, Any]:
         """JSON data from which ``restore`` rebuilds this stream at this very position."""

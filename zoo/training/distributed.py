@@ -158,8 +158,10 @@ class NegLogLikelihood(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: Tensor) -> Tensor:
-        return -self.model.log_likelihood(batch).float().mean()
+    def forward(self, batch: Tensor, context: Tensor | None = None) -> Tensor:
+        if context is None:
+            return -self.model.log_likelihood(batch).float().mean()
+        return -self.model.log_likelihood(batch, context=context).float().mean()
 
 
 def wrap(objective: nn.Module, device: torch.device, ctx: Context) -> nn.Module:

@@ -30,7 +30,7 @@ from torch import Tensor
 from zoo.catalog.recipe import Recipe
 from zoo.data import Dataset
 from zoo.data.source import Examples, TensorSource
-from zoo.errors import TrainingError
+from zoo.errors import ConfigError, TrainingError
 from zoo.infer.evaluation import mean_nll, nll_per_example
 from zoo.plugin.family import Family
 from zoo.plugin.model import ZooModel
@@ -103,6 +103,22 @@ def training_examples(dataset: Dataset | Examples, train_data: Tensor | Examples
         return Examples(TensorSource(train_data, f"{dataset.name} (given)"), dataset.kind,
                         redraw=dataset.per_epoch)
     return dataset.examples("train")
+
+
+def fit_context(model: ZooModel, data: Examples) -> None:
+    """Check that the data carries the context the model is conditioned on, and set the
+    model's context statistics from it (class frequencies, or the context's mean and
+    spread: ``ContextInput.fit``). An unconditional model trains on the examples alone."""
+    spec = model.context_spec
+    if not spec:
+        return
+    if data.context is None or data.context_kind != spec.kind:
+        kind = "labels" if spec.kind == "label" else "a context vector"
+        raise ConfigError(f"this model is conditional on {spec.describe()}, and the training "
+                          f"data carries no {kind}")
+    module = getattr(model, "context_input", None)
+    if module is not None:
+        module.fit(data.context_batches(1 << 16))
 
 
 def make_optimizer(model: ZooModel, recipe: Recipe, params: list[Tensor] | None = None
@@ -237,7 +253,9 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
                       device=device if device.type != "cpu" else None)
     # One flat tensor for the optimizer (zoo.training.flat_parameters): on small models the
     # per-tensor cost of a step is most of it. Checkpoints still hold per-parameter state.
-    model.initialize_from_data(splits.train)  # a data-dependent start (resume overwrites it)
+    fit_context(model, splits.train)
+    # A data-dependent start (resume overwrites it).
+    model.initialize_from_data(splits.train.without_context())
     flat = FlatParameters.of([p for p in model.parameters() if p.requires_grad])
     optimizer = make_optimizer(model, recipe, None if flat is None else [flat.flat])
     state = TrainState(model, optimizer, make_schedule(optimizer, recipe, steps), batches, flat,
@@ -324,9 +342,12 @@ def _step(state: TrainState, objective: Callable[[Tensor], Tensor], recipe: Reci
           bf16: bool, ctx: distributed.Context, step: int) -> float:
     """One optimisation step; returns the global mean loss (the same on every rank)."""
     device = state.device
-    batch = state.batches.next().to(device, non_blocking=True)
+    batch, contexts = state.batches.next_with_context()
+    batch = batch.to(device, non_blocking=True)
     with autocast(device, bf16):
-        loss = objective(batch)
+        # Data may carry labels a model does not use (an unconditional model of digits).
+        loss = (objective(batch) if contexts is None or not state.model.context_spec
+                else objective(batch, contexts.to(device, non_blocking=True)))
     # The global mean loss, the same on every rank, so that all ranks agree on stopping (a
     # rank that raised alone would leave the others waiting forever).
     value = loss.detach().float()

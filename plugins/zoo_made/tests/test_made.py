@@ -391,7 +391,7 @@ def test_ensemble_samples_follow_the_mixture(monkeypatch):
     assert chi_square_p(counts, probs) > 1e-4
     # The test has the power to see a sampler that draws from one member instead of the mixture.
     monkeypatch.setattr(type(model), "_choose_components",
-                        lambda self, x, known, generator, device: torch.zeros(
+                        lambda self, x, known, generator, device, terms=None: torch.zeros(
                             len(x), dtype=torch.long))
     x = model.sample(20000, generator=torch.Generator().manual_seed(0))
     counts = torch.bincount(flat_index(x, 3), minlength=81).double()

@@ -39,6 +39,10 @@ of `zoo.plugin.model` (`check_continuous`, `check_discrete`, `check_sampling`,
 hooks are in [hooks.md](hooks.md).
 """
 
+#: The fence of a signature: highlighted as Python, but not an example to run (an example,
+#: a docstring's ``::`` block, is fenced ```python; tests/project/test_docs_run.py runs those).
+SIGNATURE = "```python signature"
+
 #: Objects whose own docstring is not theirs to write (a pluggy marker, a dict of checks).
 DESCRIPTIONS = {
     "zoo.hookimpl": ("The decorator that marks a plugin's hook implementations "
@@ -80,7 +84,10 @@ def markdown(text: str) -> str:
             continue
         out.append(line)
         i += 1
-    return re.sub(r"``([^`]+)``", r"`\1`", "\n".join(out).strip())
+    # ``code`` -> `code` in the prose only: inside a fence it would eat the fence's backticks.
+    parts = re.split(r"(^```.*?^```$)", "\n".join(out).strip(), flags=re.M | re.S)
+    return "".join(part if part.startswith("```") else re.sub(r"``([^`]+)``", r"`\1`", part)
+                   for part in parts)
 
 
 #: Internal functions a public method hands over to, documented with it (name -> target).
@@ -112,7 +119,7 @@ def _delegate(target: str) -> list[str]:
     the dataclass it returns."""
     module, _, name = target.rpartition(".")
     fn = getattr(importlib.import_module(module), name)
-    parts = [f"The default calls `{target}`:", "", "```python", signature(fn, target) or target,
+    parts = [f"The default calls `{target}`:", "", SIGNATURE, signature(fn, target) or target,
              "```", "", _doc(fn, ""), ""]
     returned = inspect.signature(fn).return_annotation
     cls = getattr(importlib.import_module(module), str(returned), None)
@@ -162,7 +169,7 @@ def _members(cls: type, prefix: str) -> list[str]:
         elif isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value):
             fn = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
             sig = signature(fn, f"{prefix}.{key}") or f"{prefix}.{key}(...)"
-            parts += [f"#### `{prefix}.{key}`", "", "```python", sig, "```", "",
+            parts += [f"#### `{prefix}.{key}`", "", SIGNATURE, sig, "```", "",
                       _doc(fn, ""), ""]
             if f"{prefix}.{key}" in DELEGATES:
                 parts += _delegate(DELEGATES[f"{prefix}.{key}"])
@@ -177,13 +184,13 @@ def section(module: str, name: str) -> list[str]:
     if inspect.isclass(obj):
         sig = signature(obj, qualified)
         if sig and dataclasses.is_dataclass(obj):  # other classes' __init__ is nn.Module's
-            parts += ["```python", f"class {sig}", "```", ""]
+            parts += [SIGNATURE, f"class {sig}", "```", ""]
         parts += [_doc(obj, qualified), ""]
         if dataclasses.is_dataclass(obj):
             parts += _fields(obj) + [""]
         parts += _members(obj, f"{name}")
     elif callable(obj) and qualified not in DESCRIPTIONS:
-        parts += ["```python", signature(obj, qualified) or f"{qualified}(...)", "```", "",
+        parts += [SIGNATURE, signature(obj, qualified) or f"{qualified}(...)", "```", "",
                   _doc(obj, qualified), ""]
     else:
         parts += [_doc(obj, qualified), ""]

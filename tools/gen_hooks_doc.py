@@ -66,7 +66,7 @@ def render(module: ModuleType | None = None) -> str:
         parts.append(f"| [`{fn.__name__}`](#{fn.__name__}) | {summary} |")
     parts.append("")
     for fn in specs:
-        parts += [f"## {fn.__name__}", "", "```python",
+        parts += [f"## {fn.__name__}", "", "```python signature",  # not an example to run
                   "@hookimpl  # from zoo.plugin import hookimpl",
                   f"def {fn.__name__}{inspect.signature(fn)}:", "```", "",
                   markdown(inspect.getdoc(fn) or "(undocumented)"), ""]

@@ -3,6 +3,8 @@
 Run every check and get one error naming each check that failed and why::
 
     from zoo.testing import check_family
+    from zoo_realnvp.family import RealNVPFamily as MyFamily    # your zoo.Family subclass
+
     report = check_family(MyFamily(), config={"shape": [2]})     # raises ConformanceError
     print(report.summary())
 

@@ -45,6 +45,9 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     #: The table's chosen columns (recorded in the artifact, applied again by scoring).
     columns: list[str] | None = None
+    #: Where the model's context came from (``{"label_column": "species"}``, ...): recorded
+    #: in the artifact so that scoring reads it the same way.
+    context_source: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_assignments(pairs: Sequence[str]) -> dict[str, Any]:
@@ -92,13 +95,19 @@ def starting_point(name: str) -> tuple[Family, dict[str, Any], Recipe, str | Non
 def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = None,
          recipe: Mapping[str, Any] | Recipe | None = None, steps: int | None = None,
          batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
-         split: str | None = None, columns: Any = None) -> Plan:
+         split: str | None = None, columns: Any = None, context: Any = None,
+         given: Sequence[str] = (), label_column: str | None = None,
+         unconditional: bool = False) -> Plan:
     """Resolve family, config and recipe for ``data``; check the data's values once.
 
     A CSV goes through ``zoo.data.columns`` (``columns``: a ``ColumnChoice``); a family
     that has defaults for tables (``config_for_table``) starts from them on vector data,
     with the columns' grids, and the recipe's budget follows the rows (``table_budget``),
-    unless a catalog entry is the starting point or the user set the keys."""
+    unless a catalog entry is the starting point or the user set the keys.
+
+    Context (``zoo.data.contexts``): ``context`` (labels or vectors, or a ``.npy`` of
+    labels), a table's ``given`` columns or ``label_column``, or the subfolders of an image
+    folder make the model conditional, unless ``unconditional``."""
     from zoo.data.columns import open_table
     from zoo.data.open import open_data
 
@@ -111,13 +120,29 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
         if value is not None:
             recipe_keys[key] = value
-    chosen = open_table(data, columns, training=True)
+    if given or label_column:
+        from zoo.data.contexts import table_with_context
+
+        chosen, found = table_with_context(data, columns, given, label_column)
+    else:
+        chosen = open_table(data, columns, training=True)
+        found = None
     source = chosen.source if chosen is not None else open_data(data, split=split)
+    if found is None:
+        found = data_context(source, context)
     kind = data_kind(family, base, overrides, source)
     fitted = fit_entry_levels(source, kind, base, overrides, entry)
     table, notes = table_defaults(family, entry, kind, fitted.config, chosen, overrides,
                                   recipe_keys, isinstance(recipe, Recipe))
-    cfg = family.parse_config({**base, **fitted.config, **table, **overrides},
+    examples, conditioning, lines = fitted.examples, {}, []
+    if found is not None and unconditional:
+        lines.append(f"{found.describe()}: ignored (--unconditional)")
+    elif found is not None:
+        conditioning, examples, line = conditional_setup(family, found, fitted.examples)
+        lines.append(line)
+    else:
+        conditioning = {"classes": [], "context": []} if unconditional else {}
+    cfg = family.parse_config({**base, **fitted.config, **table, **overrides, **conditioning},
                               where=f"{family.name} config")
     if entry is None and "eval_batch_size" not in recipe_keys and not isinstance(recipe, Recipe):
         # The default (4096) suits vectors; a large discrete model's logits need fewer.
@@ -126,9 +151,53 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
         recipe_keys["eval_batch_size"] = min(base_recipe.eval_batch_size, default_batch(cfg))
     run_recipe = _config.parse(Recipe, {**_config.to_dict(base_recipe), **recipe_keys},
                                where="recipe")
-    return Plan(family, cfg, run_recipe, fitted.examples, fitted.note, entry,
-                (chosen.notes if chosen is not None else []) + notes,
-                chosen.columns if chosen is not None else None)
+    first, rest = (lines[0], [fitted.note, *lines[1:]]) if lines else (fitted.note, [])
+    return Plan(family, cfg, run_recipe, examples, first, entry,
+                rest + (chosen.notes if chosen is not None else []) + notes,
+                chosen.columns if chosen is not None else None,
+                context_record(given, label_column, found))
+
+
+def data_context(source: Any, context: Any) -> Any:
+    """The context ``context`` gives (values, or a ``.npy`` path), or the labels an image
+    folder's subfolders give; None when there is none."""
+    from zoo.data import contexts
+    from zoo.data.images import ImageFolderSource
+
+    if context is None:
+        return contexts.from_image_folder(source) if isinstance(source, ImageFolderSource) \
+            else None
+    if isinstance(context, (str, os.PathLike)):
+        return contexts.from_labels_file(context)
+    return contexts.from_values(context, "context")
+
+
+def conditional_setup(family: Family, found: Any, examples: Examples
+                      ) -> tuple[dict[str, Any], Examples, str]:
+    """The config keys of a model conditioned on ``found``, the examples with their
+    contexts, and the line that says so (``zoo train``'s first line)."""
+    if found.kind not in family.contexts:
+        what = "labels" if found.kind == "label" else "a context vector"
+        raise ConfigError(f"{found.origin} gives {what}, and family {family.name} cannot be "
+                          f"conditioned on them (it takes: "
+                          f"{', '.join(family.contexts) or 'no context'}); pass "
+                          "--unconditional to ignore them")
+    key = "classes" if found.kind == "label" else "context"
+    kind = "label-conditional" if found.kind == "label" else "conditional"
+    line = (f"a {kind} model: {found.describe()}"
+            + (" (--unconditional ignores them)" if found.kind == "label" else ""))
+    return ({key: list(found.names)}, found.attach(examples), line)
+
+
+def context_record(given: Sequence[str], label_column: str | None, found: Any) -> dict[str, Any]:
+    """What scoring needs to read the context again, beyond the config's names."""
+    if found is None:
+        return {}
+    if label_column:
+        return {"label_column": label_column}
+    if given:
+        return {"given": list(given)}
+    return {"context_from": found.origin}
 
 
 def fit_entry_levels(source: Any, kind: str, base: Mapping[str, Any],
@@ -209,7 +278,9 @@ def data_kind(family: Family, base: Mapping[str, Any], overrides: Mapping[str, A
 def fit(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = None,
         recipe: Mapping[str, Any] | Recipe | None = None, steps: int | None = None,
         batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
-        progress: bool | None = None, columns: Any = None, **train_options: Any) -> ZooModel:
+        progress: bool | None = None, columns: Any = None, context: Any = None,
+        given: Sequence[str] = (), label_column: str | None = None,
+        unconditional: bool = False, **train_options: Any) -> ZooModel:
     """Train a model of a family (or catalog entry) on ``data`` and return it.
 
     ``data`` is a path (``.csv``, ``.npy``, ``.safetensors``, ``.parquet``, a folder of images,
@@ -219,9 +290,16 @@ def fit(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = N
     and ``metrics`` (validation NLL, the training data's 1st-percentile log-density).
     ``train_options`` go to the trainer (``device``, ``bf16``, ``checkpoint_dir``, ...).
     ``columns`` (a ``zoo.data.columns.ColumnChoice``) chooses a CSV's columns.
+
+    Conditional models: ``context`` gives each example's label (integers, ``[N]``) or
+    context vector (floats, ``[N, d]``), as a tensor, an array or a ``.npy`` path; a CSV's
+    ``given`` columns or ``label_column`` do the same from the table, and an image folder
+    with one subfolder per class gives labels by itself. The model then learns
+    ``p(x | context)``; ``unconditional=True`` ignores labels the data carries.
     """
     p = plan(family_or_entry, data, config=config, recipe=recipe, steps=steps,
-             batch_size=batch_size, lr=lr, seed=seed, columns=columns)
+             batch_size=batch_size, lr=lr, seed=seed, columns=columns, context=context,
+             given=given, label_column=label_column, unconditional=unconditional)
     return train_plan(p, progress=progress, **train_options)
 
 
@@ -297,7 +375,8 @@ def gaussian_baseline(p: Plan) -> float | None:
 def train_to(family_or_entry: str, data: Any, output: str | os.PathLike,
              options: TrainOptions, *, config: Mapping[str, Any] | None = None,
              batch_size: int | None = None, lr: float | None = None,
-             say: Callable[[str], None] | None = None, columns: Any = None) -> Path:
+             say: Callable[[str], None] | None = None, columns: Any = None,
+             **context: Any) -> Path:
     """``zoo train FAMILY_OR_ENTRY --data SOURCE -o DIR``: train and write an artifact at ``output``.
 
     Nothing is written at ``output`` unless training succeeds (a staging folder beside it is
@@ -306,7 +385,8 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike,
     being read and the store are refused before training (``zoo.artifact.destination``).
     ``options.nproc`` > 1 starts that many local processes (DDP); under torchrun every
     process calls this and rank 0 writes. ``say(line)`` gets the line that states what the
-    data decided (printed by ``zoo train``).
+    data decided (printed by ``zoo train``). ``context``: ``plan``'s context keywords
+    (``given``, ``label_column``, ``context``, ``unconditional``).
     """
     from zoo.api import publish_built
     from zoo.artifact.destination import check_destination
@@ -318,10 +398,10 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike,
     if options.nproc > 1:
         distributed.launch_local(options.nproc, data_train_command(
             family_or_entry, data, final, options, config=config, batch_size=batch_size, lr=lr,
-            columns=columns))
+            columns=columns, **context))
         return final
     p = plan(family_or_entry, data, config=config, steps=options.steps, batch_size=batch_size,
-             lr=lr, seed=options.seed, columns=columns)
+             lr=lr, seed=options.seed, columns=columns, **context)
     distributed.check_batch(p.recipe.batch_size, distributed.context().world_size)
     main = distributed.is_main_process()
     if say is not None and main:
@@ -381,6 +461,7 @@ def write_artifact(directory: Path, model: ZooModel, p: Plan, data: Any) -> None
         dataset=None, recipe=recipe, metrics=getattr(model, "metrics", {}),
         source={"kind": "data", "data": str(name), "examples": len(p.examples),
                 **({"columns": p.columns} if p.columns is not None else {}),
+                **p.context_source,
                 "started_from": p.entry or p.family.name,
                 "best_step": getattr(model.fit_result, "best_step", None)})
 
@@ -388,7 +469,7 @@ def write_artifact(directory: Path, model: ZooModel, p: Plan, data: Any) -> None
 def data_train_command(family_or_entry: str, data: Any, output: Path, options: TrainOptions,
                        *, config: Mapping[str, Any] | None = None,
                        batch_size: int | None = None, lr: float | None = None,
-                       columns: Any = None) -> list[str]:
+                       columns: Any = None, **context: Any) -> list[str]:
     """The ``zoo train ... --data`` arguments that make the same run in a worker process."""
     import json
 
@@ -411,7 +492,18 @@ def data_train_command(family_or_entry: str, data: Any, output: Path, options: T
             args += ["--drop-columns", ",".join(columns.drop)]
         if columns.drop_missing:
             args += ["--drop-missing"]
-    return args + options.flags()
+    return args + context_flags(**context) + options.flags()
+
+
+def context_flags(given: Sequence[str] = (), label_column: str | None = None,
+                  context: Any = None, unconditional: bool = False) -> list[str]:
+    """``zoo train``'s context options for the same run in a worker process."""
+    if context is not None and not isinstance(context, (str, os.PathLike)):
+        raise ZooError("several processes need labels they can each open: pass a .npy path")
+    return ([*(["--given", ",".join(given)] if given else []),
+             *(["--label-column", label_column] if label_column else []),
+             *(["--labels", str(Path(context).resolve())] if context is not None else []),
+             *(["--unconditional"] if unconditional else [])])
 
 
 def say_to_stderr(line: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,33 +49,23 @@ def as_model(model_or_name: Any) -> ZooModel:
 
 
 def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
-          split: str | None = None) -> Tensor:
+          split: str | None = None, labels: Any = None) -> Tensor:
     """``log p(x)`` in nats of every example of ``data``, in input order (float64 ``[N]``).
 
     ``model_or_name`` is a model, a catalog name, ``hf-hub:ORG/REPO`` or an artifact folder;
     ``data`` is anything ``zoo.fit`` takes. ``batch_size`` defaults to ``default_batch``.
+    A conditional model scores ``log p(x | context)`` with each example's context read as
+    training read it (``zoo.api.conditioning.data_contexts``; ``labels`` gives them), and a
+    label model whose data carries no labels scores the marginal ``log p(x)``.
     """
     import torch
 
-    from zoo.data.checks import check_batch
-    from zoo.data.columns import open_table
-    from zoo.data.infer import for_model
-    from zoo.data.open import open_data
+    from zoo.api.conditioning import data_contexts
     from zoo.infer.evaluation import NOISE_SEED
-    from zoo.plugin.registry import get_family
 
     model = as_model(model_or_name)
-    batch_size = batch_size or default_batch(model.config)
-    kind = get_family(model.family).data_kind_of(model.config)
-    # A table is read with the columns the model was trained on (recorded in the artifact).
-    chosen = open_table(data, recorded=recorded_columns(model))
-    source = chosen.source if chosen is not None else open_data(data, split=split)
-    examples = for_model(source, kind, tuple(model.config.shape))
-    levels = getattr(model.config, "levels", None)
-    from zoo.data.image_levels import from_8bit, is_8bit_images
-
-    # 8-bit pictures are read as a model's levels by one rule everywhere (zoo.data.image_levels).
-    pictures = kind == "discrete" and levels is not None and is_8bit_images(source)
+    read = model_batches(model, data, batch_size=batch_size, split=split)
+    contexts = data_contexts(model, data, read.source, labels=labels)
     was_training = model.training
     model.eval()
     out = []
@@ -82,16 +73,55 @@ def score(model_or_name: Any, data: Any, *, batch_size: int | None = None,
     generator = torch.Generator().manual_seed(NOISE_SEED)
     try:
         with torch.no_grad():
-            for start, rows in source.chunks(batch_size):
-                if pictures:
-                    rows = from_8bit(rows, levels)
-                check_batch(rows, start, name=source.name, columns=source.columns, kind=kind,
-                            levels=levels)
-                x = examples.convert(rows).to(model.device)
-                out.append(model.log_likelihood(x, generator=generator).double().cpu())
+            for start, x in read.batches:
+                given = ({} if contexts is None else
+                         {"context": contexts[start:start + len(x)].to(model.device)})
+                out.append(model.log_likelihood(x.to(model.device), generator=generator,
+                                                **given).double().cpu())
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+@dataclass
+class Reading:
+    """``data`` read for a model: its source, and ``(first_row, batch)`` as the model takes
+    them (checked, 8-bit pictures as the model's levels), read as iterated."""
+
+    source: Any
+    batches: Iterator[tuple[int, Tensor]]
+
+
+def model_batches(model: ZooModel, data: Any, *, batch_size: int | None = None,
+                  split: str | None = None) -> Reading:
+    """The one way scoring reads user data for a model: a table with the columns the model
+    was trained on, the values checked batch by batch, naming the row and column."""
+    from zoo.data.checks import check_batch
+    from zoo.data.columns import open_table
+    from zoo.data.image_levels import from_8bit, is_8bit_images
+    from zoo.data.infer import for_model
+    from zoo.data.open import open_data
+    from zoo.plugin.registry import get_family
+
+    batch_size = batch_size or default_batch(model.config)
+    kind = get_family(model.family).data_kind_of(model.config)
+    # A table is read with the columns the model was trained on (recorded in the artifact).
+    chosen = open_table(data, recorded=recorded_columns(model))
+    source = chosen.source if chosen is not None else open_data(data, split=split)
+    examples = for_model(source, kind, tuple(model.config.shape))
+    levels = getattr(model.config, "levels", None)
+    # 8-bit pictures are read as a model's levels by one rule everywhere (zoo.data.image_levels).
+    pictures = kind == "discrete" and levels is not None and is_8bit_images(source)
+
+    def batches() -> Iterator[tuple[int, Tensor]]:
+        for start, rows in source.chunks(batch_size):
+            if pictures:
+                rows = from_8bit(rows, levels)
+            check_batch(rows, start, name=source.name, columns=source.columns, kind=kind,
+                        levels=levels)
+            yield start, examples.convert(rows)
+
+    return Reading(source, batches())
 
 
 def recorded_columns(model: ZooModel) -> list[str] | None:
@@ -115,12 +145,13 @@ def grid_note(model: ZooModel) -> str | None:
 
 
 def evaluate_data(model_or_name: Any, data: Any, *, batch_size: int | None = None,
-                  split: str | None = None) -> Evaluation:
-    """Mean NLL (nats per example) of ``data`` with its standard error, and bits/dim."""
+                  split: str | None = None, labels: Any = None) -> Evaluation:
+    """Mean NLL (nats per example) of ``data`` with its standard error, and bits/dim
+    (``log p(x | context)`` for a conditional model: see ``score``)."""
     from zoo.infer.evaluation import summarize
 
     model = as_model(model_or_name)
-    log_p = score(model, data, batch_size=batch_size, split=split)
+    log_p = score(model, data, batch_size=batch_size, split=split, labels=labels)
     # A dequantized model's scores are bounds: its mean NLL is an upper bound ("≤").
     return summarize(-log_p, math.prod(model.config.shape),
                      bound=bool(getattr(model, "likelihood_bound", False)))

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from zoo.cli import conditional
 from zoo.cli.completion_names import complete_name
 from zoo.cli.info_text import info_lines
 from zoo.cli.process import DEFAULT_THREADS, stop_signals, thread_settings, threads_option
@@ -335,6 +336,7 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--columns", metavar="A,B,C",
               help="With a CSV: the columns to model (header names or 0-based indices).")
 @click.option("--drop-columns", metavar="A,B", help="With a CSV: columns to leave out.")
+@conditional.train_options
 @click.option("--drop-missing", is_flag=True,
               help="With a CSV: drop rows with a missing value (empty, NA, NaN) and say how many.")
 def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int | None,
@@ -342,7 +344,7 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
           quiet: bool, nproc: int, device: str, bf16: bool, compile_: bool | None,
           checkpoint_every: int | None, checkpoint_dir: Path | None, resume: bool,
           force: bool, columns: str | None = None, drop_columns: str | None = None,
-          drop_missing: bool = False) -> None:
+          drop_missing: bool = False, **context: Any) -> None:
     """Train a catalog model from its recipe, or a family on your data, and save the artifact.
 
     Your data: `zoo train realnvp --data points.csv -o my-flow` (shape and levels are read
@@ -366,11 +368,11 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
             raise click.UsageError("--data needs -o/--output DIR: where the artifact goes")
         choice = ColumnChoice.parse(columns, drop_columns, drop_missing)
         path = train_to(name, data, output, options, config=parse_assignments(assignments),
-                        columns=choice if choice.given else None,
-                        batch_size=batch_size, lr=lr, say=say_to_stderr)
+                        columns=choice if choice.given else None, batch_size=batch_size,
+                        lr=lr, say=say_to_stderr, **conditional.train_arguments(**context))
     else:
         if assignments or batch_size is not None or lr is not None or columns or drop_columns \
-                or drop_missing:
+                or drop_missing or conditional.train_arguments(**context):
             raise click.UsageError("-c, --batch-size and --lr go with --data (so do --columns, "
                                    "--drop-columns and --drop-missing); a catalog model trains "
                                    "from its recipe")
@@ -383,7 +385,8 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
 @cli.command()
 @threads_option
 @click.argument("name", shell_complete=complete_name)
-@click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
+@click.option("-n", "count", type=int, help="Number of samples (default 64; per class with "
+              "--label all, default 10).")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Where to write: .png (plot or image grid), .pt, .npy, .csv, .safetensors "
                    "(default: NAME-samples.png in this folder).")
@@ -413,9 +416,12 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
 @click.option("--scale", type=click.IntRange(1, 64), metavar="N",
               help="Image grids: draw each pixel as an NxN block (default: the grid is at "
                    "least 512 pixels wide).")
-def sample(name: str, count: int, output: Path | None, temperature: float, seed: int | None,
-           complete: Path | None, keep: str | None, keep_mask: Path | None,
-           sweeps: int | None, nrow: int | None, scale: int | None, resize: bool) -> None:
+@conditional.sample_options
+def sample(name: str, count: int | None, output: Path | None, temperature: float,
+           seed: int | None, complete: Path | None, keep: str | None, keep_mask: Path | None,
+           sweeps: int | None, nrow: int | None, scale: int | None, resize: bool,
+           label: str | None = None, given_values: str | None = None,
+           given_file: Path | None = None) -> None:
     """Draw samples from a model and save them, or complete a partly known image."""
     from zoo import api
     from zoo.cli.sample_files import check_format, check_grid_options, draw, write_samples
@@ -430,6 +436,13 @@ def sample(name: str, count: int, output: Path | None, temperature: float, seed:
     check_format(output)
     model = api.load(name)
     check_grid_options(model, output, nrow=nrow, scale=scale)
+    context, count, per_class = conditional.sample_context(model, count, label, given_values,
+                                                           given_file)
+    count = 64 if count is None else count
+    if context is not None and complete is None:
+        conditional.sample_to(model, count, context, output, per_class=per_class,
+                              temperature=temperature, seed=seed, nrow=nrow, scale=scale)
+        return
     if complete is not None:
         from zoo.cli.completion_files import complete_image, write_completion
 
@@ -508,10 +521,13 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
               help="Also draw a histogram of the scores (PNG) with the training 1st percentile.")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Examples per batch (default: up to 4096, fewer for large discrete models).")
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Label-conditional models: a .npy of the examples' labels.")
 @click.option("--reference", metavar="SOURCE",
               help="Data known to be normal: also print the AUROC of --data against it.")
 def score(name: str, data: str, output: Path | None, plot: Path | None,
-          batch_size: int | None, reference: str | None = None) -> None:
+          batch_size: int | None, labels_file: Path | None = None,
+          reference: str | None = None) -> None:
     """One log-density in nats per example of --data, in input order (anomaly scores).
 
     Also says what fraction of the examples falls below the training data's 1st-percentile
@@ -524,7 +540,8 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
     if plot is not None and plot.suffix.lower() != ".png":
         raise click.UsageError(f"--plot {plot}: the histogram is written as .png")
     model = scoring.as_model(name)
-    scores = scoring.score(model, data, batch_size=batch_size)
+    scores = scoring.score(model, data, batch_size=batch_size,
+                           labels=str(labels_file) if labels_file else None)
     summary = scoring.summarize_scores(scores, scoring.threshold_of(model))
     notes = [summary.line()]
     if reference is not None:
@@ -568,6 +585,7 @@ def push(name: str, repo: str, revision: str | None, private: bool, message: str
 
 
 cli.add_command(completion)
+cli.add_command(conditional.classify)
 cli.add_command(plugin_group)
 
 

@@ -413,15 +413,21 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
 @click.option("--scale", type=click.IntRange(1, 64), metavar="N",
               help="Image grids: draw each pixel as an NxN block (default: the grid is at "
                    "least 512 pixels wide).")
+@click.option("--data", "data", metavar="SOURCE",
+              help="Continuous models, .png: draw the samples over these rows (the training "
+                   "data), on the same axes.")
 def sample(name: str, count: int, output: Path | None, temperature: float, seed: int | None,
            complete: Path | None, keep: str | None, keep_mask: Path | None,
-           sweeps: int | None, nrow: int | None, scale: int | None, resize: bool) -> None:
+           sweeps: int | None, nrow: int | None, scale: int | None, resize: bool,
+           data: str | None = None) -> None:
     """Draw samples from a model and save them, or complete a partly known image."""
     from zoo import api
-    from zoo.cli.sample_files import check_format, check_grid_options, draw, write_samples
+    from zoo.cli.sample_files import check_format, check_grid_options, data_rows, draw, write_samples
 
     if complete is None and (keep or keep_mask or sweeps or resize):
         raise click.UsageError("--keep, --keep-mask, --sweeps and --resize need --complete IMAGE")
+    if complete is not None and data is not None:
+        raise click.UsageError("--data draws samples over data; --complete completes an image")
     if output is None:  # `zoo sample .` is named after the folder, not ''
         from zoo.names import is_path
 
@@ -443,8 +449,12 @@ def sample(name: str, count: int, output: Path | None, temperature: float, seed:
         click.echo(done.record.line())
         click.echo(f"wrote {len(done.samples)} completions to {output}")
         return
+    rows = None
+    if data is not None:  # checked and read before anything is drawn
+        rows = data_rows(model, output, data)
     samples = draw(model, count, temperature=temperature, seed=seed)
-    write_samples(model, samples, output, nrow=nrow, scale=scale)
+    write_samples(model, samples, output, nrow=nrow, scale=scale, data=rows,
+                  data_label=f"rows of {Path(str(data)).name}")
     click.echo(f"wrote {len(samples)} samples to {output}")
 
 
@@ -505,7 +515,8 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the scores to OUT.csv or OUT.npy (default: CSV on stdout).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw a histogram of the scores (PNG) with the training 1st percentile.")
+              help="Also draw histograms (PNG) of the scores, the reference's and the "
+                   "training examples', on one axis, the training 1st percentile marked.")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Examples per batch (default: up to 4096, fewer for large discrete models).")
 @click.option("--reference", metavar="SOURCE",
@@ -514,8 +525,9 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
           batch_size: int | None, reference: str | None = None) -> None:
     """One log-density in nats per example of --data, in input order (anomaly scores).
 
-    Also says what fraction of the examples falls below the training data's 1st-percentile
-    score (on stderr when the scores go to stdout).
+    With each score, its percentile against the training examples the artifact records
+    (CSV column train_percentile). Also says what fraction of the examples falls below the
+    training data's 1st-percentile score (on stderr when the scores go to stdout).
     """
     from zoo.api import scoring
 
@@ -525,13 +537,13 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
         raise click.UsageError(f"--plot {plot}: the histogram is written as .png")
     model = scoring.as_model(name)
     scores = scoring.score(model, data, batch_size=batch_size)
+    percent = scoring.percentiles(model, scores)  # None: the artifact records no distribution
     summary = scoring.summarize_scores(scores, scoring.threshold_of(model))
-    notes = [summary.line()]
+    notes = [summary.line()] + ([scoring.percentile_note(model)] if percent is not None else [])
+    against = None
     if reference is not None:
         against = scoring.score(model, reference, batch_size=batch_size)
-        notes.append(f"AUROC {scoring.auroc(against, scores):.4f} of {len(scores)} scored "
-                     f"examples against {len(against)} reference examples (0.5: log p does "
-                     "not tell them apart; 1: every reference example scores higher)")
+        notes.append(scoring.auroc_line(against, scores))
     if getattr(model, "likelihood_bound", False):
         notes.append("the scores are lower bounds on log p (a continuous model of discrete "
                      "data, one uniform dequantization draw per example)")
@@ -539,11 +551,12 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
 
     with together(output, plot) as (output_part, plot_part):  # both files, or neither
         if plot_part is not None:
-            scoring.plot_scores(scores, summary.threshold, plot_part)
+            scoring.plot_scores(scores, model, plot_part, reference=against,
+                                name=Path(data).name, reference_name=f"{reference} (reference)")
         if output_part is not None:
-            scoring.write_scores(scores, output_part)
+            scoring.write_scores(scores, output_part, percent)
     if output is None:
-        click.echo(scoring.csv_text(scores), nl=False)
+        click.echo(scoring.csv_text(scores, percent), nl=False)
         for note in notes:
             click.echo(note, err=True)
         return

@@ -5,7 +5,8 @@ pixel is blurred) to at least :data:`MIN_WIDTH` pixels, separated by a thin bord
 levels ``0..levels-1`` map to black..white. Pictures that need words under each image (a
 completion: the given image, what is known, the completions) use :func:`labelled_panels`,
 which follows the same rules. Continuous samples are drawn over the model's density
-(:func:`density_plot`), and a training run's history becomes :func:`training_curve`.
+(:func:`density_plot`), a training run's history becomes :func:`training_curve`, and
+distributions of scores are compared by :func:`histograms`.
 
 This module depends on torch, PIL and matplotlib only (no other part of zoo). matplotlib
 is imported when a plot is drawn, never at import time, and only its Agg canvas is used
@@ -268,16 +269,20 @@ def _save_figure(fig: Any, path: str | Path) -> None:
 
 
 def density_plot(log_prob: Callable[[Tensor], Tensor] | None, samples: Tensor, path: str | Path,
-                 *, title: str, grid: int = 100) -> None:
+                 *, title: str, grid: int = 100, data: Tensor | None = None,
+                 labels: Sequence[str] | None = None,
+                 data_label: str = "training rows") -> None:
     """Scatter continuous ``samples`` (their first two coordinates); for 2-D data with
-    ``log_prob``, over the model's density evaluated on a ``grid`` x ``grid`` lattice."""
-    points = samples.detach().reshape(len(samples), -1).float().cpu()
-    if points.shape[1] == 1:
-        points = torch.cat([points, torch.zeros_like(points)], 1)
-    two_d = points.shape[1] == 2 and log_prob is not None
+    ``log_prob``, over the model's density evaluated on a ``grid`` x ``grid`` lattice.
+    ``data`` (the training rows) is drawn under the samples on the same axes, which cover
+    both; ``labels`` name the coordinates (a table's columns)."""
+    points = _first_two(samples)
+    rows = _first_two(data) if data is not None and len(data) else None
+    two_d = samples[0].numel() <= 2 and log_prob is not None
     fig = _figure(6.4 if two_d else 5.6, 5.6, margins=(0.75, 0.6, 1.3 if two_d else 0.25, 0.4))
     ax = fig.subplots()
-    finite = points[torch.isfinite(points).all(1)]
+    both = points if rows is None else torch.cat([points, rows])
+    finite = both[torch.isfinite(both).all(1)]
     if len(finite):
         lo = torch.quantile(finite[:, :2], 0.005, dim=0)
         hi = torch.quantile(finite[:, :2], 0.995, dim=0)
@@ -297,20 +302,32 @@ def density_plot(log_prob: Callable[[Tensor], Tensor] | None, samples: Tensor, p
         # The colour bar in the right margin, as tall as the axes.
         bar = fig.add_axes((1 - 1.05 / 6.4, 0.6 / 5.6, 0.18 / 6.4, 1 - 1.0 / 5.6))
         fig.colorbar(shown, cax=bar, label="model density p(x)")
+    if rows is not None:
+        ax.scatter(rows[:, 0].numpy(), rows[:, 1].numpy(), s=4, c="#e8743b", alpha=0.8,
+                   linewidths=0, label=f"{len(rows)} {data_label}", rasterized=True)
     ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), s=3, c="white" if two_d else "C0",
                alpha=0.7 if two_d else 0.5, linewidths=0,
                label=f"{len(points)} samples", rasterized=True)
     ax.set_xlim(lo[0].item(), hi[0].item())
     ax.set_ylim(lo[1].item(), hi[1].item())
-    ax.set_xlabel("x₁")
-    ax.set_ylabel("x₂" if samples[0].numel() > 1 else "")
+    names = list(labels or [])[:2] if labels is not None and len(labels) >= 2 else ["x₁", "x₂"]
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1] if samples[0].numel() > 1 else "")
     if not two_d and samples[0].numel() > 2:
         title += f" (first 2 of {samples[0].numel()} coordinates)"
     ax.set_title(title)
     legend = ax.legend(loc="upper right", markerscale=4, framealpha=0.85)
     if two_d:
-        legend.legend_handles[0].set_color("black")  # white dots on a white legend box
+        legend.legend_handles[-1].set_color("black")  # white dots on a white legend box
     _save_figure(fig, path)
+
+
+def _first_two(samples: Tensor) -> Tensor:
+    """Points as float ``[N, 2]`` on the CPU: the first two coordinates (a 1-D point at 0)."""
+    points = samples.detach().reshape(len(samples), -1).float().cpu()
+    if points.shape[1] == 1:
+        points = torch.cat([points, torch.zeros_like(points)], 1)
+    return points[:, :2]
 
 
 def training_curve(history: Sequence[Mapping[str, float]], path: str | Path, *, title: str,
@@ -348,6 +365,43 @@ def training_curve(history: Sequence[Mapping[str, float]], path: str | Path, *, 
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", framealpha=0.9)
     _save_figure(fig, path)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """One series of :func:`histograms`: the fraction of its examples in each bin."""
+
+    label: str
+    fractions: Sequence[float]
+
+
+def histograms(series: Sequence[Histogram], edges: Sequence[float], path: str | Path, *,
+               title: str, xlabel: str, marks: Sequence[tuple[str, float]] = ()) -> None:
+    """Several histograms over the same bins on one axis, and vertical ``marks``
+    ``(label, x)``; the legend sits in the right margin, so it covers nothing."""
+    _save_figure(histogram_figure(series, edges, title=title, xlabel=xlabel, marks=marks), path)
+
+
+def histogram_figure(series: Sequence[Histogram], edges: Sequence[float], *, title: str,
+                     xlabel: str, marks: Sequence[tuple[str, float]] = ()) -> Any:
+    """The figure :func:`histograms` saves (for tests: where its legend lies)."""
+    fig = _figure(9.0, 4.2, margins=(0.8, 0.6, 2.9, 0.4))
+    ax = fig.subplots()
+    colours = ("#4c72b0", "#dd8452", "#55a868", "#8172b3")
+    for i, one in enumerate(series):
+        colour = colours[i % len(colours)]
+        ax.stairs(list(one.fractions), list(edges), fill=True, color=colour, alpha=0.35)
+        ax.stairs(list(one.fractions), list(edges), color=colour, lw=1.4, label=one.label)
+    for i, (label, x) in enumerate(marks):
+        ax.axvline(x, color="#c44e52", ls=("--", ":", "-.")[i % 3], lw=1.3, label=label)
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of examples per bin")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
+              fontsize=9)
+    return fig
 
 
 def _finite(value: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch
 
 import zoo
 from zoo.artifact import store
+from zoo.artifact.scores import percentile
 from zoo.cli.commands import cli
 from zoo.errors import DataError
 
@@ -83,9 +85,13 @@ def test_score_prints_csv_in_input_order_and_the_fraction_below(flow_dir, tmp_pa
     result = cli_runner.invoke(cli, ["score", str(flow_dir), "--data", str(new)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "log_prob" and len(lines) == 11
-    scores = torch.tensor([float(v) for v in lines[1:]], dtype=torch.float64)
+    assert lines[0] == "log_prob,train_percentile" and len(lines) == 11
+    rows = [[float(v) for v in line.split(",")] for line in lines[1:]]
+    scores = torch.tensor([r[0] for r in rows], dtype=torch.float64)
     model = zoo.load(flow_dir)
+    recorded = model.artifact.log_prob
+    assert [r[1] for r in rows] == [round(percentile(recorded, "train", s), 2) for s in scores.tolist()]
+    assert rows[-1][1] == 0.0 and "against the distribution of" in result.stderr
     want = model.log_prob(torch.tensor(np.loadtxt(new, delimiter=",", skiprows=1),
                                        dtype=torch.float32)).double()
     assert torch.allclose(scores, want, atol=1e-6)
@@ -274,3 +280,69 @@ def test_integer_images_make_a_dequantized_image_flow_scored_at_all_256_levels(t
     evaluated = cli_runner.invoke(cli, ["eval", str(out), "--data", str(tmp_path / "images.npy")])
     assert evaluated.exit_code == 0, evaluated.output
     assert "data NLL    ≤ " in evaluated.output
+
+
+def test_an_own_data_model_shows_itself_like_a_catalog_model(flow_dir):
+    cfg = json.loads((flow_dir / "config.json").read_text())
+    assert sorted(cfg["files"]) == ["history.json", "samples.png", "training.png"]
+    assert sorted(p.name for p in flow_dir.iterdir()) == [
+        "README.md", "config.json", "history.json", "model.safetensors", "samples.png",
+        "training.png"]
+    assert cfg["name"] == "flow" and cfg["format"] == 3
+    assert sorted(cfg["log_prob"]) == ["levels", "train", "val"]  # val: held out of training
+    assert cfg["log_prob"]["train"]["n"] + cfg["log_prob"]["val"]["n"] == 64
+    card = (flow_dir / "README.md").read_text()
+    assert "\n# flow\n" in card and "realnvp model" not in card and "unknown" not in card
+    assert "- data: `" in card and "points.csv` (64 examples; columns `x`, `y`)" in card
+    assert "![flow: samples drawn by the model" in card and "## Scores" in card
+    assert 'zoo.load("PATH/TO/flow")' in card
+
+
+def test_sample_over_the_training_data(flow_dir, points_csv, tmp_path, cli_runner, monkeypatch):
+    from zoo import pictures
+
+    drawn = []
+    real = pictures.density_plot
+    monkeypatch.setattr(pictures, "density_plot",
+                        lambda *a, **k: (drawn.append(k), real(*a, **k))[1])
+    out = tmp_path / "over.png"
+    result = cli_runner.invoke(cli, ["sample", str(flow_dir), "--data", str(points_csv), "-n",
+                                     "20", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    [kwargs] = drawn
+    assert kwargs["title"] == "20 samples of flow" and kwargs["labels"] == ["x", "y"]
+    want = torch.tensor(np.loadtxt(points_csv, delimiter=",", skiprows=1), dtype=torch.float32)
+    assert torch.equal(kwargs["data"], want)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "s.csv"], "applies to a .png"),
+    (["-o", "s.png", "--data", "nowhere.csv"], "nowhere.csv: no such file"),
+])
+def test_sample_over_data_refuses_bad_input_in_one_line(flow_dir, points_csv, tmp_path,
+                                                        cli_runner, args, message):
+    args = [a if not a.startswith(("s.", "nowhere")) else str(tmp_path / a) for a in args]
+    if "--data" not in args:
+        args += ["--data", str(points_csv)]
+    result = cli_runner.invoke(cli, ["sample", str(flow_dir), *args])
+    assert result.exit_code != 0 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s.png").exists()
+
+
+def test_the_card_s_samples_are_drawn_over_the_training_rows(points_csv, tmp_path, cli_runner,
+                                                              monkeypatch):
+    from zoo import pictures
+
+    drawn = []
+    monkeypatch.setattr(pictures, "density_plot", lambda *a, **k: drawn.append(k) or
+                        Path(a[2]).write_bytes(b"png"))
+    out = tmp_path / "my-flow"
+    result = cli_runner.invoke(cli, ["train", "realnvp", "--data", str(points_csv), "-o",
+                                     str(out), "-q", *TINY])
+    assert result.exit_code == 0, result.output
+    [kwargs] = drawn
+    assert kwargs["title"] == "2000 samples of my-flow" and kwargs["labels"] == ["x", "y"]
+    want = torch.tensor(np.loadtxt(points_csv, delimiter=",", skiprows=1), dtype=torch.float32)
+    assert torch.equal(kwargs["data"], want)  # all 64 rows, in order

@@ -37,7 +37,8 @@ def size(path: Path) -> tuple[int, int]:
 
 def check_built(path: Path, samples_size: tuple[int, int], evaluated: list[int]) -> None:
     raw = json.loads((path / artifacts.CONFIG).read_text())
-    assert raw["format"] == 2
+    assert raw["format"] == 3  # files (2) and the distribution of its scores (3)
+    assert sorted(raw["log_prob"]) == ["levels", "test", "train"]
     assert sorted(raw["files"]) == sorted(EXTRAS)
     for file, digest in raw["files"].items():
         assert artifacts.sha256_file(path / file) == digest
@@ -146,11 +147,11 @@ def test_a_config_listing_bad_extra_files_is_refused(pictured_artifact, case):
     assert not result.ok and "files: " in result.problems[0]
 
 
-def test_a_format_2_config_is_refused_by_name_when_newer_than_this_zoo(pictured_artifact,
+def test_a_format_3_config_is_refused_by_name_when_newer_than_this_zoo(pictured_artifact,
                                                                         monkeypatch):
     path = pictured_artifact
-    monkeypatch.setattr(manifest, "FORMAT", 1)
-    with pytest.raises(ArtifactError, match="format 2 is newer than this zoo reads"):
+    monkeypatch.setattr(manifest, "FORMAT", 2)
+    with pytest.raises(ArtifactError, match="format 3 is newer than this zoo reads"):
         artifacts.read_config(path)
 
 

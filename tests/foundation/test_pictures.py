@@ -195,3 +195,37 @@ def test_the_cli_scale_limit_is_the_pictures_limit():
 
     option = next(p for p in cli.commands["sample"].params if p.name == "scale")
     assert option.type.max == pictures.MAX_SCALE
+
+
+def test_score_histograms_share_one_axis_and_the_legend_covers_nothing():
+    edges = [float(e) for e in range(11)]
+    fig = pictures.histogram_figure(
+        [pictures.Histogram("scored\n(5 examples)", [0.2] * 5 + [0.0] * 5),
+         pictures.Histogram("training examples", [0.0] * 5 + [0.2] * 5)],
+        edges, title="5 examples scored", xlabel="log p(x) (nats)",
+        marks=[("training 1st percentile", 5.0)])
+    [ax] = fig.axes
+    assert ax.get_xlim() == (0.0, 10.0)
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    plot = ax.get_window_extent(renderer)
+    page = fig.bbox
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "scored\n(5 examples)", "training examples", "training 1st percentile"]
+    assert legend.x0 > plot.x1 or legend.y1 < plot.y0  # beside the axes, not on them
+    assert page.x0 <= legend.x0 and legend.x1 <= page.x1 and legend.y0 >= page.y0
+
+
+def test_density_plot_draws_the_data_under_the_samples_on_axes_that_cover_both(tmp_path,
+                                                                               monkeypatch):
+    drawn = []
+    monkeypatch.setattr(pictures, "_save_figure", lambda fig, path: drawn.append(fig))
+    samples = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
+    data = samples + 20.0  # far from the samples: the axes must reach them
+    pictures.density_plot(lambda x: -0.5 * (x ** 2).sum(1), samples, tmp_path / "p.png",
+                          title="t", data=data, labels=["lon", "lat"])
+    ax = drawn[0].axes[0]
+    assert ax.get_xlim()[1] > 20 and ax.get_ylim()[1] > 20 and ax.get_xlim()[0] < 0
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("lon", "lat")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["200 training rows",
+                                                                   "200 samples"]

@@ -186,7 +186,6 @@ def build_artifact(entry: Entry, directory: Path | None,
     from zoo.artifact import extras
     from zoo.artifact import io as artifacts
     from zoo.config import to_dict
-    from zoo.infer.evaluation import evaluate_on as score
     from zoo.training import distributed
     from zoo.training.loop import train_model
 
@@ -203,7 +202,7 @@ def build_artifact(entry: Entry, directory: Path | None,
                          **options.trainer_kwargs(), **extra)
     if directory is None or not distributed.is_main_process():
         return model
-    test = score(model, dataset.examples("test"), recipe.eval_batch_size)
+    test, log_prob = evaluate_and_record(model, dataset, recipe)
     metrics = {"test_nll": test.nll, "test_nll_stderr": test.stderr,
                "bits_per_dim": test.bits_per_dim, "test_n": float(test.n)}
     if result.val_nll is not None:
@@ -219,8 +218,26 @@ def build_artifact(entry: Entry, directory: Path | None,
     artifacts.write(directory, model, name=entry.name, description=entry.description,
                     dataset=entry.dataset, recipe=recipe_dict, metrics=metrics,
                     source={"kind": "recipe", "best_step": result.best_step,
-                            **built_where(entry, time.monotonic() - started)}, files=files)
+                            **built_where(entry, time.monotonic() - started)}, files=files,
+                    log_prob=log_prob)
     return model
+
+
+def evaluate_and_record(model: ZooModel, dataset: Any, recipe: Any) -> tuple[Evaluation, dict]:
+    """The test evaluation of a freshly built model, and the distribution of its scores on
+    training and test examples that the artifact records (``zoo.artifact.scores``)."""
+    import math
+
+    from zoo.artifact.scores import record, scored_sample
+    from zoo.infer.evaluation import nll_per_example, summarize
+
+    examples = dataset.examples("test")
+    nll = nll_per_example(model, examples, recipe.eval_batch_size)
+    test = summarize(nll, math.prod(examples.shape),
+                     bound=bool(getattr(model, "likelihood_bound", False)))
+    train = scored_sample(model, dataset.examples("train"), seed=recipe.seed,
+                          batch_size=recipe.eval_batch_size)
+    return test, record({"train": train, "test": -nll})
 
 
 def built_where(entry: Entry, seconds: float) -> dict[str, Any]:
@@ -478,7 +495,8 @@ def push_model(model: ZooModel, repo: str, *, revision: str | None = None,
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         cfg = getattr(model, "artifact", None)
         meta = ({"name": cfg.name, "description": cfg.description, "dataset": cfg.dataset,
-                 "recipe": cfg.recipe, "metrics": cfg.metrics, "source": cfg.source}
+                 "recipe": cfg.recipe, "metrics": cfg.metrics, "source": cfg.source,
+                 "log_prob": cfg.log_prob}
                 if cfg is not None else {})
         folder = io.save(model, Path(tmp) / "artifact", **meta)
         return hub.push(folder, repo=repo, revision=revision, private=private,

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from zoo.plugin.family import Family
     from zoo.plugin.model import ZooModel
 
-#: How many training examples the anomaly threshold (their 1st-percentile score) is taken from.
-THRESHOLD_EXAMPLES = 5_000
+#: Training rows drawn over the samples of a model of 2-D points (its ``samples.png``).
+DATA_POINTS = 2_000
 RECIPE_PREFIX = "recipe."
 
 
@@ -316,23 +316,27 @@ def train_plan(p: Plan, *, progress: bool | None = None, **train_options: Any) -
                          **train_options)
     model.fit_result = result
     if distributed.is_main_process():
-        model.metrics = run_metrics(model, p, result)
+        model.metrics, model.log_prob_distribution = run_metrics(model, p, result)
     return model
 
 
-def run_metrics(model: ZooModel, p: Plan, result: Any) -> dict[str, float]:
-    """Validation/training NLL and the anomaly threshold: the 1st percentile of log p over
-    (up to ``THRESHOLD_EXAMPLES``) training examples."""
+def run_metrics(model: ZooModel, p: Plan, result: Any) -> tuple[dict[str, float], dict]:
+    """Validation/training NLL and the anomaly threshold (the 1st percentile of log p over
+    up to ``zoo.artifact.scores.MAX_EXAMPLES`` training examples), and the distribution of
+    log p over training and validation examples that the artifact records."""
     import torch
 
     from zoo.api.scoring import THRESHOLD_METRIC
-    from zoo.infer.evaluation import nll_per_example
+    from zoo.artifact.scores import record, scored_sample
+    from zoo.training.loop import split_train
 
-    n = len(p.examples)
-    pick = torch.randperm(n, generator=torch.Generator().manual_seed(p.recipe.seed))
-    sample = p.examples.subset(pick[:THRESHOLD_EXAMPLES].sort().values)
-    log_p = -nll_per_example(model, sample, p.recipe.eval_batch_size)
-    metrics = {"train_n": float(n), THRESHOLD_METRIC: float(torch.quantile(log_p, 0.01))}
+    splits = split_train(p.examples, p.recipe)
+    scored = {name: scored_sample(model, part, seed=p.recipe.seed,
+                                  batch_size=p.recipe.eval_batch_size)
+              for name, part in (("train", splits.train), ("val", splits.val))
+              if part is not None and len(part)}
+    metrics = {"train_n": float(len(p.examples)),
+               THRESHOLD_METRIC: float(torch.quantile(scored["train"], 0.01))}
     if getattr(result, "val_nll", None) is not None:
         metrics["val_nll"] = float(result.val_nll)
     if getattr(result, "train_nll", None) is not None:
@@ -340,7 +344,7 @@ def run_metrics(model: ZooModel, p: Plan, result: Any) -> dict[str, float]:
     baseline = gaussian_baseline(p)
     if baseline is not None:
         metrics["val_gaussian_nll"] = baseline
-    return metrics
+    return metrics, record(scored)
 
 
 #: Tables up to this many values get the Gaussian baseline (it reads them all, in float64).
@@ -415,7 +419,7 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike,
 
     def build(folder: Path) -> None:
         trained.append(train_plan(p, progress=options.progress, **options.trainer_kwargs()))
-        write_artifact(folder, trained[0], p, data)
+        write_artifact(folder, trained[0], p, data, title=final.name or "model")
 
     path = publish_built(final, build)
     if say is not None:
@@ -447,15 +451,27 @@ def data_paths(data: Any) -> list[Path]:
     return []
 
 
-def write_artifact(directory: Path, model: ZooModel, p: Plan, data: Any) -> None:
+def write_artifact(directory: Path, model: ZooModel, p: Plan, data: Any, *,
+                   title: str) -> None:
+    """The artifact of a run on the user's data, as a catalog build writes one: named
+    ``title`` (the output folder's name), with ``samples.png`` (2-D points drawn over the
+    training rows, on the same axes, named by the table's columns), ``training.png``,
+    ``history.json`` and the distribution of its scores (``log_prob``)."""
+    from zoo.artifact import extras
     from zoo.artifact import io as artifacts
 
     name = data if isinstance(data, str) else p.examples.name
     recipe = _config.to_dict(p.recipe)
-    if getattr(model, "fit_result", None) is not None:
-        recipe["steps"] = model.fit_result.steps
+    result = getattr(model, "fit_result", None)
+    if result is not None:
+        recipe["steps"] = result.steps
+    files = extras.render(directory, model, title=title,
+                          history=getattr(result, "history", None),
+                          best_step=getattr(result, "best_step", None),
+                          steps=recipe.get("steps"), data=training_points(p),
+                          labels=p.columns)
     artifacts.write(
-        directory, model, name=None,
+        directory, model, name=title,
         description=f"{p.family.name} trained on {Path(name).name if os.sep in name else name} "
                     f"({len(p.examples)} examples)",
         dataset=None, recipe=recipe, metrics=getattr(model, "metrics", {}),
@@ -463,7 +479,20 @@ def write_artifact(directory: Path, model: ZooModel, p: Plan, data: Any) -> None
                 **({"columns": p.columns} if p.columns is not None else {}),
                 **p.context_source,
                 "started_from": p.entry or p.family.name,
-                "best_step": getattr(model.fit_result, "best_step", None)})
+                "best_step": getattr(result, "best_step", None)},
+        files=files, log_prob=getattr(model, "log_prob_distribution", None))
+
+
+def training_points(p: Plan) -> Any:
+    """Up to ``DATA_POINTS`` training rows of vector data (drawn with the recipe's seed),
+    to show under the model's samples; None for images and sequences."""
+    import torch
+
+    if p.examples.kind != "continuous" or len(getattr(p.config, "shape", ())) != 1:
+        return None
+    n = len(p.examples)
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(p.recipe.seed))
+    return p.examples.take(pick[:DATA_POINTS].sort().values.numpy())
 
 
 def data_train_command(family_or_entry: str, data: Any, output: Path, options: TrainOptions,

@@ -3,8 +3,11 @@
 One log-density in nats per example, in input order, read from the data's storage batch by
 batch. Every batch is checked first (NaN/inf, non-integers, values outside the model's
 levels: the error names the row and column), and the feature count must match the model.
-The anomaly threshold is the training data's 1st-percentile log-density, recorded in the
-artifact's metrics by ``zoo train --data``.
+Every artifact zoo trains records the distribution of its scores on training and held-out
+examples (``log_prob``, ``zoo.artifact.scores``): a score's percentile against the training
+examples (``percentiles``), the anomaly threshold (their 1st percentile; older own-data
+artifacts have it as the metric ``train_log_prob_p01`` only), and the histograms of
+``zoo score --plot`` come from it.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ OUTPUT_FORMATS = (".csv", ".npy")
 #: The artifact metric ``zoo train --data`` records: the 1st percentile of log p(x) over
 #: training examples, below which ``zoo score`` counts an example as unusual.
 THRESHOLD_METRIC = "train_log_prob_p01"
+#: The CSV column of each score's percentile against the training examples.
+PERCENTILE_COLUMN = "train_percentile"
 #: Values a scoring batch may produce per example dimension and level (a discrete model's
 #: logits are ``[B, D, levels]``): 2**24 floats keep one batch's activations near 64 MB.
 BATCH_BUDGET = 1 << 24
 MAX_BATCH = 4096
+HISTOGRAM_BINS = 60  # bins of the --plot histograms, shared by every series
 
 
 def default_batch(config: Any) -> int:
@@ -97,19 +103,11 @@ def model_batches(model: ZooModel, data: Any, *, batch_size: int | None = None,
     """The one way scoring reads user data for a model: a table with the columns the model
     was trained on, the values checked batch by batch, naming the row and column."""
     from zoo.data.checks import check_batch
-    from zoo.data.columns import open_table
     from zoo.data.image_levels import from_8bit, is_8bit_images
-    from zoo.data.infer import for_model
-    from zoo.data.open import open_data
-    from zoo.plugin.registry import get_family
 
     batch_size = batch_size or default_batch(model.config)
-    kind = get_family(model.family).data_kind_of(model.config)
-    # A table is read with the columns the model was trained on (recorded in the artifact).
-    chosen = open_table(data, recorded=recorded_columns(model))
-    source = chosen.source if chosen is not None else open_data(data, split=split)
-    examples = for_model(source, kind, tuple(model.config.shape))
-    levels = getattr(model.config, "levels", None)
+    source, examples = model_input(model, data, split=split)
+    kind, levels = examples.kind, getattr(model.config, "levels", None)
     # 8-bit pictures are read as a model's levels by one rule everywhere (zoo.data.image_levels).
     pictures = kind == "discrete" and levels is not None and is_8bit_images(source)
 
@@ -122,6 +120,39 @@ def model_batches(model: ZooModel, data: Any, *, batch_size: int | None = None,
             yield start, examples.convert(rows)
 
     return Reading(source, batches())
+
+
+def model_input(model: ZooModel, data: Any, *, split: str | None = None) -> tuple[Any, Any]:
+    """``data`` as the model reads it: its source, and its examples in the model's shape (a
+    table with the columns the model was trained on, recorded in the artifact)."""
+    from zoo.data.columns import open_table
+    from zoo.data.infer import for_model
+    from zoo.data.open import open_data
+    from zoo.plugin.registry import get_family
+
+    kind = get_family(model.family).data_kind_of(model.config)
+    chosen = open_table(data, recorded=recorded_columns(model))
+    source = chosen.source if chosen is not None else open_data(data, split=split)
+    return source, for_model(source, kind, tuple(model.config.shape))
+
+
+def some_rows(model: ZooModel, data: Any, limit: int) -> Tensor:
+    """Up to ``limit`` rows of ``data`` (every one when there are fewer, else a draw fixed
+    by seed 0) as the model takes them: what ``zoo sample --data`` draws under the samples.
+    Checked as ``score`` checks them (NaN, infinity)."""
+    import torch
+
+    from zoo.data.checks import check_batch
+
+    source, examples = model_input(model, data)
+    for start, rows in source.chunks():
+        check_batch(rows, start, name=source.name, columns=source.columns, kind=examples.kind,
+                    levels=getattr(model.config, "levels", None))
+    pick = torch.arange(len(source))
+    if len(source) > limit:
+        pick = torch.randperm(len(source), generator=torch.Generator().manual_seed(0))[:limit]
+        pick = pick.sort().values
+    return examples.take(pick.numpy())
 
 
 def recorded_columns(model: ZooModel) -> list[str] | None:
@@ -157,8 +188,35 @@ def evaluate_data(model_or_name: Any, data: Any, *, batch_size: int | None = Non
                      bound=bool(getattr(model, "likelihood_bound", False)))
 
 
+def distribution_of(model: ZooModel) -> dict[str, Any]:
+    """The recorded distribution of the model's scores (``zoo.artifact.scores``; empty for
+    a model trained before artifacts recorded it, or not loaded from an artifact)."""
+    recorded = getattr(model, "log_prob_distribution", None)
+    if recorded is None:
+        recorded = getattr(getattr(model, "artifact", None), "log_prob", None)
+    return dict(recorded or {})
+
+
+def percentiles(model: ZooModel, scores: Tensor) -> Tensor | None:
+    """Each score's percentile against the model's training examples: the percentage of
+    them that score lower (None when the artifact records no training distribution)."""
+    import torch
+
+    from zoo.artifact.scores import percentiles as against
+
+    recorded = distribution_of(model)
+    if "train" not in recorded:
+        return None
+    return torch.tensor(against(recorded, "train", scores.tolist()), dtype=torch.float64)
+
+
 def threshold_of(model: ZooModel) -> float | None:
     """The training data's 1st-percentile log-density, if the artifact recorded it."""
+    from zoo.artifact.scores import quantile
+
+    recorded = quantile(distribution_of(model), "train", 1.0)
+    if recorded is not None:
+        return recorded
     metrics = getattr(model, "metrics", None) or {}
     artifact = getattr(model, "artifact", None)
     if artifact is not None:
@@ -179,8 +237,9 @@ class Summary:
 
     def line(self) -> str:
         if self.threshold is None:
-            return (f"{self.n} examples scored; the model records no training threshold "
-                    "(train it with `zoo train --data` to get one)")
+            return (f"{self.n} examples scored; the model records no distribution of training "
+                    "scores, so no percentiles or threshold (an artifact written before zoo "
+                    "recorded one: train it again, or `zoo pull --force NAME` a catalog model)")
         return (f"{self.below} of {self.n} examples ({100 * (self.fraction_below or 0):.2f}%) "
                 f"score below the training data's 1st percentile ({self.threshold:.4f} nats)")
 
@@ -207,6 +266,13 @@ def auroc(reference: Tensor, scores: Tensor) -> float:
     return u / (n_ref * n)
 
 
+def auroc_line(reference: Tensor, scores: Tensor) -> str:
+    """What ``zoo score --reference`` prints: the AUROC, and what it means."""
+    return (f"AUROC {auroc(reference, scores):.4f} of {len(scores)} scored examples against "
+            f"{len(reference)} reference examples (0.5: log p does not tell them apart; 1: "
+            "every reference example scores higher)")
+
+
 def summarize_scores(scores: Tensor, threshold: float | None) -> Summary:
     below = 0 if threshold is None else int((scores < threshold).sum())
     return Summary(len(scores), threshold, below)
@@ -217,12 +283,24 @@ def check_output(path: Path) -> None:
         raise ValueError(f"{path}: scores are written as {' or '.join(OUTPUT_FORMATS)}")
 
 
-def csv_text(scores: Tensor) -> str:
-    return "log_prob\n" + "".join(f"{v:.10g}\n" for v in scores.tolist())
+def csv_text(scores: Tensor, percent: Tensor | None = None) -> str:
+    """The scores as CSV: a ``log_prob`` column, and ``train_percentile`` when given."""
+    if percent is None:
+        return "log_prob\n" + "".join(f"{v:.10g}\n" for v in scores.tolist())
+    return f"log_prob,{PERCENTILE_COLUMN}\n" + "".join(
+        f"{v:.10g},{p:.2f}\n" for v, p in zip(scores.tolist(), percent.tolist()))
 
 
-def write_scores(scores: Tensor, path: Path) -> None:
-    """``.csv`` (a ``log_prob`` column) or ``.npy`` (float64), written atomically."""
+def percentile_note(model: ZooModel) -> str:
+    """What the ``train_percentile`` column is."""
+    n = distribution_of(model)["train"]["n"]
+    return (f"{PERCENTILE_COLUMN}: the percentage of the model's training examples that score "
+            f"lower (against the distribution of {n} training examples the artifact records)")
+
+
+def write_scores(scores: Tensor, path: Path, percent: Tensor | None = None) -> None:
+    """``.csv`` (a ``log_prob`` column, and ``train_percentile`` when ``percent`` is given)
+    or ``.npy`` (the scores, float64), written atomically."""
     import numpy as np
 
     check_output(path)
@@ -233,37 +311,58 @@ def write_scores(scores: Tensor, path: Path) -> None:
             with open(part, "wb") as f:
                 np.save(f, scores.numpy())
         else:
-            part.write_text(csv_text(scores))
+            part.write_text(csv_text(scores, percent))
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)
 
 
-def plot_scores(scores: Tensor, threshold: float | None, path: Path) -> None:
-    """A histogram of per-example log-densities, the training 1st percentile marked."""
-    import matplotlib
+def plot_scores(scores: Tensor, model: ZooModel, path: Path, *,
+                reference: Tensor | None = None, name: str = "scored data",
+                reference_name: str = "reference data") -> None:
+    """Histograms of the scored ``log p`` (and of the ``reference`` data's), with the
+    distribution the artifact records for the model's training examples, over the same bins
+    on one axis; the training 1st percentile marked."""
+    import numpy as np
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from zoo import pictures
+    from zoo.artifact.scores import fractions
 
-    values = scores.numpy()
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    recorded = distribution_of(model)
+    values = scores.numpy()[np.isfinite(scores.numpy())]
+    other = None if reference is None else reference.numpy()[np.isfinite(reference.numpy())]
+    ends = [values.min(), values.max()] if len(values) else []
+    if other is not None and len(other):
+        ends += [other.min(), other.max()]
+    if "train" in recorded:
+        ends += [recorded["train"]["quantiles"][0], recorded["train"]["quantiles"][-1]]
+    low, high = (min(ends), max(ends)) if ends else (-1.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+    series = [pictures.Histogram(f"{name}\n({len(values)} examples)", _binned(values, edges))]
+    if other is not None:
+        series.append(pictures.Histogram(f"{reference_name}\n({len(other)} examples)",
+                                          _binned(other, edges)))
+    if "train" in recorded:
+        series.append(pictures.Histogram(
+            f"training examples\n(recorded: {recorded['train']['n']})",
+            fractions(recorded, "train", edges.tolist())))
+    threshold = threshold_of(model)
+    marks = [] if threshold is None else [(f"training 1st percentile\n({threshold:.4g})",
+                                           threshold)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.{os.getpid()}.part.png")
     try:
-        ax.hist(values, bins=min(100, max(10, int(math.sqrt(len(values))))), color="#4c72b0")
-        if threshold is not None:
-            ax.axvline(threshold, color="#c44e52", linestyle="--",
-                       label=f"training 1st percentile ({threshold:.3g})")
-            ax.legend(loc="upper left", frameon=False)
-        ax.set_xlabel("log p(x) (nats)")
-        ax.set_ylabel("examples")
-        ax.set_title(f"{len(values)} examples scored")
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f".{path.name}.{os.getpid()}.part.png")
-        try:
-            fig.savefig(part)
-            os.replace(part, path)
-        finally:
-            part.unlink(missing_ok=True)
+        pictures.histograms(series, edges.tolist(), part, marks=marks, xlabel="log p(x) (nats)",
+                            title=f"{len(scores)} examples scored")
+        os.replace(part, path)
     finally:
-        plt.close(fig)
+        part.unlink(missing_ok=True)
+
+
+def _binned(values: Any, edges: Any) -> list[float]:
+    import numpy as np
+
+    counts = np.histogram(values, edges)[0]
+    return (counts / max(1, len(values))).tolist()

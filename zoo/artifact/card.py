@@ -34,6 +34,7 @@ SPLITS = {"test": "test split", "val": "validation split (held out of training)"
 LEGACY_METRICS = {"bits_per_dim": ("test", "bits_per_dim")}
 QUANTITIES = {"nll": "NLL (nats per example)", "bits_per_dim": "bits per dimension",
               "n": "examples",
+              "log_prob_p01": "1st percentile of log p(x) (the anomaly threshold)",
               "gaussian_nll": "baseline: a full-covariance Gaussian's NLL (same rows)"}
 QUANTITY_ORDER = ("nll", "gaussian_nll", "bits_per_dim", "n")
 FILE_ROLES = {SAMPLES: "samples drawn by the model (seed 0)",
@@ -74,11 +75,13 @@ def model_card(cfg: ArtifactConfig, *, repo: str | None = None,
     if SAMPLES in present:
         parts.append(f"![{_samples_caption(cfg)}]({SAMPLES})\n")
     parts += [
-        f"- family: `{cfg.family}`\n- dataset: `{cfg.dataset or 'unknown'}`\n"
+        f"- family: `{cfg.family}`\n- {_data_line(cfg)}\n"
         f"- weights: `model.safetensors`, sha256 `{cfg.weights_sha256}`\n",
         "## Metrics\n",
         metrics_table(cfg),
     ]
+    if cfg.log_prob:
+        parts += ["## Scores\n", scores_table(cfg)]
     training = _training_section(cfg, present)
     if training:
         parts += ["## Training\n", *training]
@@ -96,6 +99,53 @@ def model_card(cfg: ArtifactConfig, *, repo: str | None = None,
         parts.append(f"Written with {versions}.\n")
     parts.append(GENERATED_MARK + "\n")
     return "\n".join(parts)
+
+
+def own_data(cfg: ArtifactConfig) -> dict[str, Any] | None:
+    """The ``source`` of a model trained on the user's data (``zoo train --data``), else None."""
+    source = cfg.source if isinstance(cfg.source, dict) else {}
+    return source if source.get("kind") == "data" else None
+
+
+def _data_line(cfg: ArtifactConfig) -> str:
+    """What it was trained on: a catalog dataset, or the user's data with its columns."""
+    source = own_data(cfg)
+    if cfg.dataset or source is None:
+        return f"dataset: `{cfg.dataset or 'unknown'}`"
+    text = f"data: `{source.get('data', 'your data')}`"
+    details = []
+    if isinstance(source.get("examples"), int):
+        details.append(f"{source['examples']} examples")
+    columns = source.get("columns")
+    if isinstance(columns, list) and columns:
+        details.append("columns " + ", ".join(f"`{c}`" for c in columns))
+    return text + (f" ({'; '.join(details)})" if details else "")
+
+
+def scores_table(cfg: ArtifactConfig) -> str:
+    """A few quantiles of the recorded distribution of log p per split (``zoo.artifact.scores``)."""
+    from zoo.artifact.scores import SPLITS, quantile
+
+    shown = (1.0, 5.0, 50.0, 95.0, 99.0)
+    lines = ["| examples | n | " + " | ".join(f"{_ordinal(q)} percentile" for q in shown) + " |",
+             "|" + " --- |" * (len(shown) + 2)]
+    for split, what in SPLITS.items():
+        if split in cfg.log_prob:
+            values = [quantile(cfg.log_prob, split, q) for q in shown]
+            lines.append(f"| {what} | {cfg.log_prob[split]['n']} | "
+                         + " | ".join("" if v is None else f"{v:.4f}" for v in values) + " |")
+    unit = ("log p(x) in nats (lower bounds: a dequantized density)"
+            if is_bound(cfg.family, cfg.config) else "log p(x) in nats")
+    sentence = (f"{unit}; `config.json` records {len(cfg.log_prob['levels'])} percentiles per split "
+                "(`log_prob`). `zoo score` gives each scored example's percentile against the "
+                "training examples, and counts those below the 1st percentile.")
+    return "\n".join(lines) + "\n\n" + sentence + "\n"
+
+
+def _ordinal(level: float) -> str:
+    n = int(level)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{level:g}{suffix}"
 
 
 def _samples_caption(cfg: ArtifactConfig) -> str:
@@ -138,6 +188,8 @@ def build_sentence(source: dict) -> str:
 def _use_section(cfg: ArtifactConfig, repo: str | None) -> list[str]:
     if repo is not None:
         usage, where = f"hf-hub:{repo}", f"from the Hugging Face Hub repository `{repo}`"
+    elif cfg.name and own_data(cfg) is not None:
+        usage, where = f"PATH/TO/{cfg.name}", "from its folder"
     elif cfg.name:
         usage, where = cfg.name, "by its catalog name (pulled or built on first use)"
     else:

@@ -65,9 +65,12 @@ def check_listing(files: Mapping[str, str]) -> None:
 
 def render(directory: Path, model: ZooModel, *, title: str,
            history: Sequence[Mapping[str, Any]] | None = None, best_step: int | None = None,
-           steps: int | None = None, test_nll: float | None = None) -> list[str]:
+           steps: int | None = None, test_nll: float | None = None,
+           data: Any = None, labels: Sequence[str] | None = None) -> list[str]:
     """Write the extra files of a freshly trained ``model`` into ``directory``: always
     ``samples.png``; with a training ``history``, ``training.png`` and ``history.json``.
+    ``data`` (training points) is drawn under the samples of a continuous model, on the
+    same axes, named ``labels`` (a table's columns).
     Return the names written, for ``zoo.artifact.io.write(files=...)``."""
     import torch
 
@@ -86,7 +89,8 @@ def render(directory: Path, model: ZooModel, *, title: str,
             samples = model.sample(SAMPLE_COUNT["points"], generator=generator)
             pictures.density_plot(lambda x: model.log_prob(x.to(model.device)), samples,
                                   directory / SAMPLES,
-                                  title=f"{len(samples)} samples of {title}")
+                                  title=f"{len(samples)} samples of {title}", data=data,
+                                  labels=labels)
     written.append(SAMPLES)
     if history:
         pictures.training_curve(history, directory / TRAINING,

@@ -9,7 +9,8 @@ JSON only.
 
 Format 2 adds ``files``: the extra files (pictures, training history; ``zoo.artifact.extras``) with
 their sha256. Loading never reads them; :func:`check_files` checks them for ``zoo verify``.
-An artifact without extra files is written as format 1, which every zoo reads.
+An artifact without extra files is written as format 1, which every zoo reads. Format 3 adds
+``log_prob``, the distribution of the model's scores (``zoo.artifact.scores``).
 """
 
 from __future__ import annotations
@@ -63,11 +64,13 @@ def write(
     metrics: dict[str, float] | None = None,
     source: dict[str, Any] | None = None,
     files: Sequence[str] = (),
+    log_prob: dict[str, Any] | None = None,
 ) -> ArtifactConfig:
     """Write the three files of an artifact into ``directory`` (normally a staging folder).
 
     ``files`` names extra files already written there (``zoo.artifact.extras.render``): they are
-    listed with their sha256 in ``config.json`` and shown by the model card.
+    listed with their sha256 in ``config.json`` and shown by the model card. ``log_prob`` is
+    the distribution of the model's scores (``zoo.artifact.scores.record``).
     """
     from safetensors.torch import save_file
 
@@ -95,11 +98,14 @@ def write(
         versions=library_versions(),
         source=dict(source or {}),
         files={name: sha256_file(directory / name) for name in files},
-        format=FORMAT if files else 1,
+        log_prob=dict(log_prob or {}),
+        format=FORMAT if log_prob else 2 if files else 1,
     )
     cfg.validate()
     data = _config.to_dict(cfg)
-    if not cfg.files:  # the format-1 layout exactly, which zoo versions without extras read
+    if not cfg.log_prob:  # the format-2 layout exactly, which zoo versions before 3 read
+        del data["log_prob"]
+    if not cfg.files and not cfg.log_prob:  # the format-1 layout exactly
         del data["files"]
     _write_text(directory / CONFIG, json.dumps(data, indent=2) + "\n")
     from zoo.artifact.card import model_card

@@ -6,7 +6,9 @@ renders it; ``zoo.artifact.io`` writes and loads the model it describes.
 
 Format 2 adds ``files``: the artifact's extra files (pictures, training history; see
 ``zoo.artifact.extras``) with their sha256. An artifact without extra files is written as format 1,
-the layout every zoo reads.
+the layout every zoo reads. Format 3 adds ``log_prob``: the distribution of the model's
+log-likelihoods on its training and held-out examples (``zoo.artifact.scores``); an artifact
+without it is written as format 2 or 1, as before.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from typing import Any
 
 from zoo import config as _config
 from zoo.artifact.extras import check_listing
+from zoo.artifact.scores import check as check_log_prob
 from zoo.artifact.store import CONFIG
 from zoo.config import bounds
 from zoo.errors import ArtifactError, ConfigError, NotFoundError
 
-FORMAT = 2  # the newest format this zoo reads and writes (2: ``files``)
+FORMAT = 3  # the newest format this zoo reads and writes (2: ``files``, 3: ``log_prob``)
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 32  # config.json nests 3 levels; deeper is not ours (and would recurse badly)
 MAX_HEADER_BYTES = 100_000_000  # the largest safetensors header the safetensors library reads
@@ -45,12 +48,14 @@ class ArtifactConfig:
     versions: dict[str, str] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    log_prob: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         digest = self.weights_sha256
         if len(digest) != 64 or set(digest) - set("0123456789abcdef"):
             raise ConfigError(f"weights_sha256: expected 64 hex digits, got {digest!r}")
         check_listing(self.files)
+        check_log_prob(self.log_prob)
 
 
 def sha256_file(path: Path) -> str:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from zoo.cli import conditional
+from zoo.cli import conditional, plugin_rows
 from zoo.cli.completion_names import complete_name
 from zoo.cli.info_text import info_lines
 from zoo.cli.process import DEFAULT_THREADS, stop_signals, thread_settings, threads_option
@@ -185,9 +185,9 @@ def plugins(as_json: bool, check: bool) -> None:
         p["rejected_entries"] = {r.name: r.message for r in rejected.values()
                                  if r.provider == p["name"]}
     if as_json:
-        emit_json(infos + _catalog_file_rows(rejected, reg.plugins, catalog_error))
+        emit_json(infos + plugin_rows.catalog_file_rows(rejected, reg.plugins, catalog_error))
     else:
-        _show_plugins(infos)
+        plugin_rows.show_plugins(infos)
         others = [r for r in rejected.values() if r.provider not in reg.plugins]
         for r in others:
             click.echo(f"rejected catalog entry {r.name!r} ({r.provider}): {r.message}")
@@ -201,45 +201,6 @@ def plugins(as_json: bool, check: bool) -> None:
             f"{len(failed)} plugin(s) failed, {len(rejected)} catalog entr"
             f"{'y was' if len(rejected) == 1 else 'ies were'} rejected"
             + (", and the catalog does not load" if catalog_error else ""))
-
-
-def _catalog_file_rows(rejected: dict[str, Any], plugins: dict[str, Any],
-                       catalog_error: str | None) -> list[dict[str, Any]]:
-    """``zoo plugins --json`` rows for what is not a plugin's: the entries a catalog file
-    (``registry.yaml``, ``ZOO_REGISTRY``) lists that were rejected, and a catalog that does
-    not load (``source: "catalog"``, the same keys as a plugin's row)."""
-    files: dict[str, dict[str, str]] = {}
-    for r in rejected.values():
-        if r.provider not in plugins:
-            files.setdefault(r.provider, {})[r.name] = r.message
-    if catalog_error and not files:
-        files["catalog"] = {}
-    return [{"name": name, "version": None, "source": "catalog", "module": None, "path": None,
-             "hooks": [], "registered": {}, "error": catalog_error, "disabled": None,
-             "import_seconds": None, "slow": None, "rejected_entries": entries}
-            for name, entries in sorted(files.items())]
-
-
-def _show_plugins(infos: list[dict[str, Any]]) -> None:
-    for p in infos:
-        version = f" {p['version']}" if p["version"] else ""
-        click.echo(f"{p['name']}{version}  ({p['source']}: {p['module']})")
-        if p["disabled"]:
-            click.echo(f"  not loaded: {p['disabled']}")
-        if p["path"]:
-            click.echo(f"  from: {p['path']}")
-        if p["import_seconds"] is not None:
-            click.echo(f"  import: {p['import_seconds'] * 1000:.0f} ms")
-        if p["slow"]:
-            click.echo(f"  SLOW: {p['slow']}")
-        if p["hooks"]:
-            click.echo(f"  hooks: {', '.join(p['hooks'])}")
-        for kind, names in sorted(p["registered"].items()):
-            click.echo(f"  {kind}: {', '.join(names)}")
-        for name, message in sorted(p["rejected_entries"].items()):
-            click.echo(f"  REJECTED entry {name!r}: {message}")
-        if p["error"]:
-            click.echo(f"  ERROR: {p['error']}")
 
 
 @cli.command()
@@ -416,18 +377,23 @@ def train(name: str, data: str | None, assignments: tuple[str, ...], steps: int 
 @click.option("--scale", type=click.IntRange(1, 64), metavar="N",
               help="Image grids: draw each pixel as an NxN block (default: the grid is at "
                    "least 512 pixels wide).")
+@click.option("--data", "data", metavar="SOURCE",
+              help="Continuous models, .png: draw the samples over these rows (the training "
+                   "data), on the same axes.")
 @conditional.sample_options
 def sample(name: str, count: int | None, output: Path | None, temperature: float,
            seed: int | None, complete: Path | None, keep: str | None, keep_mask: Path | None,
            sweeps: int | None, nrow: int | None, scale: int | None, resize: bool,
-           label: str | None = None, given_values: str | None = None,
+           data: str | None = None, label: str | None = None, given_values: str | None = None,
            given_file: Path | None = None) -> None:
     """Draw samples from a model and save them, or complete a partly known image."""
     from zoo import api
-    from zoo.cli.sample_files import check_format, check_grid_options, draw, write_samples
+    from zoo.cli.sample_files import check_format, check_grid_options, data_rows, draw, write_samples
 
     if complete is None and (keep or keep_mask or sweeps or resize):
         raise click.UsageError("--keep, --keep-mask, --sweeps and --resize need --complete IMAGE")
+    if complete is not None and data is not None:
+        raise click.UsageError("--data draws samples over data; --complete completes an image")
     if output is None:  # `zoo sample .` is named after the folder, not ''
         from zoo.names import is_path
 
@@ -456,8 +422,12 @@ def sample(name: str, count: int | None, output: Path | None, temperature: float
         click.echo(done.record.line())
         click.echo(f"wrote {len(done.samples)} completions to {output}")
         return
+    rows = None
+    if data is not None:  # checked and read before anything is drawn
+        rows = data_rows(model, output, data)
     samples = draw(model, count, temperature=temperature, seed=seed)
-    write_samples(model, samples, output, nrow=nrow, scale=scale)
+    write_samples(model, samples, output, nrow=nrow, scale=scale, data=rows,
+                  data_label=f"rows of {Path(str(data)).name}")
     click.echo(f"wrote {len(samples)} samples to {output}")
 
 
@@ -518,7 +488,8 @@ def eval_cmd(name: str, split: str, dataset: str | None, data: str | None, sampl
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the scores to OUT.csv or OUT.npy (default: CSV on stdout).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw a histogram of the scores (PNG) with the training 1st percentile.")
+              help="Also draw histograms (PNG) of the scores, the reference's and the "
+                   "training examples', on one axis, the training 1st percentile marked.")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Examples per batch (default: up to 4096, fewer for large discrete models).")
 @click.option("--labels", "labels_file", type=click.Path(path_type=Path), metavar="FILE",
@@ -530,8 +501,9 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
           reference: str | None = None) -> None:
     """One log-density in nats per example of --data, in input order (anomaly scores).
 
-    Also says what fraction of the examples falls below the training data's 1st-percentile
-    score (on stderr when the scores go to stdout).
+    With each score, its percentile against the training examples the artifact records
+    (CSV column train_percentile). Also says what fraction of the examples falls below the
+    training data's 1st-percentile score (on stderr when the scores go to stdout).
     """
     from zoo.api import scoring
 
@@ -542,13 +514,13 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
     model = scoring.as_model(name)
     scores = scoring.score(model, data, batch_size=batch_size,
                            labels=str(labels_file) if labels_file else None)
+    percent = scoring.percentiles(model, scores)  # None: the artifact records no distribution
     summary = scoring.summarize_scores(scores, scoring.threshold_of(model))
-    notes = [summary.line()]
+    notes = [summary.line()] + ([scoring.percentile_note(model)] if percent is not None else [])
+    against = None
     if reference is not None:
         against = scoring.score(model, reference, batch_size=batch_size)
-        notes.append(f"AUROC {scoring.auroc(against, scores):.4f} of {len(scores)} scored "
-                     f"examples against {len(against)} reference examples (0.5: log p does "
-                     "not tell them apart; 1: every reference example scores higher)")
+        notes.append(scoring.auroc_line(against, scores))
     if getattr(model, "likelihood_bound", False):
         notes.append("the scores are lower bounds on log p (a continuous model of discrete "
                      "data, one uniform dequantization draw per example)")
@@ -556,11 +528,12 @@ def score(name: str, data: str, output: Path | None, plot: Path | None,
 
     with together(output, plot) as (output_part, plot_part):  # both files, or neither
         if plot_part is not None:
-            scoring.plot_scores(scores, summary.threshold, plot_part)
+            scoring.plot_scores(scores, model, plot_part, reference=against,
+                                name=Path(data).name, reference_name=f"{reference} (reference)")
         if output_part is not None:
-            scoring.write_scores(scores, output_part)
+            scoring.write_scores(scores, output_part, percent)
     if output is None:
-        click.echo(scoring.csv_text(scores), nl=False)
+        click.echo(scoring.csv_text(scores, percent), nl=False)
         for note in notes:
             click.echo(note, err=True)
         return

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from zoo.api.scoring import recorded_columns
 from zoo.artifact.store import file_mode, writing
 from zoo.plugin.model import ZooModel
 
@@ -185,12 +186,38 @@ def check_grid_options(model: ZooModel, path: Path, *, nrow: int | None = None,
                          "samples are continuous and drawn as a plot")
 
 
+def check_data_option(model: ZooModel, path: Path) -> None:
+    """``zoo sample --data`` draws the data under a plot of continuous samples: refuse it,
+    before any sampling, for any other output."""
+    if check_format(path) != ".png":
+        raise ValueError(f"--data draws the data under the samples' plot: it applies to a "
+                         f".png, not to {path.suffix} files")
+    if is_discrete(model):
+        raise ValueError(f"--data applies to a model of continuous points; this {model.family} "
+                         "model's samples are drawn as an image grid")
+
+
+#: Rows of ``zoo sample --data`` drawn under the samples, at most.
+DATA_ROWS = 2_000
+
+
+def data_rows(model: ZooModel, path: Path, data: str) -> Tensor:
+    """The rows ``zoo sample --data`` draws under the samples (up to ``DATA_ROWS``, read
+    with the table columns the model was trained on), refused for any output but a plot."""
+    from zoo.api.scoring import some_rows
+
+    check_data_option(model, path)
+    return some_rows(model, data, DATA_ROWS)
+
+
 def write_samples(model: ZooModel, samples: Tensor, path: Path, *, nrow: int | None = None,
-                  scale: int | None = None) -> Path:
+                  scale: int | None = None, data: Tensor | None = None,
+                  data_label: str = "data rows") -> Path:
     """Save ``samples`` in the format named by ``path``'s suffix (atomically).
 
     A PNG of discrete samples is a grid of ``nrow`` images a row, each pixel a ``scale`` x
-    ``scale`` block (defaults: square-ish, at least ``zoo.pictures.MIN_WIDTH`` pixels wide).
+    ``scale`` block (defaults: square-ish, at least ``zoo.pictures.MIN_WIDTH`` pixels wide);
+    of continuous samples a plot, over ``data`` (rows of the training data) when given.
     """
     suffix = check_format(path)
     samples = samples.detach().cpu()
@@ -199,7 +226,7 @@ def write_samples(model: ZooModel, samples: Tensor, path: Path, *, nrow: int | N
             if is_discrete(model):
                 save_grid(samples, model.config.levels, tmp, nrow=nrow, scale=scale)
             else:
-                plot_points(model, samples, tmp)
+                plot_points(model, samples, tmp, data=data, data_label=data_label)
         elif suffix == ".pt":
             # A plain tensor, for users who asked for .pt; their loader needs no code execution
             # (weights-only mode). zoo itself never reads .pt files.
@@ -230,12 +257,11 @@ def column_header(model: ZooModel, width: int) -> str:
     import csv
     import io
 
-    source = getattr(getattr(model, "artifact", None), "source", None) or {}
-    columns = source.get("columns") if isinstance(source, dict) else None
-    if not isinstance(columns, list) or len(columns) != width:
+    columns = recorded_columns(model)
+    if columns is None or len(columns) != width:
         return ""
     line = io.StringIO()
-    csv.writer(line, lineterminator="").writerow([str(c) for c in columns])
+    csv.writer(line, lineterminator="").writerow(columns)
     return line.getvalue()
 
 
@@ -247,12 +273,16 @@ def save_grid(images: Tensor, levels: int, path: Path, *, nrow: int | None = Non
     pictures.save_png(pictures.image_grid(images, levels, nrow=nrow, scale=scale), path)
 
 
-def plot_points(model: ZooModel, samples: Tensor, path: Path) -> None:
-    """Scatter the first two coordinates; for 2-D models, over the model's density."""
+def plot_points(model: ZooModel, samples: Tensor, path: Path, *,
+                data: Tensor | None = None, data_label: str = "data rows") -> None:
+    """Scatter the first two coordinates; for 2-D models, over the model's density; over
+    ``data`` when given, on the same axes, named by the table's columns (as the card's
+    ``samples.png``)."""
     from zoo import pictures
 
     pictures.density_plot(lambda x: model.log_prob(x.to(model.device)), samples, path,
-                          title=f"{len(samples)} samples of {model_name(model)}")
+                          title=f"{len(samples)} samples of {model_name(model)}", data=data,
+                          labels=recorded_columns(model), data_label=data_label)
 
 
 def model_name(model: ZooModel) -> str:

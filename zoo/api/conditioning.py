@@ -153,16 +153,3 @@ def classify(model: ZooModel, x: Tensor, labels: Tensor | None = None, *,
         accuracy = float((predictions == labels.cpu()).double().mean())
     return Classification(predictions, posterior, spec.names, accuracy)
 
-
-def classify_data(model: ZooModel, data: Any, *, labels: Any = None,
-                  batch_size: int | None = None) -> Classification:
-    """``zoo classify NAME --data SOURCE``: read ``data`` as ``zoo score`` does (with its
-    labels, when it carries them, for the accuracy) and classify every example."""
-    from zoo.api.scoring import model_batches
-
-    read = model_batches(model, data, batch_size=batch_size)
-    x = torch.cat([batch for _, batch in read.batches]) if len(read.source) else None
-    if x is None:
-        raise DataError(f"{data}: no examples to classify")
-    truth = data_contexts(model, data, read.source, labels=labels)
-    return classify(model, x, truth)

@@ -366,3 +366,20 @@ def _binned(values: Any, edges: Any) -> list[float]:
 
     counts = np.histogram(values, edges)[0]
     return (counts / max(1, len(values))).tolist()
+
+
+def classify_data(model: ZooModel, data: Any, *, labels: Any = None,
+                  batch_size: int | None = None) -> Any:
+    """``zoo classify NAME --data SOURCE``: read ``data`` as ``zoo score`` does (with its
+    labels, when it carries them, for the accuracy) and classify every example."""
+    import torch
+
+    from zoo.api.conditioning import classify, data_contexts
+    from zoo.errors import DataError
+
+    read = model_batches(model, data, batch_size=batch_size)
+    x = torch.cat([batch for _, batch in read.batches]) if len(read.source) else None
+    if x is None:
+        raise DataError(f"{data}: no examples to classify")
+    truth = data_contexts(model, data, read.source, labels=labels)
+    return classify(model, x, truth)

@@ -85,6 +85,8 @@ def render(directory: Path, model: ZooModel, *, title: str,
         if levels is not None:
             samples = model.sample(SAMPLE_COUNT["images"], generator=generator)
             pictures.save_png(pictures.image_grid(samples, levels), directory / SAMPLES)
+        elif model.context_spec.kind == "vector":
+            _given_plot(model, directory / SAMPLES, generator, title=title, labels=labels)
         else:
             samples = model.sample(SAMPLE_COUNT["points"], generator=generator)
             pictures.density_plot(lambda x: model.log_prob(x.to(model.device)), samples,
@@ -100,6 +102,25 @@ def render(directory: Path, model: ZooModel, *, title: str,
                       test_nll=test_nll)
         written += [TRAINING, HISTORY]
     return written
+
+
+def _given_plot(model: ZooModel, path: Path, generator: Any, *, title: str,
+                labels: Sequence[str] | None) -> None:
+    """A model of ``p(x | c)``: samples of its first column against the first context
+    value, at contexts spread as the training contexts were (their mean and spread)."""
+    import torch
+
+    from zoo import pictures
+
+    spec, given = model.context_spec, model.context_input
+    n = SAMPLE_COUNT["points"]
+    noise = torch.randn(n, spec.size, generator=generator, device=model.device)
+    contexts = given.shift + torch.exp(given.log_scale) * noise
+    samples = model.sample(n, generator=generator, context=contexts)
+    names = [spec.names[0], (labels[0] if labels else "x0")]
+    pictures.density_plot(None, torch.cat([contexts[:, :1], samples[:, :1]], 1).cpu(), path,
+                          title=f"{n} samples of {title} against {spec.names[0]}",
+                          labels=names)
 
 
 def write_history(path: Path, history: Sequence[Mapping[str, Any]], *, best_step: int | None,

@@ -236,8 +236,7 @@ def write_class_rows(model: ZooModel, samples: Tensor, path: Path, *,
 def classify(name: str, data: str, labels_file: Path | None, output: Path | None) -> None:
     """Classify examples with a label-conditional model by Bayes' rule:
     argmax_y log p(x|y) + log p(y). Prints the accuracy when the data has labels."""
-    from zoo.api.conditioning import classify_data
-    from zoo.api.scoring import as_model
+    from zoo.api.scoring import as_model, classify_data
 
     if output is not None and output.suffix.lower() != ".csv":
         raise click.UsageError(f"-o {output}: predictions are written as .csv")

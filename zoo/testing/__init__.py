@@ -109,7 +109,8 @@ samples otherwise), so that a sampler blind to the context cannot pass by accide
 - ``context_matters``: ``log_prob`` of the data differs between the contexts (on the nudged
   model, before the ascent); a model that ignores its context fails.
 - ``context_normalisation``: ``normalisation`` above for every context tried and for a label
-  model's marginal ``log_prob(x)`` (no context).
+  model's marginal ``log_prob(x)`` (no context); by importance sampling (``D > 2``), for
+  the first context of each kind only.
 - ``context_samples``: 1000 samples per context score higher under their own context than
   under the others: the mean of ``log p(x | own) - mean log p(x | other)`` must have a
   z-score of at least 5. For a sampler that ignores the context this mean is 0 in

@@ -38,6 +38,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 HEX = frozenset("0123456789abcdef")
 
 SAMPLE_COUNT = {"images": 64, "points": 2000}  # samples drawn for samples.png
+CLASS_ROW, MAX_CLASS_ROWS = 8, 20  # a label-conditional model's samples.png: rows of a class
 SAMPLE_SEED = 0  # the same model gives the same picture
 
 # What the numbers of history.json are.
@@ -81,15 +82,21 @@ def render(directory: Path, model: ZooModel, *, title: str,
     # generator would send every pixel's noise of a GPU model across the bus.
     generator = torch.Generator(device=model.device).manual_seed(SAMPLE_SEED)
     levels = getattr(model.config, "levels", None)
+    spec = model.context_spec
+    # A vector-conditional model is pictured at the training contexts' mean.
+    given = ({"context": model.context_input.shift.detach()} if spec.kind == "vector"
+             else {})
     with torch.no_grad():
-        if levels is not None:
-            samples = model.sample(SAMPLE_COUNT["images"], generator=generator)
+        if levels is not None and spec.kind == "label":
+            class_rows(model, levels, generator).save(directory / SAMPLES)
+        elif levels is not None:
+            samples = model.sample(SAMPLE_COUNT["images"], generator=generator, **given)
             pictures.save_png(pictures.image_grid(samples, levels), directory / SAMPLES)
         elif model.context_spec.kind == "vector":
             _given_plot(model, directory / SAMPLES, generator, title=title, labels=labels)
         else:
-            samples = model.sample(SAMPLE_COUNT["points"], generator=generator)
-            pictures.density_plot(lambda x: model.log_prob(x.to(model.device)), samples,
+            samples = model.sample(SAMPLE_COUNT["points"], generator=generator, **given)
+            pictures.density_plot(lambda x: model.log_prob(x.to(model.device), **given), samples,
                                   directory / SAMPLES,
                                   title=f"{len(samples)} samples of {title}", data=data,
                                   labels=labels)
@@ -121,6 +128,25 @@ def _given_plot(model: ZooModel, path: Path, generator: Any, *, title: str,
     pictures.density_plot(None, torch.cat([contexts[:, :1], samples[:, :1]], 1).cpu(), path,
                           title=f"{n} samples of {title} against {spec.names[0]}",
                           labels=names)
+
+
+def class_rows(model: ZooModel, levels: int, generator: Any) -> Any:
+    """The samples picture of a label-conditional model of images: one labelled row per
+    class (the first ``MAX_CLASS_ROWS``), ``CLASS_ROW`` samples each."""
+    import torch
+
+    from zoo import pictures
+
+    names = model.context_spec.names[:MAX_CLASS_ROWS]
+    border = torch.tensor(pictures.BORDER_RGB, dtype=torch.uint8).view(3, 1, 1)
+    panels = []
+    for k, name in enumerate(names):
+        images = pictures.as_images(model.sample(CLASS_ROW, generator=generator, context=k),
+                                    levels)  # [n, 3, H, W]
+        gap = border.expand(3, images.shape[2], 1)
+        strip = torch.cat([part for image in images for part in (image, gap)][:-1], dim=2)
+        panels.append(pictures.Panel(f"class {name}", strip))
+    return pictures.labelled_panels(panels, ncol=1, scale=4)
 
 
 def write_history(path: Path, history: Sequence[Mapping[str, Any]], *, best_step: int | None,

@@ -29,6 +29,14 @@ from zoo.testing.common import (
     check_sample,
     check_save_load,
 )
+from zoo.testing.conditional import (
+    check_context_causality,
+    check_context_completion,
+    check_context_matters,
+    check_context_normalisation,
+    check_context_samplers,
+    check_context_samples,
+)
 from zoo.testing.distribution import check_normalisation, check_samples_match_log_prob
 from zoo.testing.flows import check_invertibility, check_log_det
 from zoo.testing.harness import MIN_DEPENDENCE, Check, Report, Result, Subject
@@ -109,4 +117,10 @@ CHECKS: dict[str, Callable[[Subject], str | None]] = {
     "completion": check_completion,
     "invertibility": check_invertibility,
     "log_det": check_log_det,
+    "context_matters": check_context_matters,
+    "context_normalisation": check_context_normalisation,
+    "context_samples": check_context_samples,
+    "context_samplers": check_context_samplers,
+    "context_causality": check_context_causality,
+    "context_completion": check_context_completion,
 }

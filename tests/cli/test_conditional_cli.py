@@ -52,8 +52,8 @@ def test_an_image_folder_of_classes_trains_a_label_model_samples_and_classifies(
     done = run(["train", "made", "--data", str(class_folder), "-o", str(out), *MADE])
     assert done.exit_code == 0, done.output
     assert "label-conditional model: 2 classes" in done.stderr.splitlines()[0]
-    assert '"classes": [\n    "bottom",\n    "top"' in (out / "config.json").read_text() or \
-        '"bottom"' in (out / "config.json").read_text()
+    assert "- conditioned on a label: 2 classes, `bottom`, `top`" in \
+        (out / "README.md").read_text()  # the card lists the context
     done = run(["classify", str(out), "--data", str(class_folder), "-o",
                 str(tmp_path / "p.csv")])
     assert done.exit_code == 0, done.output

@@ -57,6 +57,20 @@ def front_matter_data(cfg: ArtifactConfig):
     )
 
 
+def _context_line(cfg: ArtifactConfig) -> str:
+    """The context a conditional model takes (its kind, size and class or feature names),
+    as a line of the card's list; nothing for an unconditional model."""
+    from zoo.plugin.context import ContextSpec
+
+    spec = ContextSpec.from_dict(cfg.config if isinstance(cfg.config, dict) else {})
+    if not spec:
+        return ""
+    names = ", ".join(f"`{n}`" for n in spec.names)
+    if spec.kind == "label":
+        return f"- conditioned on a label: {spec.size} classes, {names}\n"
+    return f"- conditioned on {spec.size} given values: {names}\n"
+
+
 def model_card(cfg: ArtifactConfig, *, repo: str | None = None,
                files: Iterable[str] | None = None) -> str:
     """A model card for ``cfg``; ``repo`` (``ORG/REPO``) is where it is published, if it is.
@@ -75,7 +89,7 @@ def model_card(cfg: ArtifactConfig, *, repo: str | None = None,
     if SAMPLES in present:
         parts.append(f"![{_samples_caption(cfg)}]({SAMPLES})\n")
     parts += [
-        f"- family: `{cfg.family}`\n- {_data_line(cfg)}\n"
+        f"- family: `{cfg.family}`\n- {_data_line(cfg)}\n{_context_line(cfg)}"
         f"- weights: `model.safetensors`, sha256 `{cfg.weights_sha256}`\n",
         "## Metrics\n",
         metrics_table(cfg),

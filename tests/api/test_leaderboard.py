@@ -113,3 +113,19 @@ def test_unknown_dataset_is_one_line(registry_file, cli_runner):
     registry_file(CATALOG)
     out = run(cli_runner, "leaderboard", "cifar", code=1).output
     assert "no catalog entry is trained on 'cifar'" in out and "Traceback" not in out
+
+
+def test_conditional_entries_are_ranked_among_themselves(isolated_home):
+    """-log p(x | y) is not -log p(x): the label-conditional digits entries get ranks of
+    their own, after the unconditional ones, and say what they are given."""
+    from zoo.api import rankings
+
+    table = rankings.rows("digits")
+    plain = [r for r in table if r.given is None and r.rank]
+    given = [r for r in table if r.given == "label" and r.rank]
+    assert plain and given
+    assert [r.rank for r in plain] == list(range(1, len(plain) + 1))
+    assert [r.rank for r in given] == list(range(1, len(given) + 1))
+    assert table.index(plain[-1]) < table.index(given[0])
+    assert "given the label" in rankings.text_table(table)
+    assert rankings.csv_text(table).splitlines()[0].endswith(",given")

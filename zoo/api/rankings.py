@@ -21,6 +21,7 @@ from zoo.artifact.manifest import read_config
 from zoo.catalog import Entry, catalog
 from zoo.catalog.build_time import duration
 from zoo.errors import ZooError
+from zoo.plugin.context import ContextSpec
 from zoo.plugin.registry import get_dataset
 
 MEASURED, EXPECTED = "measured", "expected"
@@ -45,6 +46,9 @@ class Row:
     literature: dict[str, Any] | None = None
     gap_nll: float | None = None
     gap_bits_per_dim: float | None = None
+    #: What the NLL is given: ``"label"`` for a label-conditional entry (``-log p(x | y)``,
+    #: ranked only against entries given the same), None for ``-log p(x)``.
+    given: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,7 +84,8 @@ def row(entry: Entry) -> Row:
     paper, gaps = literature_of(entry, nll, dims)
     return Row(entry.name, entry.family, entry.dataset, nll,
                metrics.get("test_nll_stderr") if source else None, bpd if nll is not None else None,
-               source, is_bound(entry.family, entry.config), pulled, None, paper, *gaps)
+               source, is_bound(entry.family, entry.config), pulled, None, paper, *gaps,
+               given=ContextSpec.from_dict(entry.config).kind)
 
 
 def literature_of(entry: Entry, nll: float | None,
@@ -106,7 +111,8 @@ def gap_text(r: Row) -> str:
 
 def rows(dataset: str | None = None) -> list[Row]:
     """Every entry (of ``dataset``, if given), ranked by test NLL within each dataset;
-    entries without a number come last, unranked."""
+    entries without a number come last, unranked. Conditional entries (``-log p(x | y)``)
+    are ranked among themselves, after the others: their NLL is another quantity."""
     entries = [e for e in catalog() if dataset is None or e.dataset == dataset]
     if dataset is not None and not entries:
         known = sorted({e.dataset for e in catalog()})
@@ -114,11 +120,13 @@ def rows(dataset: str | None = None) -> list[Row]:
                        f"(datasets in the catalog: {', '.join(known) or 'none'})")
     ranked: list[Row] = []
     for name in sorted({e.dataset for e in entries}):
-        group = [row(e) for e in entries if e.dataset == name]
-        scored = sorted((r for r in group if r.test_nll is not None),
-                        key=lambda r: (r.test_nll, r.name))
-        ranked += [Row(**{**asdict(r), "rank": i + 1}) for i, r in enumerate(scored)]
-        ranked += sorted((r for r in group if r.test_nll is None), key=lambda r: r.name)
+        everything = [row(e) for e in entries if e.dataset == name]
+        for given in sorted({r.given or "" for r in everything}):
+            group = [r for r in everything if (r.given or "") == given]
+            scored = sorted((r for r in group if r.test_nll is not None),
+                            key=lambda r: (r.test_nll, r.name))
+            ranked += [Row(**{**asdict(r), "rank": i + 1}) for i, r in enumerate(scored)]
+            ranked += sorted((r for r in group if r.test_nll is None), key=lambda r: r.name)
     return ranked
 
 
@@ -152,7 +160,8 @@ def text_table(table: list[Row]) -> str:
             source = {MEASURED: "measured", None: "not measured"}.get(r.source, "expected")
             lines.append(f"  {r.rank or '-':>3}  {r.name:<{width}}  {r.family:<10} "
                          f"{nll_text(r):>{nll_w}}  {bpd_text(r):>10}  {source}"
-                         + ("  (upper bound: dequantized)" if r.bound and r.source else ""))
+                         + ("  (upper bound: dequantized)" if r.bound and r.source else "")
+                         + (f"  (given the {r.given}: ranked among those)" if r.given else ""))
         papers = [r for r in group if r.literature]
         if papers:
             lines.append("  beside the literature (gap = zoo's figure minus the paper's):")
@@ -180,6 +189,8 @@ def markdown(table: list[Row]) -> str:
                     None: "not measured"}[r.source]
             if r.bound:
                 note += "; upper bound (dequantization)"
+            if r.given:
+                note += f"; -log p(x \\| {r.given}), ranked among the entries given the {r.given}"
             parts.append(f"| {r.rank or ''} | `{r.name}` | {r.family} | {nll_text(r)} | "
                          f"{bpd_text(r)} | {note} |")
         papers = [r for r in table if r.dataset == name and r.literature]
@@ -244,7 +255,7 @@ def list_text(rows: list[dict[str, Any]]) -> str:
 #: ranked), in zoo's units; empty cells where there is no number.
 CSV_COLUMNS = ("rank", "model", "family", "dataset", "test_nll", "test_nll_stderr",
                "bits_per_dim", "bound", "source", "paper_nll", "paper_bits_per_dim",
-               "paper_reference", "paper_protocol", "gap_nll", "gap_bits_per_dim")
+               "paper_reference", "paper_protocol", "gap_nll", "gap_bits_per_dim", "given")
 
 
 def csv_text(table: list[Row]) -> str:
@@ -261,5 +272,6 @@ def csv_text(table: list[Row]) -> str:
                          for v in (
             r.rank, r.name, r.family, r.dataset, r.test_nll, r.test_nll_stderr,
             r.bits_per_dim, r.bound, r.source, paper.get("nll"), paper.get("bits_per_dim"),
-            paper.get("reference"), paper.get("protocol"), r.gap_nll, r.gap_bits_per_dim)])
+            paper.get("reference"), paper.get("protocol"), r.gap_nll, r.gap_bits_per_dim,
+            r.given)])
     return out.getvalue()

@@ -20,7 +20,7 @@ def test_builtin_catalog_is_valid():
     assert "realnvp-moons" in names
     entry = catalog().get("realnvp-moons")
     assert entry.family == "realnvp" and entry.dataset == "moons"
-    assert entry.recipe.batch_size == 512
+    assert entry.recipe.batch_size == 1024
 
 
 def test_custom_registry(registry_file):

@@ -189,3 +189,15 @@ def test_sizes_count_the_context_parameters():
                 assert counted > held
             else:
                 assert counted == held
+
+
+@pytest.mark.slow
+def test_a_conditional_training_step_compiles_as_one_graph():
+    """The trainer compiles long runs: the context checks must not break the graph (a
+    data-dependent branch would split it, and print torch's warnings to the user)."""
+    from zoo.training.distributed import NegLogLikelihood
+
+    model = get_family("made").build({**TINY["made"], "classes": ["a", "b"]})
+    objective = torch.compile(NegLogLikelihood(model), fullgraph=True)
+    x = torch.randint(0, 2, (8, 1, 2, 2))
+    assert torch.isfinite(objective(x, torch.randint(0, 2, (8,))))

@@ -115,12 +115,17 @@ def build(name: str, seed: int, pg: Any) -> tuple[torch.nn.Module, Callable[[tor
     return model, lambda x: -model.log_prob(x)
 
 
-def speed(names: list[str], rounds: int, steps: int, pg: Any) -> dict[str, Any]:
-    train, _ = digits()
+def speed(names: list[str], rounds: int, steps: int, pg: Any, *,
+          train: torch.Tensor | None = None,
+          builder: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Steps/s of each model on the same batches of ``train`` (default: binarized digits),
+    alternating rounds; ``builder(name, seed, pg)`` makes a model and its NLL (``build``)."""
+    train = digits()[0] if train is None else train
+    builder = builder or build
     batches = batch_indices(len(train), rounds * steps + 10)
     state = {}
     for name in names:
-        model, nll = build(name, 0, pg)
+        model, nll = builder(name, 0, pg)
         model.train()
         state[name] = (model, nll, torch.optim.Adam(model.parameters(), lr=LR))
 

@@ -138,6 +138,7 @@ def nsf(train: np.ndarray, test: np.ndarray, seed: int = 0) -> float:
 def run_table(name: str, workdir: Path) -> dict[str, object]:
     import zoo
     from zoo.api.owndata import train_to
+    from zoo.training.options import TrainOptions
     from zoo.api.scoring import evaluate_data
     from zoo.data.columns import grid_of, jittered
 
@@ -149,7 +150,8 @@ def run_table(name: str, workdir: Path) -> dict[str, object]:
     train_frame.to_csv(folder / "train.csv", index=False)
     test_frame.to_csv(folder / "test.csv", index=False)
     tic = time.perf_counter()
-    model_dir = train_to("realnvp", str(folder / "train.csv"), folder / "model", progress=False)
+    model_dir = train_to("realnvp", str(folder / "train.csv"), folder / "model",
+                         TrainOptions.of(progress=False))
     seconds = time.perf_counter() - tic
     model = zoo.load(model_dir)
     zoo_nll = evaluate_data(model, str(folder / "test.csv")).nll

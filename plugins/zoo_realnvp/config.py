@@ -13,10 +13,12 @@ from zoo.plugin import ConfigError, ContextFields, bounds
 #: Defaults of the fields that only vectors use; an image config must leave them alone.
 VECTOR_ONLY = {"couplings": 8, "layers": 2, "masks": "alternate", "mask_seed": 0,
                "coupling": "affine", "bins": 8, "spline_bound": 4.0, "standardize": False,
-               "grid": None}
+               "whiten": False, "grid": None}
+#: The most columns a whitening map (two [D, D] matrices) is built for.
+MAX_WHITEN = 1024
 #: Vector fields added after vector artifacts were first written: a config that leaves them
 #: at these values is stored without them, so such an artifact's config.json is unchanged.
-TABLE_KEYS = {"standardize": False, "grid": None}
+TABLE_KEYS = {"standardize": False, "grid": None, "whiten": False}
 #: Defaults of the fields that only images use; a vector config must leave them alone.
 IMAGE_ONLY = {"scales": 2, "blocks": 2, "levels": None, "alpha": 0.05}
 
@@ -46,7 +48,10 @@ class RealNVPConfig(ContextFields):
     log-determinant is in ``log_prob``, so densities stay on the data's own scale. ``grid``
     gives each column's grid step (0: continuous): a column recorded on a grid (integers,
     fixed decimals) is dequantized with uniform noise of one step in ``log_likelihood``,
-    which is then a bound, and samples are rounded to the grid.
+    which is then a bound, and samples are rounded to the grid. ``whiten`` (with
+    ``standardize``) adds the full-covariance map ``C^-1/2`` after it, ``C`` the training
+    rows' correlation: a fresh flow is then exactly the
+    full-covariance Gaussian fitted to the rows, and the couplings only model what it misses.
 
     Both: the log-scale is softly bounded to ``[-scale_bound, scale_bound]`` so a bad step
     cannot blow the scale up. ``classes`` / ``context`` (``zoo.plugin.context``) make the
@@ -76,6 +81,8 @@ class RealNVPConfig(ContextFields):
     # Tables (issue 27); the defaults are what vector flows were before.
     standardize: bool = False
     grid: tuple[float, ...] | None = None
+    # With standardize: the full covariance, not each column's spread (issue 27).
+    whiten: bool = False
 
     @property
     def is_image(self) -> bool:
@@ -93,6 +100,12 @@ class RealNVPConfig(ContextFields):
 
     def _validate_vector(self) -> None:
         _only(self, IMAGE_ONLY, "images [C, H, W]")
+        if self.whiten and not self.standardize:
+            raise ConfigError("whiten: the full-covariance map is a kind of standardization; "
+                              "set standardize: true with it")
+        if self.whiten and self.shape[0] > MAX_WHITEN:
+            raise ConfigError(f"whiten: at most {MAX_WHITEN} columns (a [D, D] map), got "
+                              f"{self.shape[0]}")
         # One coordinate has nothing to couple unless a context drives the couplings.
         least = 1 if self.context or self.classes else 2
         if not least <= self.shape[0] <= 65536:

@@ -346,3 +346,26 @@ def test_the_card_s_samples_are_drawn_over_the_training_rows(points_csv, tmp_pat
     assert kwargs["title"] == "2000 samples of my-flow" and kwargs["labels"] == ["x", "y"]
     want = torch.tensor(np.loadtxt(points_csv, delimiter=",", skiprows=1), dtype=torch.float32)
     assert torch.equal(kwargs["data"], want)  # all 64 rows, in order
+
+
+def test_a_table_trains_the_family_s_alternatives_and_keeps_the_best_on_validation(
+        isolated_home, one_thread, tmp_path):
+    """realnvp's tables try the full-covariance map beside the defaults
+    (``table_alternatives``): both are trained, the better validation NLL is kept, and the
+    line that says so names both figures."""
+    import re
+
+    import numpy as np
+
+    import zoo
+
+    rng = np.random.default_rng(0)
+    mixing = np.array([[1.0, 0.0, 0.0], [0.9, 0.3, 0.0], [0.5, -0.8, 0.1]])
+    table = tmp_path / "t.csv"
+    np.savetxt(table, rng.normal(size=(300, 3)) @ mixing.T, delimiter=",", header="a,b,c",
+               comments="", fmt="%.6f")
+    model = zoo.fit("realnvp", str(table), steps=40)
+    figures = [float(v) for v in re.findall(r" (-?\d+\.\d+)", model.selection)]
+    assert "whiten: True" in model.selection and len(figures) == 2
+    assert model.fit_result.val_nll == pytest.approx(min(figures), abs=1e-4)
+    assert model.config.whiten == (figures[1] < figures[0])

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 #: Training rows drawn over the samples of a model of 2-D points (its ``samples.png``).
 DATA_POINTS = 2_000
 RECIPE_PREFIX = "recipe."
+#: Where ``table_defaults`` hands on the family's alternative configs (not a config key).
+ALTERNATIVES = "__alternatives__"
 
 
 @dataclass
@@ -48,6 +50,9 @@ class Plan:
     #: Where the model's context came from (``{"label_column": "species"}``, ...): recorded
     #: in the artifact so that scoring reads it the same way.
     context_source: dict[str, Any] = field(default_factory=dict)
+    #: Other configs to train on the same data (``Family.table_alternatives``); the one with
+    #: the best validation NLL is kept.
+    alternatives: list[Any] = field(default_factory=list)
 
 
 def parse_assignments(pairs: Sequence[str]) -> dict[str, Any]:
@@ -134,6 +139,7 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     fitted = fit_entry_levels(source, kind, base, overrides, entry)
     table, notes = table_defaults(family, entry, kind, fitted.config, chosen, overrides,
                                   recipe_keys, isinstance(recipe, Recipe))
+    extra = table.pop(ALTERNATIVES, [])
     examples, conditioning, lines = fitted.examples, {}, []
     if found is not None and unconditional:
         lines.append(f"{found.describe()}: ignored (--unconditional)")
@@ -152,10 +158,13 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     run_recipe = _config.parse(Recipe, {**_config.to_dict(base_recipe), **recipe_keys},
                                where="recipe")
     first, rest = (lines[0], [fitted.note, *lines[1:]]) if lines else (fitted.note, [])
+    others = [family.parse_config({**family.config_dict(cfg), **keys},
+                                  where=f"{family.name} config") for keys in extra
+              if not set(keys) & set(overrides)]
     return Plan(family, cfg, run_recipe, examples, first, entry,
                 rest + (chosen.notes if chosen is not None else []) + notes,
                 chosen.columns if chosen is not None else None,
-                context_record(given, label_column, found))
+                context_record(given, label_column, found), others)
 
 
 def data_context(source: Any, context: Any) -> Any:
@@ -238,6 +247,9 @@ def table_defaults(family: Family, entry: str | None, kind: str, fitted: Mapping
     if rows is None:
         return {}, []
     keys = dict(hook(rows, int(shape[0])))
+    alternatives = getattr(family, "table_alternatives", None)
+    if alternatives is not None:
+        keys[ALTERNATIVES] = list(alternatives(rows, int(shape[0])))
     notes = []
     if chosen.grid is not None and any(step > 0 for step in chosen.grid) \
             and len(chosen.grid) == int(shape[0]):
@@ -304,20 +316,46 @@ def fit(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = N
 
 
 def train_plan(p: Plan, *, progress: bool | None = None, **train_options: Any) -> ZooModel:
-    """Build and train the model of a plan; rank 0 also computes its metrics."""
+    """Build and train the model of a plan; rank 0 also computes its metrics. With
+    alternatives (one process, no checkpoints), each is trained too and the one with the
+    best validation NLL is kept; ``model.selection`` says what was compared."""
     import torch
 
     from zoo.training import distributed
     from zoo.training.loop import train_model
 
-    torch.manual_seed(p.recipe.seed)
-    model = p.family.build(p.config)
-    result = train_model(p.family, model, p.examples, p.recipe, progress=progress,
-                         **train_options)
+    configs = [p.config]
+    if p.alternatives and not distributed.context().is_distributed and not (
+            train_options.get("checkpoint_every") or train_options.get("resume")):
+        configs += p.alternatives
+    runs = []
+    for config in configs:
+        torch.manual_seed(p.recipe.seed)
+        model = p.family.build(config)
+        result = train_model(p.family, model, p.examples, p.recipe, progress=progress,
+                             **train_options)
+        runs.append((model, result))
+    model, result = min(runs, key=lambda run: (float("inf") if run[1].val_nll is None
+                                               else run[1].val_nll))
+    if len(runs) > 1:
+        model.selection = selection_line(p, runs, model)
     model.fit_result = result
     if distributed.is_main_process():
         model.metrics, model.log_prob_distribution = run_metrics(model, p, result)
     return model
+
+
+def selection_line(p: Plan, runs: list[Any], kept: Any) -> str:
+    """Which of the configs tried was kept, and the validation NLLs it was chosen on."""
+    base = p.family.config_dict(p.config)
+
+    def label(model: Any) -> str:
+        changed = {k: v for k, v in p.family.config_dict(model.config).items()
+                   if base.get(k) != v}
+        return ", ".join(f"{k}: {v}" for k, v in changed.items()) or "the defaults"
+
+    tried = "; ".join(f"{label(m)} {r.val_nll:.4f}" for m, r in runs if r.val_nll is not None)
+    return f"validation NLL of the configs tried: {tried}; kept {label(kept)}"
 
 
 def run_metrics(model: ZooModel, p: Plan, result: Any) -> tuple[dict[str, float], dict]:
@@ -423,7 +461,9 @@ def train_to(family_or_entry: str, data: Any, output: str | os.PathLike,
 
     path = publish_built(final, build)
     if say is not None:
-        for line in baseline_lines(getattr(trained[0], "metrics", {}) or {}):
+        selection = getattr(trained[0], "selection", None)
+        for line in ([selection] if selection else []) + baseline_lines(
+                getattr(trained[0], "metrics", {}) or {}):
             say(line)
     if options.checkpoint_dir is not None:
         remove_checkpoints(options.checkpoint_dir)

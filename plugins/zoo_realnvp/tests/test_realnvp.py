@@ -216,3 +216,31 @@ def test_the_coupling_networks_are_stacked_one_tensor_per_layer_and_parity():
     assert {name.split(".")[1] for name, _ in single.named_parameters()} == {"0"}
     x = torch.randn(6, 2)
     assert torch.isfinite(single.log_prob(x)).all()
+
+
+def test_a_fresh_whitened_flow_is_the_full_covariance_gaussian_of_its_rows():
+    """whiten: the first layer is L^-1 (x - mean) with L L^T the rows' covariance, so before
+    training the flow's density is exactly the maximum-likelihood Gaussian's (log-det of the
+    triangular map included), and its samples have the rows' covariance."""
+    from torch.distributions import MultivariateNormal
+
+    from zoo.data.source import Examples, TensorSource
+
+    torch.manual_seed(0)
+    mixing = torch.tensor([[1.0, 0.0, 0.0], [2.0, 0.5, 0.0], [0.3, -1.0, 0.2]])
+    x = torch.randn(4000, 3) @ mixing.T + torch.tensor([5.0, -3.0, 100.0])
+    model = zoo.get_family("realnvp").build({"shape": [3], "standardize": True, "whiten": True,
+                                   "coupling": "spline"})
+    model.initialize_from_data(Examples(TensorSource(x), "continuous"))
+    gaussian = MultivariateNormal(x.double().mean(0), torch.cov(x.double().T, correction=0))
+    with torch.no_grad():
+        torch.testing.assert_close(model.log_prob(x[:50]).double(),
+                                   gaussian.log_prob(x[:50].double()), atol=1e-2, rtol=0)
+        drawn = model.sample(20000, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(torch.cov(drawn.T.double()), torch.cov(x.T.double()),
+                               atol=0.1, rtol=0.05)
+
+
+def test_whiten_needs_standardize():
+    with pytest.raises(ConfigError, match="set standardize: true"):
+        zoo.get_family("realnvp").parse_config({"shape": [3], "whiten": True})

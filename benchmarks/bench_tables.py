@@ -138,9 +138,9 @@ def nsf(train: np.ndarray, test: np.ndarray, seed: int = 0) -> float:
 def run_table(name: str, workdir: Path) -> dict[str, object]:
     import zoo
     from zoo.api.owndata import train_to
-    from zoo.training.options import TrainOptions
     from zoo.api.scoring import evaluate_data
     from zoo.data.columns import grid_of, jittered
+    from zoo.training.options import TrainOptions
 
     frame, origin = TABLES[name]()
     frame = frame.select_dtypes("number")

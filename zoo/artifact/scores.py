@@ -61,10 +61,14 @@ def scored_sample(model: Any, examples: Any, *, seed: int, batch_size: int) -> T
     fewer), drawn with ``seed``: what ``record`` is given for a split."""
     import torch
 
+    from zoo.data.source import distinct_rows
     from zoo.infer.evaluation import nll_per_example
+    from zoo.training.loop import PERMUTED_SPLIT_ROWS
 
     generator = torch.Generator().manual_seed(seed)
-    if len(examples) > MAX_EXAMPLES:
+    if len(examples) > PERMUTED_SPLIT_ROWS:  # no permutation of millions of rows
+        examples = examples.subset(distinct_rows(len(examples), MAX_EXAMPLES, generator))
+    elif len(examples) > MAX_EXAMPLES:
         pick = torch.randperm(len(examples), generator=generator)[:MAX_EXAMPLES].sort().values
         examples = examples.subset(pick)
     # Data drawn anew every epoch (binarized MNIST's probabilities) is drawn once here.

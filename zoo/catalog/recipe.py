@@ -25,7 +25,7 @@ class Recipe:
     - ``grad_clip``: clip the gradients' global norm to this (``None``: no clipping).
     - ``seed``: seeds the model's initialisation, the validation split and the batches.
     - ``val_fraction``: the share of the training split held out to choose the best weights
-      (0: no hold-out).
+      (0: no hold-out), at most ``zoo.training.loop.MAX_VAL_ROWS`` (50,000) examples.
     - ``eval_every``: steps between validation passes (and the best-weights choice).
     - ``eval_batch_size``: batch size for validation and test scoring.
     - ``patience``: stop after this many validation passes without a better NLL (early

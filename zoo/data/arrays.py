@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from zoo.data.source import ArraySource, TensorSource, rows_to_tensor
@@ -24,6 +25,7 @@ from zoo.errors import DataError
 
 CHUNK_BYTES = 64 << 20
 RELEASE_ABOVE = 64 << 20  # mapped files larger than this release their pages after each read
+RELEASE_ROWS = 256  # ... and after every this many rows of a longer read
 
 
 def file_digest(path: Path) -> str:
@@ -51,10 +53,19 @@ class MappedSource(ArraySource):
             raw.madvise(mmap.MADV_RANDOM)
 
     def read(self, index: np.ndarray) -> Tensor:
+        if self._release is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return super().read(index)
+        if len(index) <= RELEASE_ROWS:
+            return self._read_released(index)
+        # A few thousand scattered rows (a validation batch) would map most of the file
+        # before the release: read them RELEASE_ROWS at a time.
+        return torch.cat([self._read_released(index[i : i + RELEASE_ROWS])
+                          for i in range(0, len(index), RELEASE_ROWS)])
+
+    def _read_released(self, index: np.ndarray) -> Tensor:
         rows = super().read(index)  # a copy: the mapped pages are no longer needed
-        if self._release is not None and hasattr(mmap, "MADV_DONTNEED"):
-            # Unmaps this process's view of the file (~40 us); the page cache keeps the data.
-            self._release.madvise(mmap.MADV_DONTNEED)
+        # Unmaps this process's view of the file (~40 us); the page cache keeps the data.
+        self._release.madvise(mmap.MADV_DONTNEED)
         return rows
 
     def chunks(self, size: int = 1 << 16) -> Iterator[tuple[int, Tensor]]:

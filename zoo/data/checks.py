@@ -1,11 +1,14 @@
 """Value checks that name the place: row (0-based) and column of the first bad value.
 
-``scan`` makes one pass over a source before training (NaN/inf, integers, the range);
-``check_batch`` checks each batch a trained model is about to score (``zoo score``/``eval``).
+``scan`` makes one pass over a source before training (NaN/inf, integers, the range), or
+over a bounded sample of its rows (``glance``); ``check_batch`` checks each batch a trained
+model is about to score (``zoo score``/``eval``), and ``RowCheck`` each batch the trainer
+reads from data too large for the whole pass (``zoo.data.infer``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,11 +47,38 @@ class Stats:
     integral: bool = True
 
 
-def scan(source: Source, *, integers: bool = False) -> Stats:
-    """Refuse NaN and inf; find the range; with ``integers``, refuse non-integer values too."""
+#: A bounded look at a source: this many blocks of ``GLANCE_BLOCK`` consecutive rows.
+GLANCE_BLOCKS = 16
+GLANCE_BLOCK = 512
+
+
+def glance(source: Source) -> Iterator[tuple[np.ndarray, Tensor]]:
+    """``(row_numbers, rows)`` of at most ``GLANCE_BLOCKS * GLANCE_BLOCK`` rows: blocks of
+    consecutive rows spread evenly from the first row to the last. Consecutive rows of a
+    mapped file touch few pages; the rest of the file is never read."""
+    n, blocks, block = len(source), GLANCE_BLOCKS, GLANCE_BLOCK
+    if n <= blocks * block:
+        yield from ((np.arange(start, start + len(rows)), rows) for start, rows in source.chunks())
+        return
+    for start in np.linspace(0, n - block, blocks).astype(np.int64):
+        index = np.arange(start, start + block)
+        yield index, source.read(index)
+
+
+def glanced_rows(source: Source) -> int:
+    return min(len(source), GLANCE_BLOCKS * GLANCE_BLOCK)
+
+
+def scan(source: Source, *, integers: bool = False,
+         pieces: Iterable[tuple[int | np.ndarray, Tensor]] | None = None) -> Stats:
+    """Refuse NaN and inf; find the range; with ``integers``, refuse non-integer values too.
+
+    Over every row (``source.chunks()``), or over ``pieces``: ``(first row or row numbers,
+    rows)``, such as ``glance(source)``."""
     stats = Stats()
     is_float = source.dtype.kind == "f"
-    for start, rows in source.chunks():
+    for first, rows in (source.chunks() if pieces is None else pieces):
+        start = first if isinstance(first, int) else _Rows(first)
         values = rows.numpy()
         if is_float:
             bad = ~np.isfinite(values)
@@ -72,9 +102,21 @@ def scan(source: Source, *, integers: bool = False) -> Stats:
     return stats
 
 
-def find_value(source: Source, test) -> str:
+class _Rows:
+    """Row numbers that ``start + row`` turns into the row'th of them (for ``place``)."""
+
+    def __init__(self, numbers: np.ndarray):
+        self.numbers = numbers
+
+    def __add__(self, row: int) -> int:
+        return int(self.numbers[row])
+
+
+def find_value(source: Source, test, pieces: Iterable[tuple[int | np.ndarray, Tensor]] | None = None
+               ) -> str:
     """The place of the first value for which ``test(values)`` is true (for messages)."""
-    for start, rows in source.chunks():
+    for first, rows in (source.chunks() if pieces is None else pieces):
+        start = first if isinstance(first, int) else _Rows(first)
         bad = test(rows.numpy())
         if bad.any():
             row, flat = first_bad(bad)
@@ -82,10 +124,12 @@ def find_value(source: Source, test) -> str:
     return source.name
 
 
-def check_batch(batch: Tensor, start: int, *, name: str, columns: tuple[str, ...] | None,
-                kind: str, levels: int | None) -> None:
+def check_batch(batch: Tensor, start: int | _Rows, *, name: str,
+                columns: tuple[str, ...] | None, kind: str, levels: int | None,
+                verb: str = "scored") -> None:
     """Refuse what a model cannot score, naming the row: NaN/inf, non-integers for discrete
-    levels, or values outside the model's levels. ``batch`` holds rows as stored."""
+    levels, or values outside the model's levels. ``batch`` holds rows as stored; the row
+    of ``batch[i]`` is ``start + i``."""
     shape = tuple(batch.shape[1:])
     if batch.is_floating_point():
         bad = ~torch.isfinite(batch)
@@ -94,7 +138,7 @@ def check_batch(batch: Tensor, start: int, *, name: str, columns: tuple[str, ...
         if bool(bad.any()):
             row, flat = first_bad(bad.cpu().numpy())
             value = batch[row].reshape(-1)[flat].item()
-            why = ("NaN and infinite values cannot be scored" if kind == "continuous"
+            why = (f"NaN and infinite values cannot be {verb}" if kind == "continuous"
                    else "the model takes integer levels")
             raise DataError(f"{place(name, columns, shape, start + row, flat)}: {value} ({why})")
     if kind == "continuous":
@@ -109,3 +153,26 @@ def check_batch(batch: Tensor, start: int, *, name: str, columns: tuple[str, ...
         value = batch[row].reshape(-1)[flat].item()
         raise DataError(f"{place(name, columns, shape, start + row, flat)}: value {value} is outside "
                         f"the model's levels 0..{levels - 1}")
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """The values of data too large for the whole pass before training, checked batch by
+    batch as the trainer reads them (``zoo.data.source.Examples``): NaN and inf, and for
+    discrete data non-integers and values outside ``0..levels-1``, refused with the row
+    (the file's own row number) and column, at the step that reads them."""
+
+    kind: str
+    levels: int | None = None
+
+    def __call__(self, source: Source, rows: Tensor, row_numbers: Callable[[], np.ndarray]) -> None:
+        if self.kind == "continuous" and not rows.is_floating_point():
+            return
+        try:
+            check_batch(rows, 0, name=source.name, columns=source.columns, kind=self.kind,
+                        levels=self.levels)
+        except DataError:
+            # The message again, with the rows' places in the file rather than the batch.
+            check_batch(rows, _Rows(row_numbers()), name=source.name, columns=source.columns,
+                        kind=self.kind, levels=self.levels, verb="modelled")
+            raise

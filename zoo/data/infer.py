@@ -6,9 +6,15 @@
   from the largest value (``max + 1``); values must be integers from 0.
 - A ``shape`` or ``levels`` the user gives wins, if the data fits it.
 
-``fit_data`` also makes the one pass over the values that training needs first (NaN, inf,
-non-integers, negative values are refused with their row and column) and returns a line
-that says what it decided, which ``zoo train`` prints.
+``fit_data`` also checks the values training needs checked (NaN, inf, non-integers,
+negative values, values outside the levels are refused with their row and column) and
+returns a line that says what it decided, which ``zoo train`` prints. Data of up to
+``FULL_PASS_BYTES`` gets one pass over every value before training. Larger data gets a
+bounded look before training (``zoo.data.checks.glance``: 8,192 rows spread over the file),
+so that the first step comes as soon on 10 GB as on 0.3 GB, and its examples check every
+batch as the trainer reads it (``zoo.data.checks.RowCheck``): a bad value deep in the file
+is refused with its row and column at the step that reads it, before anything is written.
+``levels`` read off the look (the largest value seen, plus one) says so in the note.
 """
 
 from __future__ import annotations
@@ -20,12 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data.checks import find_value, scan
+from zoo.data.checks import RowCheck, find_value, glance, glanced_rows, scan
 from zoo.data.source import Examples, Kind, Source
 from zoo.errors import DataError
 
 #: Levels read off the dtype alone (no pass over the values needed).
 DTYPE_LEVELS = {np.dtype(np.uint8): 256, np.dtype(np.bool_): 2}
+#: Data stored in more bytes than this gets a bounded look before training, and its values
+#: are checked batch by batch as training reads them, instead of a pass over every value.
+FULL_PASS_BYTES = 64 << 20
+
+
+def stored_bytes(source: Source) -> int:
+    return len(source) * math.prod(source.shape) * source.dtype.itemsize
 
 
 @dataclass
@@ -65,31 +78,46 @@ def fit_data(source: Source, kind: Kind, overrides: Mapping[str, Any] | None = N
     shape = reshaped(source, kind, overrides.get("shape"))
     head = f"{source.name}: {len(source)} examples of {list(source.shape)} {source.dtype.name}"
     source.check_decodable()  # a truncated image is found now, not after the training
+    # Small data: every value now. Large data: a look now, every batch as training reads it.
+    whole = stored_bytes(source) <= FULL_PASS_BYTES
+    pieces = None if whole else list(glance(source))
+    looked = "" if whole else (f"; values checked in a sample of {glanced_rows(source)} rows "
+                               "now and in every batch as training reads it")
     if kind == "continuous":
         if source.dtype.kind == "f":
-            scan(source)  # integers cannot be NaN; floats are checked before any step
-        return DataFit({"shape": list(shape)}, Examples(source, kind, shape),
-                       f"{head} -> continuous, shape {list(shape)}")
+            scan(source, pieces=pieces)  # integers cannot be NaN; floats are checked
+        check = None if whole or source.dtype.kind != "f" else RowCheck("continuous")
+        return DataFit({"shape": list(shape)}, Examples(source, kind, shape, check=check),
+                       f"{head} -> continuous, shape {list(shape)}"
+                       + (looked if check is not None else ""))
     given = overrides.get("levels")
     from_dtype = DTYPE_LEVELS.get(source.dtype)
+    check = None
     if from_dtype is not None and (given is None or (isinstance(given, int) and given >= from_dtype)):
         levels, why = (from_dtype, f"the range of {source.dtype.name}") if given is None else \
             (given, "as given")
+        looked = ""  # every value the dtype holds fits
     else:
-        stats = scan(source, integers=True)
+        stats = scan(source, integers=True, pieces=pieces)
         low, high = int(stats.low or 0), int(stats.high or 0)
         if low < 0:
-            raise DataError(f"{find_value(source, lambda v: v < 0)}: {low} is negative; discrete "
-                            "levels are 0, 1, ..., levels-1")
+            raise DataError(f"{find_value(source, lambda v: v < 0, pieces)}: {low} is negative; "
+                            "discrete levels are 0, 1, ..., levels-1")
         if given is None:
-            levels, why = max(2, high + 1), f"the largest value is {high}"
+            levels = max(2, high + 1)
+            why = (f"the largest value is {high}" if whole else
+                   f"the largest value in the sample is {high}; a larger one further on is "
+                   "refused when training reads it: -c levels=N sets the levels")
         else:
             levels, why = given, "as given"
             if isinstance(given, int) and high >= given:
-                raise DataError(f"{find_value(source, lambda v: v >= given)}: value {high} is "
-                                f"outside levels 0..{given - 1} (levels={given})")
-    return DataFit({"shape": list(shape), "levels": levels}, Examples(source, kind, shape),
-                   f"{head} -> discrete, shape {list(shape)}, levels {levels} ({why})")
+                raise DataError(f"{find_value(source, lambda v: v >= given, pieces)}: value "
+                                f"{high} is outside levels 0..{given - 1} (levels={given})")
+        if not whole and isinstance(levels, int):
+            check = RowCheck("discrete", levels)
+    return DataFit({"shape": list(shape), "levels": levels},
+                   Examples(source, kind, shape, check=check),
+                   f"{head} -> discrete, shape {list(shape)}, levels {levels} ({why}){looked}")
 
 
 def for_model(source: Source, kind: Kind, shape: tuple[int, ...]) -> Examples:

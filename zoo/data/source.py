@@ -31,6 +31,16 @@ def as_index(index: Any) -> np.ndarray:
     return np.asarray(index, dtype=np.int64)
 
 
+def compact_index(index: Any) -> np.ndarray:
+    """``as_index``, but an int32 index (``torch.randperm(..., dtype=torch.int32)``) stays
+    int32, without a copy: a split of 10 GB of images holds millions of row numbers."""
+    if isinstance(index, Tensor) and index.dtype == torch.int32:
+        return index.detach().cpu().numpy()
+    if isinstance(index, np.ndarray) and index.dtype == np.int32:
+        return index
+    return as_index(index)
+
+
 def rows_to_tensor(rows: np.ndarray) -> Tensor:
     """numpy rows as a tensor, widening the dtypes torch does not handle everywhere, and in
     native byte order (torch takes no big-endian array; numpy converts it)."""
@@ -76,7 +86,15 @@ class Source:
 
     def subset(self, index: Any) -> Source:
         """The examples at ``index`` as a source of their own (a view: nothing is read)."""
-        return Subset(self, as_index(index))
+        return Subset(self, compact_index(index))
+
+    def row_numbers(self, index: np.ndarray) -> np.ndarray:
+        """Where the examples at ``index`` are in the data as stored (for messages)."""
+        return index
+
+    def without(self, held: np.ndarray) -> Source:
+        """Every example but those at ``held`` (sorted, distinct), in order (a view)."""
+        return Complement(self, held)
 
     def fingerprint(self) -> str:
         """A digest of the contents: a checkpoint records it and refuses other data on resume."""
@@ -125,7 +143,8 @@ class TensorSource(Source):
     def subset(self, index: Any) -> Source:
         # In memory already: gather now, as the trainer always did (same numbers, same speed).
         idx = index if isinstance(index, Tensor) else torch.from_numpy(as_index(index))
-        return TensorSource(self.x[idx.to(self.x.device)], self.name, columns=self.columns)
+        return TensorSource(self.x[idx.to(self.x.device).long()], self.name,
+                            columns=self.columns)
 
     def to(self, device: torch.device) -> TensorSource:
         return TensorSource(self.x.to(device), self.name, columns=self.columns)
@@ -166,12 +185,58 @@ class Subset(Source):
         return len(self.index)
 
     def read(self, index: np.ndarray) -> Tensor:
-        return self.base.read(self.index[index])
+        return self.base.read(self.index[index].astype(np.int64, copy=False))
+
+    def row_numbers(self, index: np.ndarray) -> np.ndarray:
+        return self.base.row_numbers(self.index[index].astype(np.int64, copy=False))
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(self.base.fingerprint().encode())
         h.update(self.index.tobytes())
         return h.hexdigest()
+
+
+class Complement(Source):
+    """Every row of another source but the ``held`` ones (sorted and distinct), in order:
+    the training part of data too large to hold a permutation of every row. It keeps only
+    the held-out row numbers; training position ``i`` is row ``i + #{held j: held[j] - j <= i}``."""
+
+    def __init__(self, base: Source, held: np.ndarray):
+        self.base, self.held = base, np.asarray(held, dtype=np.int64)
+        self._gaps = self.held - np.arange(len(self.held))
+        self.name, self.shape, self.dtype, self.columns = base.name, base.shape, base.dtype, base.columns
+
+    def __len__(self) -> int:
+        return len(self.base) - len(self.held)
+
+    def _rows(self, index: np.ndarray) -> np.ndarray:
+        index = np.asarray(index, dtype=np.int64)
+        return index + np.searchsorted(self._gaps, index, side="right")
+
+    def read(self, index: np.ndarray) -> Tensor:
+        return self.base.read(self._rows(index))
+
+    def row_numbers(self, index: np.ndarray) -> np.ndarray:
+        return self.base.row_numbers(self._rows(index))
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(b"without" + self.base.fingerprint().encode())
+        h.update(self.held.tobytes())
+        return h.hexdigest()
+
+
+def distinct_rows(n: int, k: int, generator: torch.Generator) -> np.ndarray:
+    """``k`` distinct row numbers below ``n``, drawn uniformly with ``generator``, sorted:
+    memory in ``k``, not ``n`` (``torch.randperm(n)`` of 10 GB of images is 100 MB)."""
+    k = min(k, n)
+    picked = torch.empty(0, dtype=torch.int64)
+    while len(picked) < k:
+        draw = torch.randint(n, (2 * (k - len(picked)) + 16,), generator=generator)
+        picked = torch.unique(torch.cat([picked, draw]))
+    # The distinct values of uniform draws are a uniform subset of their size: so is any
+    # uniform choice of k of them.
+    keep = torch.randperm(len(picked), generator=generator)[:k]
+    return picked[keep].sort().values.numpy()
 
 
 class Examples:
@@ -181,14 +246,18 @@ class Examples:
     by batch, so a uint8 file is never widened as a whole. ``redraw(x, generator)``, when set,
     re-draws the examples once per epoch (binarized MNIST's Bernoulli draws); ``fingerprint``
     names the data for checkpoints (built-in datasets use their protocol name).
+    ``check(source, rows, row_numbers)``, when set, checks every batch of stored rows as it
+    is read (``zoo.data.checks.RowCheck``: data too large for a pass before training).
     """
 
     def __init__(self, source: Source, kind: Kind, shape: tuple[int, ...] | None = None, *,
                  redraw: Callable[[Tensor, torch.Generator], Tensor] | None = None,
                  fingerprint: str | None = None, context: Source | None = None,
                  context_kind: Literal["label", "vector"] | None = None,
-                 context_names: tuple[str, ...] = ()):
+                 context_names: tuple[str, ...] = (),
+                 check: Callable[[Source, Tensor, Callable[[], np.ndarray]], None] | None = None):
         self.source, self.kind = source, kind
+        self.check = check
         self.shape = tuple(shape) if shape is not None else source.shape
         self.redraw = redraw
         self._fingerprint = fingerprint
@@ -204,14 +273,14 @@ class Examples:
         """Examples of ``source`` with this data's kind, shape and context description."""
         return Examples(source, self.kind, self.shape, context=context,
                         context_kind=self.context_kind, context_names=self.context_names,
-                        **kwargs)
+                        check=self.check, **kwargs)
 
     def without_context(self) -> Examples:
         """The examples alone (what a model's ``initialize_from_data`` reads)."""
         if self.context is None:
             return self
         return Examples(self.source, self.kind, self.shape, redraw=self.redraw,
-                        fingerprint=self._fingerprint)
+                        fingerprint=self._fingerprint, check=self.check)
 
     def convert_context(self, rows: Tensor) -> Tensor:
         """Stored contexts to what a model takes: int64 labels or float32 vectors."""
@@ -256,16 +325,28 @@ class Examples:
         return rows if rows.dtype == want else rows.to(want)
 
     def take(self, index: Any) -> Tensor:
-        return self.convert(self.source.take(index))
+        rows = self.source.take(index)
+        if self.check is not None:
+            self.check(self.source, rows, lambda: self.source.row_numbers(as_index(index)))
+        return self.convert(rows)
 
     def batches(self, size: int) -> Iterator[tuple[int, Tensor]]:
         """``(first_row, batch)`` over every example in order."""
         for start, rows in self.source.chunks(size):
+            if self.check is not None:
+                index = np.arange(start, start + len(rows))
+                self.check(self.source, rows, lambda index=index: self.source.row_numbers(index))
             yield start, self.convert(rows)
 
     def subset(self, index: Any) -> Examples:
         context = None if self.context is None else self.context.subset(index)
         return self._like(self.source.subset(index), context, redraw=self.redraw,
+                          fingerprint=None)
+
+    def without(self, held: np.ndarray) -> Examples:
+        """Every example but those at ``held`` (sorted, distinct): ``Source.without``."""
+        context = None if self.context is None else self.context.without(held)
+        return self._like(self.source.without(held), context, redraw=self.redraw,
                           fingerprint=None)
 
     def drawn(self, generator: torch.Generator) -> Examples:

@@ -25,10 +25,10 @@ the pixels where some draw was too close to call and ``reference_draws`` those d
         --peer-path /work/shared/peers    # and pytorch-generative's sampler (issue 26)
 
 ``--peer-path`` (a folder with ``pgshim.py``, which puts pytorch-generative, commit d1f0a5c,
-on the path) times pytorch-generative's ``PixelCNN`` at its defaults, the MNIST-scale model
-that ``pixelcnn-binarized-mnist`` matches (15 residual blocks of 128 channels, head 32), in
-the same rounds: its ``sample`` is one forward pass of the batch per pixel, so it is
-estimated the same way, ``pixels x`` its forward pass on 64 images.
+on the path) times pytorch-generative's ``PixelCNN`` of the same shape and size as
+``pixelcnn-binarized-mnist`` (15 residual blocks, a stream of 128 channels, head 32), in the
+same rounds: its ``sample`` is one forward pass of the batch per pixel, so it is estimated
+the same way, ``pixels x`` its forward pass on 64 images.
 
 Prints JSON. Timings on a shared machine are noisy: compare ratios within one run.
 """
@@ -131,7 +131,10 @@ def peer(path: str, fast_entry: str, *, samples: int, rounds: int,
     from pgshim import PGPixelCNN  # only with --peer-path
 
     torch.manual_seed(seed)
-    theirs = PGPixelCNN().eval()  # in 1, out 1, 15 residual blocks of 128, head 32
+    # 15 residual blocks, a stream of 2 x 64 = 128 channels, head 32: pixelcnn-binarized-mnist's
+    # shape and size (its default, residual_channels=128, is a stream of 256: 3.6 times the
+    # parameters).
+    theirs = PGPixelCNN(residual_channels=64).eval()
     ours, source = model_for(fast_entry, False, 1.0, seed)
     _, height, width = ours.shape
     x = torch.rand(samples, 1, height, width, generator=torch.Generator().manual_seed(seed))
@@ -144,7 +147,7 @@ def peer(path: str, fast_entry: str, *, samples: int, rounds: int,
                 samples, generator=torch.Generator().manual_seed(seed)))[1])
             peer_s.append(timed(lambda: theirs(x))[1] * height * width)
     fast_med, peer_med = statistics.median(fast_s), statistics.median(peer_s)
-    return {"peer": "pytorch-generative PixelCNN() (d1f0a5c)",
+    return {"peer": "pytorch-generative PixelCNN(residual_channels=64) (d1f0a5c)",
             "peer_parameters": sum(p.numel() for p in theirs.parameters()),
             "zoo": f"{fast_entry} ({source}), sample()",
             "zoo_parameters": sum(p.numel() for p in ours.parameters()),

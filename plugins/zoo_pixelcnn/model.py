@@ -227,6 +227,8 @@ class Decider:
         self.model, self.x, self.temperature, self.context = model, x, temperature, context
         self.reference: PixelCNN | None = None
         self.pixels = self.draws = 0
+        weight = model.net.head.out.weight
+        self.difference = torch.tensor([1.0, -1.0], dtype=weight.dtype, device=weight.device)
 
     def __call__(self, logits: Tensor, gumbel: Tensor, i: int, j: int,
                  fixed: Tensor | None) -> Tensor:
@@ -234,16 +236,17 @@ class Decider:
         t = self.temperature
         scores = torch.add(gumbel, logits, alpha=1.0 / t)
         top = scores.topk(2, dim=1)
-        first, second = top.values.unbind(1)
-        # Unclear: lead <= 2 (tol (1 + m) / T + s), as lead - (2 tol / T) m <= 2 (tol / T + s).
-        largest = logits.abs().amax(dim=1)
-        lead = torch.sub(first, second).sub_(largest, alpha=2 * ROUNDING_TOLERANCE / t)
-        unclear = lead <= 2 * (ROUNDING_TOLERANCE / t + SCORE_ROUNDING)
+        # Unclear: lead <= 2 (tol (1 + m) / T + s), as lead - (2 tol / T) m <= 2 (tol / T + s),
+        # with m = max |logit| of the sample; checked for the batch by its smallest value.
+        lead = top.values @ self.difference
+        lead.sub_(logits.abs().amax(dim=1), alpha=2 * ROUNDING_TOLERANCE / t)
         if fixed is not None:
-            unclear &= ~fixed  # known pixels (completion) are not drawn
+            lead.masked_fill_(fixed, float("inf"))  # known pixels (completion) are not drawn
         value = top.indices[:, 0]
-        if not unclear.any():
+        threshold = 2 * (ROUNDING_TOLERANCE / t + SCORE_ROUNDING)
+        if lead.min() > threshold:
             return value
+        unclear = lead <= threshold
         self.pixels += 1
         for b in unclear.nonzero().flatten().tolist():
             self.draws += 1

@@ -227,6 +227,22 @@ def test_every_fall_back_still_gives_the_reference_draw(monkeypatch):
     assert torch.equal(fast, naive)
 
 
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_fall_back_in_context_gives_the_reference_draw(variant, monkeypatch):
+    """A conditional model's float64 reference sees each image's own context."""
+    import zoo_pixelcnn.model as pixelcnn_model
+
+    model = build(variant, levels=17, classes=[str(k) for k in range(4)])
+    context = torch.tensor([0, 1, 2, 3, 3, 0])
+    monkeypatch.setattr(pixelcnn_model, "ROUNDING_TOLERANCE", 1e6)
+    fast = model.sample(6, context=context, generator=torch.Generator().manual_seed(6))
+    assert model.sampling_stats["reference_draws"] == 6 * model.sampling_stats["pixels"]
+    naive = model.sample_naive(6, context=context, generator=torch.Generator().manual_seed(6))
+    monkeypatch.setattr(pixelcnn_model, "ROUNDING_TOLERANCE", 1e-4)
+    plain = model.sample(6, context=context, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(fast, naive) and torch.equal(fast, plain)
+
 @pytest.mark.parametrize("entry", ["pixelcnn-digits", "pixelcnn-mnist",
                                    "pixelcnn-binarized-mnist", "pixelcnn-binarized-mnist-cpu"])
 def test_fast_equals_naive_on_the_catalog_configs_with_close_calls(entry, monkeypatch):

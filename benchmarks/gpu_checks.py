@@ -211,7 +211,7 @@ def check_tf32_off_while_sampling(device: str) -> dict[str, Any]:
     real = pixelcnn_model.gumbel_noise
 
     def watched(*args: Any, **kwargs: Any) -> torch.Tensor:
-        seen.append((cudnn.allow_tf32, matmul.allow_tf32))  # once per pixel, both samplers
+        seen.append((cudnn.allow_tf32, matmul.allow_tf32))  # once per row, both samplers
         return real(*args, **kwargs)
 
     cudnn.allow_tf32 = matmul.allow_tf32 = True

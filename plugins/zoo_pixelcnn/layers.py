@@ -88,68 +88,122 @@ class MaskedConv2d(nn.Module):
         kernel = torch.einsum("oehw,le->olhw", self.masked_weight(), table)
         return F.conv2d(F.pad(onehot, self.padding), kernel, self.bias)
 
-    def frozen(self) -> FrozenConv:
-        """A detached copy of the masked kernel, for incremental evaluation."""
-        return FrozenConv(self.masked_weight().detach(), self.bias.detach(), self.offset)
+    def frozen(self, table: Tensor | None = None) -> FrozenConv:
+        """A detached copy of the masked kernel, for incremental evaluation; with ``table``
+        (an embedding ``[L, E]``) folded in, for one-hot inputs (``forward_embedded``)."""
+        weight = self.masked_weight().detach()
+        if table is not None:
+            weight = torch.einsum("oehw,le->olhw", weight, table.detach())
+        rows, cols = self.box
+        centre = self.mask[self.mask.shape[0] // 2, cols].nonzero().flatten()
+        span = (int(centre.min()), int(centre.max())) if len(centre) else None
+        return FrozenConv(weight, self.bias.detach(), self.offset, span)
 
 
 class RowCache:
-    """The last ``P + 1`` rows of a feature map, for incremental evaluation.
+    """The last ``A + 1`` rows of a feature map, for incremental evaluation.
 
-    Channels-last ``[n, P + 1, W + 2P, channels]``: the current image row is cache row
-    ``P``, the row ``d`` above it is row ``P - d``, and image column ``c`` is cache column
+    Channels-last ``[n, A + 1, W + 2P, channels]``: the current image row is cache row
+    ``A``, the row ``d`` above it is row ``A - d``, and image column ``c`` is cache column
     ``c + P``. Everything outside the image is zero, which is exactly the zero padding the
-    full convolution sees (``P`` is at least half the largest kernel). Channels last makes
-    a patch a few contiguous runs of memory, cheap to gather at every step; keeping only
-    ``P + 1`` rows keeps the memory of a sampler at that of a few feature maps.
+    full convolution sees (``P`` is at least half the largest kernel, ``A`` at least the
+    rows above the centre that the kernel reading the map reaches; ``A = 0`` for a map
+    only ever read on the current row, such as the gated horizontal stack). Channels last
+    makes a run of pixels of one row a contiguous block, a matrix operand without a copy;
+    keeping only ``A + 1`` rows keeps the memory of a sampler at that of a few feature maps.
+
+    The cache is only ever written in place, so views into it stay valid: ``slots[j]`` is
+    pixel ``j`` of the current row ``[n, channels]``, made once, which the steppers write
+    with ``out=`` and read back without indexing at every pixel. A map with ``A = 0`` is
+    never cleared: a step only reads the pixels of the row that have been written in it,
+    to its left, and the zero padding.
     """
 
-    def __init__(self, n: int, width: int, pad: int, channels: int, like: Tensor):
+    def __init__(self, n: int, width: int, pad: int, channels: int, like: Tensor,
+                 above: int | None = None):
         self.pad, self.width = pad, width
-        self.data = like.new_zeros(n, pad + 1, width + 2 * pad, channels)
+        self.above = pad if above is None else above
+        self.data = like.new_zeros(n, self.above + 1, width + 2 * pad, channels)
+        self.current = self.data[:, -1]  # [n, W + 2P, channels]
+        self.slots = self.current[:, pad : pad + width].unbind(1)
 
     def next_row(self) -> None:
         """Move on to the next image row (the new current row starts as zeros)."""
-        if self.pad:
+        if self.above:
             self.data[:, :-1] = self.data[:, 1:].clone()
-        self.data[:, -1] = 0
+            self.data[:, -1] = 0
 
     def set(self, j: int, value: Tensor) -> None:
         """Set pixel ``j`` of the current row to ``value`` ``[n, channels]``."""
-        self.data[:, self.pad, j + self.pad] = value
+        self.slots[j].copy_(value)
 
     def set_row(self, values: Tensor) -> None:
         """Set the whole current row to ``values`` ``[n, W, channels]``."""
-        self.data[:, self.pad, self.pad : self.pad + self.width] = values
+        self.current[:, self.pad : self.pad + self.width] = values
 
 
 class FrozenConv:
-    """A masked convolution evaluated at one pixel or along one row of a ``RowCache``.
+    """A masked convolution evaluated along one row of a ``RowCache``, or at one pixel.
 
     The kernel is the mask's bounding box, which never reaches below the centre row, so
-    only the current row and the ones above are read.
+    only the current row and the ones above are read. At one pixel the output splits into
+    the part from the rows above, known for the whole row once the sampler enters it
+    (``above_row``, one matrix product per row, bias included), and the part from the
+    pixels to the left on the current row, one matrix product with ``current_t`` of a
+    contiguous patch (``patches``): ``addmm(above[:, j], patches[j], current_t)``.
     """
 
-    def __init__(self, weight: Tensor, bias: Tensor, offset: tuple[int, int]):
+    def __init__(self, weight: Tensor, bias: Tensor, offset: tuple[int, int],
+                 center_cols: tuple[int, int] | None = None):
         self.weight = weight.contiguous()
-        # Matches a channels-last patch [n, rows, cols, in] flattened.
-        self.affine = Affine(self.weight.permute(0, 2, 3, 1).flatten(1), bias)
         self.bias = bias
         self.rows, self.cols = weight.shape[-2:]
         self.dr, self.dc = offset
-
-    def at(self, cache: RowCache, j: int) -> Tensor:
-        """The output ``[n, out]`` at pixel ``j`` of the current row."""
-        r, c = cache.pad + self.dr, cache.pad + self.dc + j
-        patch = cache.data[:, r : r + self.rows, c : c + self.cols]
-        return self.affine(patch.reshape(patch.shape[0], -1))
+        # Does the box reach the centre row (its last row)? Then split it.
+        reaches = self.dr + self.rows - 1 == 0 and center_cols is not None
+        above = self.weight[:, :, :-1] if reaches else self.weight
+        #: The kernel, and its rows above the centre, as [rows * cols * in, out] matrices.
+        self.weight_t = channels_last_matrix(self.weight)
+        self.above_t = channels_last_matrix(above) if above.shape[2] else None
+        c0, c1 = center_cols if reaches else (0, -1)
+        #: The centre row's kernel columns c0..c1 (relative to the box), as [cols * in, out].
+        centre = self.weight[:, :, -1, c0 : c1 + 1]  # no columns when it does not reach
+        self.current_t = centre.permute(2, 1, 0).flatten(0, 1).contiguous()
+        self.current_offset, self.current_cols = self.dc + c0, c1 - c0 + 1
 
     def row(self, cache: RowCache) -> Tensor:
-        """The outputs ``[n, W, out]`` along the current row."""
-        r, c = cache.pad + self.dr, cache.pad + self.dc
-        strip = cache.data[:, r : r + self.rows, c : c + cache.width + self.cols - 1]
-        out = F.conv2d(strip.permute(0, 3, 1, 2), self.weight, self.bias)  # [n, out, 1, W]
-        return out[:, :, 0].transpose(1, 2)
+        """The outputs ``[n, W, out]`` along the current row (the whole kernel)."""
+        return self.strip_product(cache, self.weight_t)
+
+    def above_row(self, cache: RowCache) -> Tensor:
+        """The outputs' part from the rows above, bias included: ``[n, W, out]``, or ``[out]``
+        when the kernel only reads the current row."""
+        if self.above_t is None:
+            return self.bias
+        return self.strip_product(cache, self.above_t)
+
+    def strip_product(self, cache: RowCache, weight_t: Tensor) -> Tensor:
+        """A convolution along the row as one matrix product: every pixel's patch (rows,
+        columns, channels) a row of a matrix, times the kernel as ``[rows * cols * in, out]``.
+        (A convolution call on a strip this small costs far more than the product.)"""
+        rows = weight_t.shape[0] // (self.cols * self.weight.shape[1])
+        r, c = cache.above + self.dr, cache.pad + self.dc
+        n, width = cache.data.shape[0], cache.width
+        strip = cache.data[:, r : r + rows, c : c + width + self.cols - 1]
+        patches = strip.unfold(2, self.cols, 1).permute(0, 2, 1, 4, 3)  # [n, W, rows, cols, in]
+        out = torch.addmm(self.bias, patches.reshape(n * width, -1), weight_t)
+        return out.view(n, width, -1)
+
+    def patches(self, cache: RowCache) -> list[Tensor]:
+        """Per pixel ``j`` of the current row, its left patch ``[n, cols * in]``: views."""
+        start = cache.pad + self.current_offset
+        return [cache.current[:, start + j : start + j + self.current_cols].flatten(1)
+                for j in range(cache.width)]
+
+
+def channels_last_matrix(weight: Tensor) -> Tensor:
+    """A kernel ``[out, in, rows, cols]`` as the matrix ``[rows * cols * in, out]``."""
+    return weight.permute(2, 3, 1, 0).reshape(-1, weight.shape[0]).contiguous()
 
 
 class Affine:

@@ -39,9 +39,30 @@ class OutputHead(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.out(F.relu(self.hidden(F.relu(x))))
 
-    def frozen(self):
-        hidden, out = pointwise(self.hidden), pointwise(self.out)
-        return lambda v: out(F.relu(hidden(F.relu(v))))
+    def frozen(self, n: int, like: Tensor) -> FrozenHead:
+        return FrozenHead(self, n, like)
+
+
+class FrozenHead:
+    """``OutputHead`` at one pixel of ``n`` images, its intermediates in buffers made once
+    (at this size allocating a result costs as much as computing it)."""
+
+    def __init__(self, head: OutputHead, n: int, like: Tensor):
+        self.hidden, self.out = pointwise(head.hidden), pointwise(head.out)
+        self.relu = like.new_empty(n, head.hidden.weight.shape[1])
+        self.inner = like.new_empty(n, head.hidden.weight.shape[0])
+
+    def __call__(self, v: Tensor) -> Tensor:
+        relu = torch.clamp_min(v, 0, out=self.relu)
+        inner = torch.addmm(self.hidden.bias, relu, self.hidden.weight_t, out=self.inner)
+        return torch.addmm(self.out.bias, inner.relu_(), self.out.weight_t)
+
+
+def with_bias_row(layer: nn.Conv2d) -> Tensor:
+    """A 1x1 convolution as one matrix ``[in + 1, out]``: its weight, then its bias, to
+    multiply a pixel's channels followed by a constant 1."""
+    affine = pointwise(layer)
+    return torch.cat([affine.weight_t, affine.bias[None]])
 
 
 class Conditioning(nn.Module):
@@ -79,23 +100,26 @@ class Stepper:
     """Logits of one pixel at a time, in raster order, from per-layer row caches.
 
     Call ``step(i, j)`` for every pixel in raster order and, after each, ``write(j, f)``
-    with the input features ``f`` ``[n, E]`` of the value the pixel took. Nothing about the
+    with the input features ``f`` ``[n, E]`` of the value the pixel took (with ``table``,
+    an embedding folded into the first layer, ``f`` is the value's one-hot ``[n, L]``). Nothing about the
     image is needed up front: a step only reads pixels already written.
     """
 
-    def __init__(self, n: int, width: int, pad: int, in_channels: int, like: Tensor):
+    def __init__(self, n: int, width: int, pad: int, in_channels: int, like: Tensor,
+                 input_rows: int):
         self.n, self.width, self.pad, self.like = n, width, pad, like
         self.caches: list[RowCache] = []
-        self.inputs = self.cache(in_channels)
+        self.inputs = self.cache(in_channels, input_rows)
 
-    def cache(self, channels: int) -> RowCache:
-        cache = RowCache(self.n, self.width, self.pad, channels, self.like)
+    def cache(self, channels: int, above: int) -> RowCache:
+        """A cache of ``channels`` keeping ``above`` rows above the current one."""
+        cache = RowCache(self.n, self.width, self.pad, channels, self.like, above)
         self.caches.append(cache)
         return cache
 
     def write(self, j: int, features: Tensor) -> None:
         """Record the input features of pixel ``j`` of the current row, once drawn."""
-        self.inputs.set(j, features)
+        self.inputs.slots[j].copy_(features)
 
     def step(self, i: int, j: int) -> Tensor:
         """The logits ``[n, levels]`` of pixel ``(i, j)``."""
@@ -153,9 +177,9 @@ class PlainNet(nn.Module):
             x = block(x, term)
         return self.head(x)
 
-    def stepper(self, n: int, width: int, like: Tensor,
-                context: Tensor | None = None) -> PlainStepper:
-        return PlainStepper(self, n, width, like, context)
+    def stepper(self, n: int, width: int, like: Tensor, context: Tensor | None = None,
+                table: Tensor | None = None) -> PlainStepper:
+        return PlainStepper(self, n, width, like, context, table)
 
 
 class PlainStepper(Stepper):
@@ -166,21 +190,46 @@ class PlainStepper(Stepper):
     """
 
     def __init__(self, net: PlainNet, n: int, width: int, like: Tensor,
-                 context: Tensor | None = None):
-        super().__init__(n, width, net.pad, net.first.weight.shape[1], like)
+                 context: Tensor | None = None, table: Tensor | None = None):
+        self.first = net.first.frozen(table)
+        super().__init__(n, width, net.pad, self.first.weight.shape[1], like,
+                         net.first.weight.shape[2] // 2)
         self.terms = [t if t is None else t.detach() for t in terms_of(net, context)]
-        self.first = net.first.frozen()
+        self.first_patches = self.first.patches(self.inputs)
         self.blocks = []
         for block in net.blocks:
-            self.blocks.append((pointwise(block.reduce), block.conv.frozen(),
-                                pointwise(block.expand), self.cache(block.conv.weight.shape[1])))
-        self.head = net.head.frozen()
+            width_, rows = block.conv.weight.shape[1], block.conv.weight.shape[2] // 2
+            conv, cache = block.conv.frozen(), self.cache(width_, rows)
+            self.blocks.append((pointwise(block.reduce), conv, with_bias_row(block.expand),
+                                cache, conv.patches(cache)))
+        self.head = net.head.frozen(n, like)
+        self.rows: list[tuple[Tensor, ...]] = []
+        # Buffers for one pixel: the residual stream, its ReLU, a block's output and a 1.
+        channels, bottleneck = net.first.weight.shape[0], max(1, net.first.weight.shape[0] // 2)
+        self.x, self.relu = like.new_empty(n, channels), like.new_empty(n, channels)
+        self.y_one = like.new_ones(n, bottleneck + 1)
+        self.y = self.y_one[:, :bottleneck]
+
+    def start_row(self) -> None:
+        """Every masked convolution's part from the rows above (context term included),
+        for the whole row: one convolution each."""
+        convs = [(self.first, self.inputs)] + [(b[1], b[3]) for b in self.blocks]
+        self.rows = []
+        for (conv, cache), term in zip(convs, self.terms):
+            above = conv.above_row(cache).expand(self.n, self.width, -1)
+            self.rows.append(add(above, None if term is None else term[:, None]).unbind(1))
 
     def compute(self, j: int) -> Tensor:
-        x = add(self.first.at(self.inputs, j), self.terms[0])
-        for (reduce, conv, expand, cache), term in zip(self.blocks, self.terms[1:]):
-            cache.set(j, F.relu(reduce(F.relu(x))))
-            x = x + expand(F.relu(add(conv.at(cache, j), term)))
+        if j == 0:
+            self.start_row()
+        x, relu, y = self.x, self.relu, self.y
+        torch.addmm(self.rows[0][j], self.first_patches[j], self.first.current_t, out=x)
+        for (reduce, conv, expand, cache, patches), rows in zip(self.blocks, self.rows[1:]):
+            slot = cache.slots[j]
+            torch.addmm(reduce.bias, torch.clamp_min(x, 0, out=relu), reduce.weight_t,
+                        out=slot).relu_()
+            torch.addmm(rows[j], patches[j], conv.current_t, out=y).relu_()
+            x.addmm_(self.y_one, expand)  # x + y @ W + bias
         return self.head(x)
 
 
@@ -256,9 +305,9 @@ class GatedNet(nn.Module):
             v, h = block(v, h, term)
         return self.head(h)
 
-    def stepper(self, n: int, width: int, like: Tensor,
-                context: Tensor | None = None) -> GatedStepper:
-        return GatedStepper(self, n, width, like, context)
+    def stepper(self, n: int, width: int, like: Tensor, context: Tensor | None = None,
+                table: Tensor | None = None) -> GatedStepper:
+        return GatedStepper(self, n, width, like, context, table)
 
 
 class GatedStepper(Stepper):
@@ -270,48 +319,65 @@ class GatedStepper(Stepper):
     """
 
     def __init__(self, net: GatedNet, n: int, width: int, like: Tensor,
-                 context: Tensor | None = None):
-        super().__init__(n, width, net.pad, net.first_vertical.weight.shape[1], like)
+                 context: Tensor | None = None, table: Tensor | None = None):
+        first = net.first_vertical.frozen(table), net.first_horizontal.frozen(table)
+        super().__init__(n, width, net.pad, first[0].weight.shape[1], like,
+                         net.first_vertical.weight.shape[2] // 2)
         h = net.channels
         # Each layer's context terms for the vertical and the horizontal gates, [n, 2h] each.
         self.terms = [(None, None) if t is None else t.detach().chunk(2, dim=1)
                       for t in terms_of(net, context)]
-        self.layers = [(net.first_vertical.frozen(), net.first_horizontal.frozen(),
-                        pointwise(net.first_link), None)]
+        self.layers = [(*first, pointwise(net.first_link), None)]
         for block in net.blocks:
             self.layers.append((block.vertical.frozen(), block.horizontal.frozen(),
-                                pointwise(block.link), pointwise(block.residual)))
+                                pointwise(block.link), with_bias_row(block.residual)))
         # Every layer's vertical and horizontal outputs (of the horizontal ones only the
-        # current row is ever read, but one layout keeps the indexing uniform).
-        self.vertical = [self.cache(h) for _ in self.layers]
-        self.horizontal = [self.cache(h) for _ in self.layers]
-        self.links: list[Tensor] = []
-        self.head = net.head.frozen()
+        # current row is ever read).
+        rows = [b.vertical.weight.shape[2] // 2 for b in net.blocks] + [0]  # its reader's
+        self.vertical = [self.cache(h, above) for above in rows]
+        self.horizontal = [self.cache(h, 0) for _ in self.layers]
+        sources = [self.inputs] + self.horizontal[:-1]
+        self.patches = [layer[1].patches(source) for layer, source in zip(self.layers, sources)]
+        self.rows: list[tuple[Tensor, ...]] = []
+        self.head = net.head.frozen(n, like)
+        # Buffers for one pixel: a layer's gate input, tanh half (then the gate, and a 1
+        # for the residual's bias) and sigmoid half.
+        self.pre = like.new_empty(n, 2 * h)
+        self.pre_value, self.pre_gate = self.pre.chunk(2, dim=1)
+        self.gated_one, self.sigmoid = like.new_ones(n, h + 1), like.new_empty(n, h)
+        self.gated = self.gated_one[:, :h]
 
     def start_row(self) -> None:
-        self.links = []
+        """The vertical stack along the row, and each layer's horizontal gate input from the
+        vertical link, the biases and the context, for the whole row."""
+        self.rows = []
         source = self.inputs
-        for (vertical, _, link, _), out, (v_term, _) in zip(self.layers, self.vertical,
-                                                             self.terms):
+        for (vertical, horizontal, link, _), out, (v_term, h_term) in zip(
+                self.layers, self.vertical, self.terms):
             v_pre = vertical.row(source)  # [n, W, 2h]
             if v_term is not None:
                 v_pre = v_pre + v_term[:, None, :]
             out.set_row(gate(v_pre, dim=-1))
-            self.links.append(link(v_pre.reshape(-1, v_pre.shape[-1])).view(v_pre.shape))
+            pre = link(v_pre.reshape(-1, v_pre.shape[-1])).view(v_pre.shape)
+            pre = pre + horizontal.bias  # a 1 x k horizontal kernel reads no rows above
+            self.rows.append(add(pre, None if h_term is None else h_term[:, None]).unbind(1))
             source = out
 
     def compute(self, j: int) -> Tensor:
         if j == 0:
             self.start_row()
-        source = self.inputs
         h = None
-        for (_, horizontal, _, residual), link, out, (_, h_term) in zip(
-                self.layers, self.links, self.horizontal, self.terms):
-            h_pre = add(horizontal.at(source, j) + link[:, j], h_term)
+        pre, gated, sigmoid = self.pre, self.gated, self.sigmoid
+        for (_, horizontal, _, residual), patches, rows, out in zip(
+                self.layers, self.patches, self.rows, self.horizontal):
+            torch.addmm(rows[j], patches[j], horizontal.current_t, out=pre)
+            torch.tanh(self.pre_value, out=gated)
+            torch.sigmoid(self.pre_gate, out=sigmoid)
+            slot = out.slots[j]
             if residual is None:
-                h = gate(h_pre)
+                torch.mul(gated, sigmoid, out=slot)
             else:
-                h = h + residual(gate(h_pre))
-            out.set(j, h)
-            source = out
+                gated.mul_(sigmoid)
+                torch.addmm(h, self.gated_one, residual, out=slot)  # h + g @ W + bias
+            h = slot
         return self.head(h)

@@ -188,15 +188,17 @@ def test_log_prob_is_the_sum_of_per_pixel_log_softmax():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_incremental_logits_match_a_full_forward_pass(variant):
-    model = build(variant, shape=[1, 7, 9], levels=17, first_kernel=5, layers=3)
-    x = torch.randint(0, 17, (4, 1, 7, 9), generator=torch.Generator().manual_seed(3))
+@pytest.mark.parametrize("levels", [2, 17])  # 2: the embedding folded into the first layer
+def test_incremental_logits_match_a_full_forward_pass(variant, levels):
+    model = build(variant, shape=[1, 7, 9], levels=levels, first_kernel=5, layers=3)
+    assert model.folds_embedding == (levels == 2)
+    x = torch.randint(0, levels, (4, 1, 7, 9), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         full = model.logits(x)
         stepper = model.stepper(4)
         for i, j in itertools.product(range(7), range(9)):
             torch.testing.assert_close(stepper.step(i, j), full[:, :, i, j], rtol=0, atol=1e-5)
-            stepper.write(j, model.embed_values(x[:, 0, i, j]))
+            stepper.write(j, model.step_features(x[:, 0, i, j]))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -223,6 +225,72 @@ def test_every_fall_back_still_gives_the_reference_draw(monkeypatch):
     assert model.sampling_stats["reference_steps"] == model.sampling_stats["pixels"]
     naive = model.sample_naive(4, generator=torch.Generator().manual_seed(6))
     assert torch.equal(fast, naive)
+
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_fall_back_in_context_gives_the_reference_draw(variant, monkeypatch):
+    """A conditional model's float64 reference sees each image's own context."""
+    import zoo_pixelcnn.model as pixelcnn_model
+
+    model = build(variant, levels=17, classes=[str(k) for k in range(4)])
+    context = torch.tensor([0, 1, 2, 3, 3, 0])
+    monkeypatch.setattr(pixelcnn_model, "ROUNDING_TOLERANCE", 1e6)
+    fast = model.sample(6, context=context, generator=torch.Generator().manual_seed(6))
+    assert model.sampling_stats["reference_draws"] == 6 * model.sampling_stats["pixels"]
+    naive = model.sample_naive(6, context=context, generator=torch.Generator().manual_seed(6))
+    monkeypatch.setattr(pixelcnn_model, "ROUNDING_TOLERANCE", 1e-4)
+    plain = model.sample(6, context=context, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(fast, naive) and torch.equal(fast, plain)
+
+@pytest.mark.parametrize("entry", ["pixelcnn-digits", "pixelcnn-mnist",
+                                   "pixelcnn-binarized-mnist", "pixelcnn-binarized-mnist-cpu"])
+def test_fast_equals_naive_on_the_catalog_configs_with_close_calls(entry, monkeypatch):
+    """The catalog's networks (on a small image; many-level logits scaled to a trained
+    model's size) and a tolerance wide enough that some draws but not all go to the
+    reference: the mixed case (one sampler's draw clear, the other's not) must give the
+    same samples."""
+    import zoo_pixelcnn.model as pixelcnn_model
+
+    from zoo.catalog import catalog
+
+    config = {**catalog().get(entry).config, "shape": [1, 5, 7]}
+    torch.manual_seed(0)
+    model = zoo.get_family("pixelcnn").build(config).eval()
+    if model.levels > 2:
+        with torch.no_grad():
+            model.net.head.out.weight.mul_(30.0)
+            model.net.head.out.bias.mul_(30.0)
+    monkeypatch.setattr(pixelcnn_model, "ROUNDING_TOLERANCE", 3e-3)
+    fast = model.sample(8, generator=torch.Generator().manual_seed(1))
+    stats = model.sampling_stats
+    naive = model.sample_naive(8, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(fast, naive)
+    assert 0 < stats["reference_draws"] < 8 * stats["pixels"]
+
+
+def test_row_noise_is_the_per_pixel_noise_in_raster_order():
+    """Drawing a row's Gumbel noise at once consumes the CPU generator as one draw per
+    pixel did: the samples for a seed are the same as before the change."""
+    from zoo_pixelcnn.model import gumbel_noise
+
+    g = torch.Generator().manual_seed(3)
+    row = gumbel_noise(4, 5, g, torch.device("cpu"), width=6)
+    g = torch.Generator().manual_seed(3)
+    pixels = torch.stack([gumbel_noise(4, 5, g, torch.device("cpu"))[0] for _ in range(6)])
+    assert torch.equal(row, pixels)
+
+
+def test_the_float64_reference_follows_the_weights():
+    model = build("gated", levels=17)
+    first = model.float64_copy()
+    assert model.float64_copy() is first  # kept while nothing changes
+    x = torch.randint(0, 17, (2, 1, 6, 5), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        model.net.head.out.bias.add_(1.0)
+        second = model.float64_copy()
+        torch.testing.assert_close(second.logits(x).float(), model.logits(x))
+    assert "_float64" not in str(list(model.state_dict()))
 
 
 def test_sampling_follows_the_generator_and_temperature():

@@ -383,7 +383,7 @@ def test_an_alternative_that_is_not_significantly_better_is_not_kept(monkeypatch
 
     import zoo.infer.evaluation as evaluation
     import zoo.training.loop as loop
-    from zoo.api import owndata
+    from zoo.api import alternatives
 
     monkeypatch.setattr(evaluation, "nll_per_example", lambda model, val, batch: model.nll)
     monkeypatch.setattr(loop, "split_train",
@@ -397,5 +397,5 @@ def test_an_alternative_that_is_not_significantly_better_is_not_kept(monkeypatch
     defaults = run([1.0, 2.0, 3.0, 4.0])
     noisy = run([0.5, 2.6, 2.5, 4.1])  # a mean gain of 0.1 nats, within the noise
     better = run([0.0, 1.0, 2.0, 3.1])  # about a nat better on every row
-    assert owndata.preferred(plan, [defaults, noisy]) is defaults
-    assert owndata.preferred(plan, [defaults, better]) is better
+    assert alternatives.preferred(plan, [defaults, noisy]) is defaults
+    assert alternatives.preferred(plan, [defaults, better]) is better

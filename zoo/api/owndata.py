@@ -322,6 +322,7 @@ def train_plan(p: Plan, *, progress: bool | None = None, **train_options: Any) -
     ``model.selection`` says what was compared."""
     import torch
 
+    from zoo.api import alternatives
     from zoo.training import distributed
     from zoo.training.loop import train_model
 
@@ -336,56 +337,13 @@ def train_plan(p: Plan, *, progress: bool | None = None, **train_options: Any) -
         result = train_model(p.family, model, p.examples, p.recipe, progress=progress,
                              **train_options)
         runs.append((model, result))
-    model, result = runs[0] if len(runs) == 1 else preferred(p, runs)
+    model, result = runs[0] if len(runs) == 1 else alternatives.preferred(p, runs)
     if len(runs) > 1:
-        model.selection = selection_line(p, runs, model)
+        model.selection = alternatives.selection_line(p, runs, model)
     model.fit_result = result
     if distributed.is_main_process():
         model.metrics, model.log_prob_distribution = run_metrics(model, p, result)
     return model
-
-
-#: An alternative replaces the defaults only when its validation NLL is lower by this many
-#: standard errors of the paired, per-row difference: on a validation split of a few dozen
-#: rows a lower mean alone is often chance (wine, 36 rows: the full-covariance map won there
-#: by its mean and lost by 2.9 nats on the test rows).
-SIGNIFICANT = 2.0
-
-
-def preferred(p: Plan, runs: list[Any]) -> Any:
-    """The run to keep: the defaults (``runs[0]``), unless an alternative scores the
-    validation rows better by ``SIGNIFICANT`` standard errors of the paired difference."""
-    import math
-
-    from zoo.infer.evaluation import nll_per_example
-    from zoo.training.loop import split_train
-
-    val = split_train(p.examples, p.recipe).val
-    if val is None:
-        return runs[0]
-    base = nll_per_example(runs[0][0], val, p.recipe.eval_batch_size)
-    best, best_gain = runs[0], 0.0
-    for run in runs[1:]:
-        diff = base - nll_per_example(run[0], val, p.recipe.eval_batch_size)
-        gain = float(diff.mean())
-        stderr = float(diff.std()) / math.sqrt(len(diff)) if len(diff) > 1 else math.inf
-        if gain > SIGNIFICANT * stderr and gain > best_gain:
-            best, best_gain = run, gain
-    return best
-
-
-def selection_line(p: Plan, runs: list[Any], kept: Any) -> str:
-    """Which of the configs tried was kept, and the validation NLLs it was chosen on."""
-    base = p.family.config_dict(p.config)
-
-    def label(model: Any) -> str:
-        changed = {k: v for k, v in p.family.config_dict(model.config).items()
-                   if base.get(k) != v}
-        return ", ".join(f"{k}: {v}" for k, v in changed.items()) or "the defaults"
-
-    tried = "; ".join(f"{label(m)} {r.val_nll:.4f}" for m, r in runs if r.val_nll is not None)
-    return (f"validation NLL of the configs tried: {tried}; kept {label(kept)} (an "
-            f"alternative is kept only when it is better by {SIGNIFICANT:g} standard errors)")
 
 
 def run_metrics(model: ZooModel, p: Plan, result: Any) -> tuple[dict[str, float], dict]:

@@ -61,9 +61,8 @@ def scored_sample(model: Any, examples: Any, *, seed: int, batch_size: int) -> T
     fewer), drawn with ``seed``: what ``record`` is given for a split."""
     import torch
 
-    from zoo.data.source import distinct_rows
+    from zoo.data.source import PERMUTED_SPLIT_ROWS, distinct_rows
     from zoo.infer.evaluation import nll_per_example
-    from zoo.training.loop import PERMUTED_SPLIT_ROWS
 
     generator = torch.Generator().manual_seed(seed)
     if len(examples) > PERMUTED_SPLIT_ROWS:  # no permutation of millions of rows

@@ -20,6 +20,8 @@ from torch import Tensor
 
 Kind = Literal["continuous", "discrete"]
 
+#: Data in a file with more rows than this is shuffled without a permutation of every row.
+PERMUTED_SPLIT_ROWS = 1 << 20
 #: numpy dtypes torch cannot index or convert everywhere: widened to int64 per batch.
 _WIDEN = {np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64)}
 

@@ -8,13 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from zoo.data.source import Examples, TensorSource
+from zoo.data.source import PERMUTED_SPLIT_ROWS, Examples, TensorSource
 from zoo.errors import ConfigError
 from zoo.training import checkpoint as ckpt
 from zoo.training import distributed
-
-#: Data in a file with more rows than this is shuffled without a permutation of every row.
-PERMUTED_SPLIT_ROWS = 1 << 20
 
 
 class ShuffledOrder:

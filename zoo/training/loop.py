@@ -29,14 +29,14 @@ from torch import Tensor
 
 from zoo.catalog.recipe import Recipe
 from zoo.data import Dataset
-from zoo.data.source import Examples, TensorSource, distinct_rows
+from zoo.data.source import PERMUTED_SPLIT_ROWS, Examples, TensorSource, distinct_rows
 from zoo.errors import ConfigError, TrainingError
 from zoo.infer.evaluation import mean_nll, nll_per_example
 from zoo.plugin.family import Family
 from zoo.plugin.model import ZooModel
 from zoo.training import checkpoint as ckpt
 from zoo.training import distributed
-from zoo.training.batches import PERMUTED_SPLIT_ROWS, Batches
+from zoo.training.batches import Batches
 from zoo.training.devices import autocast, maybe_compile, resolve_compile, resolve_device
 from zoo.training.flat_parameters import FlatParameters
 from zoo.training.state import TrainState, run_fingerprint

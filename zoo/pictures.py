@@ -178,6 +178,21 @@ def labelled_panels(panels: Sequence[Panel], *, ncol: int | None = None,
     return picture
 
 
+def class_rows(rows: Sequence[Tensor], names: Sequence[str], levels: int, *,
+               scale: int | None = None) -> Image.Image:
+    """One labelled row of samples per class: ``rows[k]`` (discrete samples ``[n, *shape]``)
+    drawn given class ``names[k]``, a thin border between images, the class name under its
+    row. What a label-conditional model's card and ``zoo sample --label all`` show."""
+    border = torch.tensor(BORDER_RGB, dtype=torch.uint8).view(3, 1, 1)
+    panels = []
+    for samples, name in zip(rows, names):
+        images = as_images(samples.cpu(), levels)  # [n, 3, H, W]
+        gap = border.expand(3, images.shape[2], 1)
+        strip = torch.cat([part for image in images for part in (image, gap)][:-1], dim=2)
+        panels.append(Panel(f"class {name}", strip))
+    return labelled_panels(panels, ncol=1, scale=scale if scale is not None else 4)
+
+
 def upscale(images: Tensor, scale: int) -> Tensor:
     """Nearest-neighbour scaling of ``[B, C, H, W]`` by a whole factor: every pixel becomes a
     ``scale`` x ``scale`` block of the same value (nothing is interpolated)."""

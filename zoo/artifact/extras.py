@@ -133,20 +133,11 @@ def _given_plot(model: ZooModel, path: Path, generator: Any, *, title: str,
 def class_rows(model: ZooModel, levels: int, generator: Any) -> Any:
     """The samples picture of a label-conditional model of images: one labelled row per
     class (the first ``MAX_CLASS_ROWS``), ``CLASS_ROW`` samples each."""
-    import torch
-
     from zoo import pictures
 
     names = model.context_spec.names[:MAX_CLASS_ROWS]
-    border = torch.tensor(pictures.BORDER_RGB, dtype=torch.uint8).view(3, 1, 1)
-    panels = []
-    for k, name in enumerate(names):
-        images = pictures.as_images(model.sample(CLASS_ROW, generator=generator, context=k),
-                                    levels)  # [n, 3, H, W]
-        gap = border.expand(3, images.shape[2], 1)
-        strip = torch.cat([part for image in images for part in (image, gap)][:-1], dim=2)
-        panels.append(pictures.Panel(f"class {name}", strip))
-    return pictures.labelled_panels(panels, ncol=1, scale=4)
+    rows = [model.sample(CLASS_ROW, generator=generator, context=k) for k in range(len(names))]
+    return pictures.class_rows(rows, names, levels)
 
 
 def write_history(path: Path, history: Sequence[Mapping[str, Any]], *, best_step: int | None,

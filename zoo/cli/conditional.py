@@ -206,22 +206,14 @@ def sample_to(model: ZooModel, count: int, context: Any, output: Path, *, per_cl
 def write_class_rows(model: ZooModel, samples: Tensor, path: Path, *,
                      scale: int | None = None) -> None:
     """One labelled row per class (``--label all``): discrete images only."""
-    import numpy as np
-    import torch
-
     from zoo import pictures
     from zoo.cli.sample_files import atomic_path
 
     names = model.context_spec.names
-    per = len(samples) // len(names)
-    panels = []
-    for k, name in enumerate(names):
-        row = pictures.image_grid(samples[k * per:(k + 1) * per].cpu(), model.config.levels,
-                                  nrow=per, scale=scale)
-        image = torch.from_numpy(np.asarray(row.convert("RGB")).copy()).permute(2, 0, 1)
-        panels.append(pictures.Panel(name, image))
+    rows = samples.chunk(len(names))
     with atomic_path(path) as tmp:
-        pictures.save_png(pictures.labelled_panels(panels, ncol=1, scale=1), tmp)
+        pictures.save_png(pictures.class_rows(rows, names, model.config.levels, scale=scale),
+                          tmp)
 
 
 @click.command()

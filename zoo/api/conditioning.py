@@ -59,7 +59,7 @@ def data_contexts(model: ZooModel, data: Any, source: Source, *, labels: Any = N
                                      "given columns")
     elif _is_csv(data) and label_column_of(model) in _header(data):
         found = contexts.label_column(data, label_column_of(model), len(source), spec.names)
-    elif isinstance(source, ImageFolderSource) and contexts.from_image_folder(source):
+    elif isinstance(source, ImageFolderSource):
         found = contexts.image_folder_labels(source, spec.names)
     if found is None:
         if spec.kind == "vector" or required:

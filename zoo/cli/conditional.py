@@ -166,36 +166,16 @@ def read_context_file(path: Path, names: tuple[str, ...]) -> Tensor:
     return torch.as_tensor(rows)
 
 
-def draw_in_context(model: ZooModel, count: int, context: Any, *, temperature: float,
-                    seed: int | None) -> Tensor:
-    """``count`` samples for ``context`` (one for all, or one per sample), in batches."""
-    import torch
-
-    from zoo.cli.sample_files import BATCH_VALUES, check_count, values_per_sample
-
-    check_count(model, count)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    per_batch = max(1, BATCH_VALUES // values_per_sample(model))
-    rows = isinstance(context, torch.Tensor) and context.dim() >= 1 and \
-        len(context) == count and (context.dim() == 2 or model.context_spec.kind == "label")
-    parts = []
-    for start in range(0, count, per_batch):
-        part = context[start:start + per_batch] if rows else context
-        parts.append(model.sample(min(per_batch, count - start), temperature=temperature,
-                                  generator=generator, context=part))
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-
 def sample_to(model: ZooModel, count: int, context: Any, output: Path, *, per_class: bool,
               temperature: float, seed: int | None, nrow: int | None,
               scale: int | None) -> None:
     """``zoo sample`` of a conditional model: draw, write (one labelled row per class for
     ``--label all``), and say so."""
-    from zoo.cli.sample_files import is_discrete, write_samples
+    from zoo.cli.sample_files import draw, is_discrete, write_samples
 
     if per_class and (not is_discrete(model) or output.suffix.lower() != ".png"):
         raise click.UsageError("--label all draws a picture of image samples: use -o NAME.png")
-    samples = draw_in_context(model, count, context, temperature=temperature, seed=seed)
+    samples = draw(model, count, temperature=temperature, seed=seed, context=context)
     if per_class:
         write_class_rows(model, samples, output, scale=scale)
     else:

@@ -15,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,8 +35,9 @@ def is_discrete(model: ZooModel) -> bool:
 
 
 def draw(model: ZooModel, n: int, *, temperature: float = 1.0, seed: int | None = None,
-         complete: Path | None = None, keep: str = "top-half") -> Tensor:
-    """``n`` samples of ``model``; with ``complete``, completions of that image.
+         complete: Path | None = None, keep: str = "top-half", context: Any = None) -> Tensor:
+    """``n`` samples of ``model``; with ``complete``, completions of that image; a
+    conditional model's ``context`` is one for every sample or one per sample.
 
     ``n`` is bounded by the memory its samples take (``MAX_SAMPLE_BYTES``), checked before
     anything is allocated; the samples are drawn in batches of ``BATCH_VALUES`` values, so
@@ -52,8 +54,13 @@ def draw(model: ZooModel, n: int, *, temperature: float = 1.0, seed: int | None 
         given = read_image(complete, shape, model.config.levels)
         extra = {"given": given, "mask": known_region(shape, keep)}
     per_batch = max(1, BATCH_VALUES // values_per_sample(model))
+    # One context per sample is cut into the batches; a single one goes to every batch.
+    rows = (isinstance(context, Tensor) and context.dim() >= 1 and len(context) == n
+            and (context.dim() == 2 or model.context_spec.kind == "label"))
     parts = []
     for start in range(0, n, per_batch):
+        if context is not None:
+            extra["context"] = context[start:start + per_batch] if rows else context
         # A ZooModel refuses samples that are not finite (zoo.plugin.model), so none is written.
         parts.append(model.sample(min(per_batch, n - start), temperature=temperature,
                                   generator=generator, **extra))

@@ -121,13 +121,13 @@ def from_image_folder(source: Any) -> DataContext | None:
                        f"the subfolders of {root}")
 
 
-def image_folder_labels(source: Any, classes: Sequence[str]) -> DataContext:
+def image_folder_labels(source: Any, classes: Sequence[str]) -> DataContext | None:
     """Labels of an image folder scored by a model of ``classes``: each subfolder must be
-    one of them (``zoo score``/``zoo eval`` read the context as training did)."""
+    one of them (``zoo score``/``zoo eval`` read the context as training did). None when
+    the images are not laid out in class subfolders."""
     found = from_image_folder(source)
     if found is None:
-        raise DataError(f"{source.name}: this model is label-conditional; put the images in "
-                        "one subfolder per class (as in training), or pass --label")
+        return None
     index = {name: k for k, name in enumerate(classes)}
     unknown = [name for name in found.names if name not in index]
     if unknown:

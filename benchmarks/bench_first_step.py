@@ -86,12 +86,14 @@ def status_mb(pid: int) -> dict[str, float]:
     return out
 
 
-def measure(data: Path, out: Path, code: Path) -> dict[str, object]:
+def measure(data: Path, out: Path, code: Path, command: list[str] | None = None
+            ) -> dict[str, object]:
+    """Runs ``zoo COMMAND --data DATA -o OUT`` with ``code``'s zoo, sampling its memory."""
     env = dict(os.environ, PYTHONPATH=f"{code}{os.pathsep}{code / 'plugins'}",
                OMP_NUM_THREADS="1", ZOO_HOME=str(out.parent / "zoo-home"))
     shutil.rmtree(out, ignore_errors=True)
     start = time.time()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, *COMMAND, "--data", str(data),
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *(command or COMMAND), "--data", str(data),
                              "-o", str(out)], env=env, cwd=code, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     peaks = {"RssAnon": 0.0, "RssFile": 0.0}

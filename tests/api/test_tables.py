@@ -259,7 +259,7 @@ def test_a_catalog_entry_keeps_its_levels_when_the_data_fits_them(tmp_path):
     kept = plan("pixelcnn-digits", digits)
     assert kept.config.levels == 17 and "pixelcnn-digits's levels, which the data fits" in kept.note
     wide = plan("pixelcnn-digits", np.full((20, 8, 8), 200, dtype=np.uint8))
-    assert wide.config.levels == 256 and "levels 256 replaces it" in wide.note
+    assert wide.config.levels == 201 and "levels 201 replaces it" in wide.note
 
 
 def test_auroc_is_the_share_of_pairs_the_reference_wins():

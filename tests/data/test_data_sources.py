@@ -61,7 +61,7 @@ def test_npy_is_memory_mapped_and_keeps_uint8(tmp_path):
     assert rows.dtype == torch.uint8 and torch.equal(rows, torch.from_numpy(images[[3, 1]]))
     fitted = fit_data(source, "discrete")
     assert fitted.config == {"shape": [1, 6, 5], "levels": 256}
-    assert "range of uint8" in fitted.note
+    assert "the largest value is 255" in fitted.note
     batch = fitted.examples.take(torch.tensor([3, 1]))  # converted per batch only
     assert batch.dtype == torch.int64 and batch.shape == (2, 1, 6, 5)
     assert torch.equal(batch[:, 0], torch.from_numpy(images[[3, 1]]).long())

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 #: Training rows drawn over the samples of a model of 2-D points (its ``samples.png``).
 DATA_POINTS = 2_000
 RECIPE_PREFIX = "recipe."
-#: Where ``table_defaults`` hands on the family's alternative configs (not a config key).
-ALTERNATIVES = "__alternatives__"
 
 
 @dataclass
@@ -113,6 +111,7 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     Context (``zoo.data.contexts``): ``context`` (labels or vectors, or a ``.npy`` of
     labels), a table's ``given`` columns or ``label_column``, or the subfolders of an image
     folder make the model conditional, unless ``unconditional``."""
+    from zoo.api.data_defaults import ALTERNATIVES, image_defaults, table_defaults
     from zoo.data.columns import open_table
     from zoo.data.open import open_data
 
@@ -137,9 +136,13 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
         found = data_context(source, context)
     kind = data_kind(family, base, overrides, source)
     fitted = fit_entry_levels(source, kind, base, overrides, entry)
+    own_recipe = isinstance(recipe, Recipe)
     table, notes = table_defaults(family, entry, kind, fitted.config, chosen, overrides,
-                                  recipe_keys, isinstance(recipe, Recipe))
+                                  recipe_keys, own_recipe)
     extra = table.pop(ALTERNATIVES, [])
+    if not table:
+        table, notes = image_defaults(family, entry, fitted.config, len(source), overrides,
+                                      recipe_keys, own_recipe)
     examples, conditioning, lines = fitted.examples, {}, []
     if found is not None and unconditional:
         lines.append(f"{found.describe()}: ignored (--unconditional)")
@@ -229,42 +232,6 @@ def fit_entry_levels(source: Any, kind: str, base: Mapping[str, Any],
         return fitted
     fitted.note = fitted.note.replace("(as given)", f"({entry}'s levels, which the data fits)")
     return fitted
-
-
-def table_defaults(family: Family, entry: str | None, kind: str, fitted: Mapping[str, Any],
-                   chosen: Any, overrides: Mapping[str, Any], recipe_keys: dict[str, Any],
-                   own_recipe: bool) -> tuple[dict[str, Any], list[str]]:
-    """The config keys a family's defaults for tables set on vector data, and the lines that
-    say so; fills the data's training budget into ``recipe_keys`` where the user left it."""
-    from zoo.data.columns import describe_grid, table_budget
-
-    hook = getattr(family, "config_for_table", None)
-    shape = overrides.get("shape", fitted.get("shape"))
-    if entry is not None or kind != "continuous" or hook is None or shape is None \
-            or len(shape) != 1:
-        return {}, []
-    rows = len(chosen.source) if chosen is not None else None
-    if rows is None:
-        return {}, []
-    keys = dict(hook(rows, int(shape[0])))
-    alternatives = getattr(family, "table_alternatives", None)
-    if alternatives is not None:
-        keys[ALTERNATIVES] = list(alternatives(rows, int(shape[0])))
-    notes = []
-    if chosen.grid is not None and any(step > 0 for step in chosen.grid) \
-            and len(chosen.grid) == int(shape[0]):
-        keys["grid"] = list(chosen.grid)
-        notes.append(f"{chosen.source.name}: columns " + describe_grid(chosen.columns,
-                                                                        chosen.grid))
-    if not own_recipe:
-        budget = table_budget(rows, recipe_keys.get("val_fraction"))
-        if "steps" in recipe_keys:  # the user's step count: warm-up and passes fit in it
-            steps = int(recipe_keys["steps"])
-            budget["warmup_steps"] = min(budget["warmup_steps"], steps // 20)
-            budget["eval_every"] = max(1, min(budget["eval_every"], steps // 40))
-        for key, value in budget.items():
-            recipe_keys.setdefault(key, value)
-    return keys, notes
 
 
 def data_kind(family: Family, base: Mapping[str, Any], overrides: Mapping[str, Any],

@@ -45,6 +45,8 @@ class Stats:
     low: float | None = None
     high: float | None = None
     integral: bool = True
+    #: For uint8 values: which of the 256 values occur (bool ``[256]``).
+    present: np.ndarray | None = None
 
 
 #: A bounded look at a source: this many blocks of ``GLANCE_BLOCK`` consecutive rows.
@@ -95,6 +97,9 @@ def scan(source: Source, *, integers: bool = False,
                     raise DataError(
                         f"{place(source.name, source.columns, source.shape, start + row, flat)}: "
                         f"{value} is not an integer, and this family models discrete levels")
+        if values.dtype == np.uint8:
+            seen = np.bincount(values.reshape(-1), minlength=256) > 0
+            stats.present = seen if stats.present is None else stats.present | seen
         if values.size:
             low, high = float(values.min()), float(values.max())
             stats.low = low if stats.low is None else min(stats.low, low)

@@ -18,8 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from zoo.data.source import Source
 
 #: Pillow modes for a model's channel count.
 MODES = {1: "L", 3: "RGB"}
@@ -31,6 +34,51 @@ def from_8bit(values: Tensor, levels: int) -> Tensor:
     if levels == 256:
         return values
     return torch.round(values.double() * (levels - 1) / 255.0).long()
+
+
+#: The most levels read off pictures' greys: a grid finer than 4 greys a step would take
+#: almost any set of greys for one.
+MOST_PICTURE_LEVELS = 64
+
+
+def levels_in_use(present: Any) -> int:
+    """The levels pictures of 8-bit greys (``present``: bool ``[256]``, the greys that occur)
+    were drawn at: the fewest ``C`` (up to ``MOST_PICTURE_LEVELS``) whose evenly spaced greys
+    ``l * 255 / (C - 1)`` each occurring grey lies within one grey of (rounded, or truncated
+    to an integer), and that ``from_8bit``'s ``round(v * (C - 1) / 255)`` keeps apart: 17
+    for sklearn's digits drawn as zoo draws them or scaled by ``255 / 16``, 2 for black and
+    white; else 256, when the greys are on no coarse grid (greys 0..16 stored as they are
+    would all read as near black)."""
+    values = torch.nonzero(torch.as_tensor(present)).reshape(-1).double()
+    for levels in range(max(2, len(values)), MOST_PICTURE_LEVELS + 1):
+        read = torch.round(values * (levels - 1) / 255.0)
+        off = (values - read * 255.0 / (levels - 1)).abs()
+        if bool((off < 1.0).all()) and len(torch.unique(read)) == len(values):
+            return levels
+    return 256
+
+
+class PictureLevels(Source):
+    """An 8-bit picture source read as ``levels`` by ``from_8bit``: what training reads when
+    the pictures use fewer levels than 256 (``levels_in_use``), so that training, ``zoo
+    score`` and ``zoo eval`` read a picture the same way."""
+
+    def __init__(self, base: Source, levels: int):
+        self.base, self.levels = base, levels
+        self.name, self.shape, self.columns = base.name, base.shape, base.columns
+        self.dtype = np.dtype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def read(self, index: np.ndarray) -> Tensor:
+        return from_8bit(self.base.read(index), self.levels)
+
+    def check_decodable(self) -> None:
+        self.base.check_decodable()
+
+    def fingerprint(self) -> str:
+        return f"{self.base.fingerprint()}:levels={self.levels}"
 
 
 def is_8bit_images(source: Any) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from zoo.data.checks import RowCheck, find_value, glance, glanced_rows, scan
+from zoo.data.image_levels import PictureLevels, is_8bit_images, levels_in_use
 from zoo.data.source import Examples, Kind, Source
 from zoo.errors import DataError
 
@@ -91,9 +92,14 @@ def fit_data(source: Source, kind: Kind, overrides: Mapping[str, Any] | None = N
                        f"{head} -> continuous, shape {list(shape)}"
                        + (looked if check is not None else ""))
     given = overrides.get("levels")
+    if isinstance(given, int) and given < 256 and is_8bit_images(source):
+        source = PictureLevels(source, given)  # read as the levels, as scoring reads them
     from_dtype = DTYPE_LEVELS.get(source.dtype)
     check = None
-    if from_dtype is not None and (given is None or (isinstance(given, int) and given >= from_dtype)):
+    if given is None and source.dtype == np.uint8:
+        levels, why, source, check = levels_used(source, pieces)
+        looked = looked if check is not None else ""
+    elif from_dtype is not None and (given is None or (isinstance(given, int) and given >= from_dtype)):
         levels, why = (from_dtype, f"the range of {source.dtype.name}") if given is None else \
             (given, "as given")
         looked = ""  # every value the dtype holds fits
@@ -118,6 +124,35 @@ def fit_data(source: Source, kind: Kind, overrides: Mapping[str, Any] | None = N
     return DataFit({"shape": list(shape), "levels": levels},
                    Examples(source, kind, shape, check=check),
                    f"{head} -> discrete, shape {list(shape)}, levels {levels} ({why}){looked}")
+
+
+def levels_used(source: Source, pieces: list[Any] | None
+                ) -> tuple[int, str, Source, RowCheck | None]:
+    """The levels of uint8 data, from the values it uses rather than the dtype's 256, since
+    sizes and budgets follow them (``Family.config_for_images``): the largest value + 1
+    (digits 0..16 as uint8: 17; black and white: 2), and for 8-bit pictures the fewest levels
+    that keep their greys apart (``zoo.data.image_levels``), read as those levels. With only
+    a look at large data, 256 unless the values seen stay below 128 (then checked batch by
+    batch, as for other integer types), so that a rare bright value cannot stop a long run.
+    Returns the levels, why, the source as the model reads it, and the batch check."""
+    stats = scan(source, pieces=pieces)
+    high = int(stats.high or 0)
+    if is_8bit_images(source):
+        if pieces is not None or stats.present is None:
+            return 256, "the range of 8-bit pictures", source, None
+        levels = levels_in_use(stats.present)
+        if levels == 256:
+            return 256, "the pictures' greys need all 256 8-bit levels", source, None
+        return (levels, f"the pictures use {int(stats.present.sum())} greys, read as "
+                f"round(v * {levels - 1} / 255)", PictureLevels(source, levels), None)
+    if pieces is not None and high >= 128:
+        return 256, "the range of uint8", source, None
+    levels = max(2, high + 1)
+    if pieces is None:
+        return levels, f"the largest value is {high}", source, None
+    return (levels, f"the largest value in the sample is {high}; a larger one further on is "
+            "refused when training reads it: -c levels=N sets the levels", source,
+            RowCheck("discrete", levels))
 
 
 def for_model(source: Source, kind: Kind, shape: tuple[int, ...]) -> Examples:

@@ -10,7 +10,9 @@ sample one position at a time). A conditional family's Config inherits ``Context
 (``classes`` or ``context``) and its model adds ``ContextInput``'s features inside its
 networks (``zoo.plugin.context``). A model that is not autoregressive checks its input with
 ``check_continuous``/``check_discrete`` and ``check_sampling``. A plugin that brings data
-registers a ``Dataset``. The conformance kit is ``zoo.testing``.
+registers a ``Dataset``. Defaults for a user's images come from a family's optional
+``config_for_images(Images)`` and ``recipe_for_images(Images)`` (``image_budget``). The
+conformance kit is ``zoo.testing``.
 
 The torch-free names (``Family``, ``hookimpl``, the config helpers) load at once, so that a
 plugin registers its families without importing torch; the model classes load on first use.
@@ -25,12 +27,13 @@ from zoo.hookspecs import hookimpl
 from zoo.lazy import lazy_exports
 from zoo.plugin.context import ContextFields, ContextKind, ContextSpec, context_parameters
 from zoo.plugin.family import DataKind, Family
+from zoo.plugin.image_defaults import Images, image_budget
 
 __all__ = ["Family", "DataKind", "ZooModel", "AutoregressiveModel", "hookimpl", "bounds",
            "check_shape_field", "parse", "to_dict", "ConfigError", "Dataset",
            "check_continuous", "check_discrete", "check_sampling", "check_completion",
            "FLOAT32_MAX", "ContextFields", "ContextKind", "ContextSpec", "ContextInput",
-           "check_context", "context_parameters"]
+           "check_context", "context_parameters", "Images", "image_budget"]
 
 # Torch-dependent names, imported on first use.
 _LAZY = {"ZooModel": "zoo.plugin.model", "AutoregressiveModel": "zoo.plugin.autoregressive",

@@ -77,7 +77,11 @@ def test_sizes_and_budgets_follow_the_data():
     assert few.recipe.steps < many.recipe.steps  # passes over fewer images
     assert small.config.layers < many.config.layers  # a receptive field that fits the image
     assert small.config.first_kernel < many.config.first_kernel
-    assert plan("pixelcnn", mnist_like(2)).config.variant == "plain"
+    binary = plan("pixelcnn", mnist_like(2))
+    assert binary.config.variant == "plain"
+    # Scoring batches bounded by the activations (4,096 images of 32 channels: 2 GB) and,
+    # at 256 levels, by the logits.
+    assert binary.recipe.eval_batch_size == 500 and many.recipe.eval_batch_size < 100
     made = plan("made", mnist_like(256, count=2000))
     assert made.config.inputs == "embedding" and made.config.masks == 1  # bounded memory
     assert plan("made", digits_train()).config.inputs == "onehot"

@@ -137,6 +137,7 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
     kind = data_kind(family, base, overrides, source)
     fitted = fit_entry_levels(source, kind, base, overrides, entry)
     own_recipe = isinstance(recipe, Recipe)
+    eval_batch_given = "eval_batch_size" in recipe_keys
     table, notes = table_defaults(family, entry, kind, fitted.config, chosen, overrides,
                                   recipe_keys, own_recipe)
     extra = table.pop(ALTERNATIVES, [])
@@ -153,11 +154,13 @@ def plan(family_or_entry: str, data: Any, *, config: Mapping[str, Any] | None = 
         conditioning = {"classes": [], "context": []} if unconditional else {}
     cfg = family.parse_config({**base, **fitted.config, **table, **overrides, **conditioning},
                               where=f"{family.name} config")
-    if entry is None and "eval_batch_size" not in recipe_keys and not isinstance(recipe, Recipe):
-        # The default (4096) suits vectors; a large discrete model's logits need fewer.
+    if entry is None and not eval_batch_given and not own_recipe:
+        # The default (4096) suits vectors; a large discrete model's logits need fewer, and
+        # so may its activations (a family's defaults for images say so).
         from zoo.api.scoring import default_batch
 
-        recipe_keys["eval_batch_size"] = min(base_recipe.eval_batch_size, default_batch(cfg))
+        recipe_keys["eval_batch_size"] = min(
+            recipe_keys.get("eval_batch_size", base_recipe.eval_batch_size), default_batch(cfg))
     run_recipe = _config.parse(Recipe, {**_config.to_dict(base_recipe), **recipe_keys},
                                where="recipe")
     first, rest = (lines[0], [fitted.note, *lines[1:]]) if lines else (fitted.note, [])

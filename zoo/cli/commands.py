@@ -286,7 +286,7 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast for the forward pass (GPUs).")
 @click.option("--compile/--no-compile", "compile_", default=None,
               help="torch.compile the model. Default: only runs long enough to repay compiling "
-                   "(20,000 steps or more). Falls back to eager with a warning if it fails.")
+                   "(40,000 steps or more). Falls back to eager with a warning if it fails.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), metavar="N",
               help="Save the training state every N steps.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -61,13 +61,18 @@ class Images:
 
 
 def image_budget(images: Images, *, batch_size: int, lr: float, epochs: float,
-                 steps_at_mnist: int, evals: int, **keys: Any) -> dict[str, Any]:
+                 steps_at_mnist: int, evals: int, scored_at_mnist: int = 500,
+                 **keys: Any) -> dict[str, Any]:
     """Recipe keys for ``epochs`` passes over the training split in batches of
     ``batch_size``, in whole hundreds of steps (at least 100), and at most
     ``steps_at_mnist`` for MNIST-sized images (fewer for larger ones, whose steps cost
-    more); a validation pass ``evals`` times in the run; ``keys`` (warm-up, clipping) as
-    given."""
-    cap = max(100, int(steps_at_mnist * min(1.0, MNIST_PIXELS / images.pixels)))
+    more); a validation pass ``evals`` times in the run, in batches of ``scored_at_mnist``
+    MNIST-sized images (more of smaller ones), since a network's activations, not only its
+    logits, bound a scoring batch's memory (4,096 28x28 images through 32 channels of a
+    PixelCNN: 2 GB); ``keys`` (warm-up, clipping) as given."""
+    scale = MNIST_PIXELS / images.pixels
+    cap = max(100, int(steps_at_mnist * min(1.0, scale)))
     steps = min(cap, max(100, round(epochs * images.train_count / batch_size / 100) * 100))
     return {"steps": steps, "batch_size": batch_size, "lr": lr,
-            "val_fraction": images.val_fraction, "eval_every": max(1, steps // evals), **keys}
+            "val_fraction": images.val_fraction, "eval_every": max(1, steps // evals),
+            "eval_batch_size": max(1, min(4096, int(scored_at_mnist * scale))), **keys}

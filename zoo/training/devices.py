@@ -122,10 +122,13 @@ class CompiledOrEager(nn.Module):
 
 #: ``compile="auto"`` compiles runs of at least this many steps. Compiling takes tens of
 #: seconds on a CPU with an empty inductor cache (20 s for realnvp's 8 affine couplings on
-#: the quiet 2-core machine, minutes when it is loaded; docs/performance.md) and saves about
-#: 1 ms of its 3 ms step, so a run repays it after some 20,000 steps: the catalog's CPU
-#: recipes (1,300 to 3,000 steps) stay eager, the long GPU recipes compile.
-AUTO_COMPILE_MIN_STEPS = 20_000
+#: the quiet 2-core machine, minutes when it is loaded; docs/performance.md), all of it
+#: before the first step, and saves about 1 ms of realnvp's 3 ms step but only 0.4 ms of
+#: MADE's 7 ms on 28x28 images: 24,000 steps of MADE (made-binarized-mnist-cpu, and the
+#: defaults for 60,000 binary images) waited 19 to 32 s for their first step and got it
+#: back only at the end. So the catalog's CPU recipes (1,300 to 24,000 steps) stay eager,
+#: and the long GPU recipes (50,000 steps and more) compile.
+AUTO_COMPILE_MIN_STEPS = 40_000
 
 
 def compile_pays(device: torch.device, steps: int) -> bool:

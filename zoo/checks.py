@@ -43,26 +43,32 @@ def check_continuous(x: Any, dim: int) -> Tensor:
 
 def check_discrete(x: Any, shape: tuple[int, ...], levels: int) -> Tensor:
     """Validate a batch of discrete data: an integer tensor ``[B, *shape]`` in ``0..levels-1``."""
-    want = "[B, " + ", ".join(str(s) for s in shape) + "]"
+    # This runs on every training step: the messages are built only when they are raised.
     if not isinstance(x, Tensor):
-        raise ValueError(f"expected an integer torch.Tensor of shape {want}, got {type(x).__name__}")
-    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-        raise ValueError(
-            f"expected integer values in 0..{levels - 1} (dtype int64) of shape {want}, got {x.dtype}"
-        )
-    if tuple(x.shape[1:]) != tuple(shape) or x.dim() != len(shape) + 1:
+        raise ValueError(f"expected an integer torch.Tensor of shape {_batch_of(shape)}, "
+                         f"got {type(x).__name__}")
+    if x.dtype is not torch.int64 and (x.is_floating_point() or x.is_complex()
+                                       or x.dtype == torch.bool):
+        raise ValueError(f"expected integer values in 0..{levels - 1} (dtype int64) of shape "
+                         f"{_batch_of(shape)}, got {x.dtype}")
+    if x.dim() != len(shape) + 1 or x.shape[1:] != tuple(shape):
         hint = ""
         if len(shape) == 3 and shape[0] == 1 and tuple(x.shape[1:]) == tuple(shape[1:]):
             # Models take one-channel images with their channel axis, always; only the data
             # readers (zoo.score, zoo train --data) add it to files stored without one.
             hint = ": models keep the channel axis of one-channel images (x.unsqueeze(1))"
-        raise ValueError(f"expected shape {want}, got {list(x.shape)}{hint}")
+        raise ValueError(f"expected shape {_batch_of(shape)}, got {list(x.shape)}{hint}")
     if x.numel() and not torch.compiler.is_compiling():  # see the note above check_continuous
-        # One pass and one read-back for both ends: this runs on every training step.
-        low, high = (int(v) for v in torch.aminmax(x))
+        # One pass and one read-back for both ends.
+        low, high = torch.aminmax(x)
+        low, high = int(low), int(high)
         if low < 0 or high >= levels:
             raise ValueError(f"values must lie in 0..{levels - 1}, got range {low}..{high}")
     return x.long()
+
+
+def _batch_of(shape: tuple[int, ...]) -> str:
+    return "[B, " + ", ".join(str(s) for s in shape) + "]"
 
 
 def check_sampling(n: Any, temperature: Any) -> None:

@@ -30,7 +30,13 @@ from torch import Tensor, nn
 
 from zoo.plugin import AutoregressiveModel, ContextInput, ContextSpec
 from zoo_made.config import MADEConfig
-from zoo_made.layers import MaskedLinear, MaskedLinearBase, PackedLinear, pack_dense
+from zoo_made.layers import (
+    MaskedLinear,
+    MaskedLinearBase,
+    PackedLinear,
+    WeightAndBias,
+    pack_dense,
+)
 from zoo_made.masks import MaskSet, config_masks
 
 #: What a context adds inside a conditional MADE: a term per hidden layer ``[B, H_l]`` and
@@ -38,6 +44,9 @@ from zoo_made.masks import MaskSet, config_masks
 Terms = tuple[list[Tensor], Tensor]
 
 ACTIVATIONS = {"relu": F.relu, "elu": F.elu, "silu": F.silu, "tanh": torch.tanh}
+#: The activations whose in-place form autograd can differentiate (their backward reads the
+#: output): on a layer's fresh pre-activations they save a tensor per layer and pass.
+IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_}
 
 
 class MADE(AutoregressiveModel):
@@ -52,6 +61,7 @@ class MADE(AutoregressiveModel):
         self.input_width = config.input_width
         self.output_width = config.output_width
         self.activation = ACTIVATIONS[config.activation]
+        self.activation_ = IN_PLACE.get(config.activation, self.activation)
         self.bernoulli = config.bernoulli
         self.signed_bits = config.bit_inputs == "signed"
         masks = config_masks(config)
@@ -62,14 +72,26 @@ class MADE(AutoregressiveModel):
                              persistent=False)
         self.embedding = (nn.Embedding(self.levels, config.embedding_dim)
                           if config.inputs == "embedding" else None)
-        # One mask: only the live weights are parameters (see zoo_made.layers for why).
+        # One mask: only the live weights are parameters, and those of every layer (with the
+        # biases) are one flat parameter, `packed` (see zoo_made.layers for why).
         layer = PackedLinear if config.masks == 1 else MaskedLinear
-        self.hidden = nn.ModuleList(layer(m) for m in masks.hidden)
-        # The per-position bias lives in the output layer, or after the low-rank projection.
+        built = {name: layer(m, bias=bias) for name, (m, bias) in layer_masks(config, masks).items()}
+        self.hidden = nn.ModuleList(built[f"hidden.{i}"] for i in range(len(masks.hidden)))
+        self.output = built.get("output")
+        self.direct = built.get("direct")
+        if any(m.packs for m in built.values()):
+            sizes = [m.segment_size for m in built.values()]
+            flat = torch.empty(sum(sizes))
+            for m, segment in zip(built.values(), flat.split(sizes)):
+                m.init_segment(segment)  # in the order the dense layers drew their numbers
+            self.packed = nn.Parameter(flat)
+            self._index_dense(list(built.values()))
+        else:
+            self.register_parameter("packed", None)
+        # Set to {} on a copy whose weights no longer change (the samplers' float64 twin), to
+        # build each mask's dense weights once instead of at every forward pass.
+        self.frozen_weights: dict[int, list[WeightAndBias]] | None = None
         full = config.output_rank == 0
-        self.output = layer(masks.output, bias=full) if masks.output is not None else None
-        self.direct = (layer(masks.direct, bias=full and self.output is None)
-                       if masks.direct is not None else None)
         if not full:
             self.projection = nn.Linear(config.output_rank, self.levels, bias=False)
             self.output_bias = nn.Parameter(torch.zeros(self.positions, self.levels))
@@ -142,8 +164,22 @@ class MADE(AutoregressiveModel):
             return x.unsqueeze(-1).to(self.bit_signs.dtype)
         return F.one_hot(x, self.levels).to(next(self.parameters()).dtype)
 
+    def units(self, x: Tensor) -> Tensor:
+        """``encode(x)`` flat, ``[B, D * I]``: what the masked layers take."""
+        if self.bernoulli and self.signed_bits and self.embedding is None:
+            return self.bit_signs.index_select(0, x.reshape(-1)).view(x.shape)  # fewer views
+        return self.encode(x).reshape(x.shape[0], -1)
+
+    def bit_signs_of(self, x: Tensor, units: Tensor) -> Tensor:
+        """A Bernoulli head's sign of each bit, -1 or +1, ``[B, D]``: the input units
+        themselves when they are signed bits (``units``), else looked up."""
+        if self.signed_bits and self.embedding is None:
+            return units
+        return self.bit_signs.index_select(0, x.reshape(-1)).view(x.shape)
+
     def logits(self, inputs: Tensor, k: int, terms: Terms | None = None) -> Tensor:
-        """Logits ``[B, D, C]`` of every position under mask ``k``, from input units ``[B, D, I]``."""
+        """Logits ``[B, D, C]`` of every position under mask ``k``, from input units ``[B, D, I]``
+        (or flat, ``[B, D * I]``)."""
         return self.as_classes(self.head_logits(inputs, k, terms))
 
     def as_classes(self, pre: Tensor) -> Tensor:
@@ -161,35 +197,85 @@ class MADE(AutoregressiveModel):
             return self.projection(pre) + self.output_bias
         return pre
 
+    def masked_modules(self) -> dict[str, MaskedLinearBase]:
+        """The masked layers by their names, in the order of their segments of ``packed``."""
+        layers: dict[str, MaskedLinearBase] = {f"hidden.{i}": m for i, m in enumerate(self.hidden)}
+        if self.output is not None:
+            layers["output"] = self.output
+        if self.direct is not None:
+            layers["direct"] = self.direct
+        return layers
+
+    def _index_dense(self, layers: list[PackedLinear]) -> None:
+        """Where each entry of ``packed`` goes in one buffer that holds every layer's dense
+        weight ``[out, in]`` (row-major) and bias, layer after layer (``dense_layers``)."""
+        index, self.dense_pieces, self.dense_layout = [], [], []
+        offset = 0
+        for m in layers:
+            self.dense_layout.append((len(self.dense_pieces), (m.out_features, m.in_features),
+                                      m.has_bias))
+            index.append(m.live_index() + offset)
+            self.dense_pieces.append(m.out_features * m.in_features)
+            offset += self.dense_pieces[-1]
+            if m.has_bias:
+                index.append(torch.arange(offset, offset + m.out_features))
+                self.dense_pieces.append(m.out_features)
+                offset += m.out_features
+        self.register_buffer("dense_index", torch.cat(index), persistent=False)
+
+    def dense_layers(self, k: int) -> list[WeightAndBias]:
+        """Every masked layer's ``(weight * mask[k] [out, in], bias)``, in ``masked_modules``
+        order (differentiable). One mask: one scatter of ``packed`` into a zero buffer (the
+        backward pass is one gather), split into the layers' tensors."""
+        frozen = self.frozen_weights
+        if frozen is not None and k in frozen:
+            return frozen[k]
+        if self.packed is None:
+            weights = [m.dense(k) for m in self.masked_modules().values()]
+        else:
+            dense = self.packed.new_zeros(sum(self.dense_pieces))
+            pieces = dense.index_copy_(0, self.dense_index, self.packed).split(self.dense_pieces)
+            weights = [(pieces[i].view(shape), pieces[i + 1] if bias else None)
+                       for i, shape, bias in self.dense_layout]
+        if frozen is not None:
+            frozen[k] = weights
+        return weights
+
+    def layer_weights(self, k: int) -> dict[str, WeightAndBias]:
+        """``dense_layers(k)`` by the names of the layers."""
+        return dict(zip(self.masked_modules(), self.dense_layers(k)))
+
     def masked_outputs(self, flat: Tensor, k: int, terms: Terms | None = None) -> Tensor:
         """The masked layers' outputs ``[B, D * O]`` from flat input units ``[B, D * I]``
         (plus the context's terms, ``context_terms``, for a conditional model)."""
+        weights = self.dense_layers(k)
         h = flat
-        for i, layer in enumerate(self.hidden):
-            pre_h = layer(h, k)
-            h = self.activation(pre_h if terms is None else pre_h + terms[0][i])
+        n = len(self.hidden)
+        for i in range(n):
+            pre_h = F.linear(h, *weights[i])
+            h = self.activation_(pre_h if terms is None else pre_h + terms[0][i])  # both fresh
             if self.dropout.p > 0:  # a module call per layer is a measurable cost per step
                 h = self.dropout(h)
-        pre = self.output(h, k) if self.output is not None else 0
+        pre = F.linear(h, *weights[n]) if self.output is not None else 0
         if self.direct is not None:
-            pre = pre + self.direct(flat, k)
+            pre = pre + F.linear(flat, *weights[-1])
         return pre if terms is None else pre + terms[1]
 
     def log_prob_components(self, x: Tensor, terms: Terms | None = None) -> Tensor:
         """``log p_k(x)`` of each mask: ``[K, B]`` (``x`` already checked, flat ``[B, D]``)."""
-        inputs = self.encode(x)
-        return torch.stack([self._log_prob_of(x, inputs, k, terms)
+        units = self.units(x)
+        return torch.stack([self._log_prob_of(x, units, k, terms)
                             for k in range(self.num_masks)])
 
-    def _log_prob_of(self, x: Tensor, inputs: Tensor, k: int,
+    def _log_prob_of(self, x: Tensor, units: Tensor, k: int,
                      terms: Terms | None = None) -> Tensor:
+        """``log p_k(x)`` ``[B]`` of flat ``x`` ``[B, D]`` and its input units ``[B, D * I]``."""
         if self.bernoulli:
-            # One fused, numerically stable op: -log sigmoid(+-l) summed over positions, on
+            # log p(x_d) = log sigmoid(s_d l_d) with the sign s_d = +-1 of the bit: two ops on
             # the log-odds [B, D] as they come (each reshape is one more autograd node).
-            odds = self.masked_outputs(inputs.reshape(x.shape[0], -1), k, terms)
-            nll = F.binary_cross_entropy_with_logits(odds, x.to(odds.dtype), reduction="none")
-            return -nll.sum(-1)
-        logits = self.logits(inputs, k, terms)
+            odds = self.masked_outputs(units, k, terms)
+            return F.logsigmoid(odds * self.bit_signs_of(x, units)).sum(-1)
+        logits = self.logits(units, k, terms)
         nll = F.cross_entropy(logits.reshape(-1, self.levels), x.reshape(-1), reduction="none")
         return -nll.view(x.shape).sum(-1)
 
@@ -203,10 +289,10 @@ class MADE(AutoregressiveModel):
         terms = self.context_terms(context)
         count = self.num_masks
         if count == 1:
-            return self._log_prob_of(flat, self.encode(flat), 0, terms)  # no stack of one
+            return self._log_prob_of(flat, self.units(flat), 0, terms)  # no stack of one
         if self.training and self.config.mask_training == "sample":
             k = int(torch.randint(count, ()))
-            return self._log_prob_of(flat, self.encode(flat), k, terms)
+            return self._log_prob_of(flat, self.units(flat), k, terms)
         return torch.logsumexp(self.log_prob_components(flat, terms), 0) - math.log(count)
 
     # --- sampling ------------------------------------------------------------------------
@@ -257,9 +343,7 @@ class MADE(AutoregressiveModel):
         """A float64 copy in eval mode (no dropout) that both samplers compute with."""
         twin = copy.deepcopy(self)
         twin = twin.to(torch.float64).eval()
-        for module in twin.modules():
-            if isinstance(module, MaskedLinearBase):
-                module.frozen = {}
+        twin.frozen_weights = {}
         return twin
 
     def _choose_components(self, x: Tensor, known: Tensor | None,
@@ -320,22 +404,24 @@ class IncrementalStepper:
         # A conditional model's context terms: a per-example bias on every layer.
         hidden_terms = terms[0] if terms is not None else [None] * len(layers)
         self.out_term = terms[1] if terms is not None else None
-        self.deeper = [(layer.masked_weight(k), layer.bias, term)
-                       for layer, term in zip(layers[1:], hidden_terms[1:])]
+        weights = model.layer_weights(k)
+        hidden = [weights[f"hidden.{i}"] for i in range(len(layers))]
+        self.deeper = [(weight, bias, term)
+                       for (weight, bias), term in zip(hidden[1:], hidden_terms[1:])]
         if layers:
-            first = layers[0]
+            first, bias = hidden[0]
             # [D, I, H]: the block of input units of one position, ready for `inputs @ block`.
-            self.first = first.masked_weight(k).t().reshape(positions, width, -1)
-            self.pre = first.bias.expand(n, -1).clone()
+            self.first = first.t().reshape(positions, width, -1)
+            self.pre = bias.expand(n, -1).clone()
             if hidden_terms[0] is not None:
                 self.pre += hidden_terms[0]
         if model.output is not None:
-            self.out_weight = model.output.masked_weight(k).view(positions, out, -1)
-            bias = model.output.bias
+            weight, bias = weights["output"]
+            self.out_weight = weight.view(positions, out, -1)
             self.out_bias = bias.view(positions, out) if bias is not None else None
         if model.direct is not None:
-            self.direct = model.direct.masked_weight(k).t().reshape(positions, width, -1)
-            bias = model.direct.bias
+            weight, bias = weights["direct"]
+            self.direct = weight.t().reshape(positions, width, -1)
             self.direct_pre = (bias.expand(n, -1).clone() if bias is not None
                                else x.new_zeros(n, positions * out, dtype=self.direct.dtype))
 
@@ -365,30 +451,43 @@ class IncrementalStepper:
             self.direct_pre.addmm_(inputs, self.direct[d])
 
 
-def masked_layers(masks: MaskSet) -> dict[str, Tensor]:
-    """The masks of every masked layer, by the name of the layer in ``MADE``."""
-    layers = {f"hidden.{i}": m for i, m in enumerate(masks.hidden)}
+def layer_masks(config: MADEConfig, masks: MaskSet) -> dict[str, tuple[Tensor, bool]]:
+    """The masks of every masked layer and whether it has a bias, by the name of the layer in
+    ``MADE`` (in the order of their segments of ``MADE.packed``)."""
+    # The per-position bias lives in the output layer, or after the low-rank projection.
+    full = config.output_rank == 0
+    layers = {f"hidden.{i}": (m, True) for i, m in enumerate(masks.hidden)}
     if masks.output is not None:
-        layers["output"] = masks.output
+        layers["output"] = (masks.output, full)
     if masks.direct is not None:
-        layers["direct"] = masks.direct
+        layers["direct"] = (masks.direct, full and masks.output is None)
     return layers
 
 
+#: Where a one-mask layer's numbers were stored before ``MADE.packed``: per layer.
+LAYER_PREFIXES = ("hidden.", "output.", "direct.")
+
+
 def pack_stored_weights(config: MADEConfig, tensors: dict[str, Any]) -> dict[str, Any]:
-    """Stored tensors with every one-mask layer's dense ``weight`` [out, in] (the layout
-    before ``PackedLinear``) replaced by its ``live_weight``, packed with the mask the config
-    derives: what the file's own mask holds is checked on load, as for any derived buffer. A
-    weight of another shape is left for the load's checks to report."""
-    old_layout = any(k.startswith(("hidden.", "output.", "direct.")) and k.endswith(".weight")
+    """Stored tensors in today's layout, ``packed``: every one-mask layer's live weights and
+    bias, layer after layer. Two older layouts are converted: each layer's ``live_weight``
+    and ``bias``, and before that its dense ``weight`` [out, in], packed with the mask the
+    config derives (what the file's own mask holds is checked on load, as for any derived
+    buffer). Tensors that do not fit are left for the load's checks to report."""
+    old_layout = any(k.startswith(LAYER_PREFIXES) and k.endswith((".weight", ".live_weight"))
                      for k in tensors)
-    if config.masks != 1 or not old_layout:  # today's layout: no masks to build
-        return tensors
+    if config.masks != 1 or not old_layout or "packed" in tensors:
+        return tensors  # today's layout (or an ensemble's): no masks to build
     out = dict(tensors)
-    for name, mask in masked_layers(config_masks(config)).items():
-        dense = out.get(f"{name}.weight")
-        if dense is None or f"{name}.live_weight" in out or dense.shape != mask.shape[1:]:
-            continue
-        out[f"{name}.live_weight"] = pack_dense(dense, mask[0])
-        del out[f"{name}.weight"]
+    parts = []
+    for name, (mask, has_bias) in layer_masks(config, config_masks(config)).items():
+        live, dense = out.pop(f"{name}.live_weight", None), out.pop(f"{name}.weight", None)
+        bias = out.pop(f"{name}.bias", None) if has_bias else None
+        if live is None and dense is not None and dense.shape == mask.shape[1:]:
+            live = pack_dense(dense, mask[0])
+        if (live is None or live.shape != (int(mask.sum()),)
+                or has_bias and (bias is None or bias.shape != mask.shape[1:2])):
+            return tensors
+        parts += [live.reshape(-1), *([bias] if has_bias else [])]
+    out["packed"] = torch.cat(parts)
     return out

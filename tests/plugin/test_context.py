@@ -168,6 +168,18 @@ def test_an_unconditional_model_refuses_a_context_and_a_vector_model_needs_one()
         vector.sample(2, context=[1.0, 2.0, 3.0])
 
 
+def test_context_spec_follows_the_config_it_is_made_from():
+    """The spec is made once per config object (it is read on every log_prob): a model given
+    another config reads that one's."""
+    from zoo.plugin.context import ContextSpec
+
+    model = perturbed("made", TINY["made"])
+    assert not model.context_spec and model.context_spec is model.context_spec
+    labelled = get_family("made").parse_config({**TINY["made"], "classes": ["a", "b"]})
+    model.config = labelled
+    assert model.context_spec == ContextSpec("label", ("a", "b"))
+
+
 @pytest.mark.parametrize("keys, message", [
     ({"classes": ["a"]}, "at least two classes"),
     ({"classes": ["a", "a"]}, "named twice"),

@@ -60,7 +60,11 @@ class ZooModel(nn.Module):
     @property
     def context_spec(self) -> ContextSpec:
         """What the model is conditioned on (from its config's ``classes``/``context``)."""
-        return ContextSpec.of(self.config)
+        # Read on every log_prob: made once per config object (configs are frozen).
+        cached = self.__dict__.get("_context_spec")
+        if cached is None or cached[0] is not self.config:
+            cached = self.__dict__["_context_spec"] = (self.config, ContextSpec.of(self.config))
+        return cached[1]
 
     def class_log_prior(self) -> Tensor:
         """``log p(y)`` of each class ``[K]``: the training labels' frequencies, which a
@@ -144,6 +148,9 @@ class ZooModel(nn.Module):
     @property
     def device(self) -> torch.device:
         """The device of the model's first parameter (or buffer); CPU for an empty model."""
+        for t in self._parameters.values():  # parameters() yields these first: found cheaply
+            if t is not None:
+                return t.device
         for t in self.parameters():
             return t.device
         for t in self.buffers():

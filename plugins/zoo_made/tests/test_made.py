@@ -130,10 +130,16 @@ SINGLE_MASK = {
 
 
 def masked_layers(model) -> dict:
-    layers = {f"hidden.{i}": layer for i, layer in enumerate(model.hidden)}
-    layers.update({name: getattr(model, name) for name in ("output", "direct")
-                   if getattr(model, name) is not None})
-    return layers
+    return model.masked_modules()
+
+
+def packed_parts(model, tensor=None) -> dict:
+    """Each one-mask layer's (live weights, bias) in ``tensor`` (``model.packed`` or its
+    gradient), by layer name."""
+    tensor = model.packed if tensor is None else tensor
+    layers = masked_layers(model)
+    segments = tensor.split([layer.segment_size for layer in layers.values()])
+    return {name: layer.split(segment) for (name, layer), segment in zip(layers.items(), segments)}
 
 
 def as_dense(model):
@@ -148,10 +154,13 @@ def as_dense(model):
         dense = zoo.get_family("made").build(model.config)
     finally:
         made_model.PackedLinear = original
+    assert dense.packed is None
     state = dict(model.state_dict())
-    for name, layer in masked_layers(model).items():
-        state[f"{name}.weight"] = layer.dense_weight(0).detach().clone()
-        del state[f"{name}.live_weight"]
+    del state["packed"]
+    for name, (weight, bias) in model.layer_weights(0).items():
+        state[f"{name}.weight"] = weight.detach().clone()
+        if bias is not None:
+            state[f"{name}.bias"] = bias.detach().clone()
     dense.load_state_dict(state)
     return dense.train(model.training)
 
@@ -159,20 +168,27 @@ def as_dense(model):
 @pytest.mark.parametrize("name", SINGLE_MASK)
 def test_one_mask_holds_only_the_weights_it_keeps(name):
     """Adam's second moment stays exactly 0 on a weight whose gradient is always 0, and sqrt
-    of exact zeros is slow: a one-mask model keeps no such weight as a parameter."""
+    of exact zeros is slow: a one-mask model keeps no such weight as a parameter. And an
+    optimizer pays per parameter tensor: the masked layers' live weights and biases are one."""
     model = build(SINGLE_MASK[name])
     layers = masked_layers(model)
     assert layers
-    for prefix, layer in layers.items():
-        mask = layer.mask[0]
-        assert layer.live_weight.shape == (int(mask.sum()),)
+    dense = model.layer_weights(0)
+    for prefix, (live, bias) in packed_parts(model).items():
+        mask = layers[prefix].mask[0]
+        assert live.shape == (int(mask.sum()),)
         assert f"{prefix}.weight" not in model.state_dict()
-        weight = layer.dense_weight(0)
-        assert torch.equal(weight[mask], layer.live_weight) and (weight[~mask] == 0).all()
+        assert not list(layers[prefix].parameters())
+        weight = dense[prefix][0]
+        assert torch.equal(weight[mask], live) and (weight[~mask] == 0).all()
+        assert (bias is None) == (dense[prefix][1] is None)
+        assert bias is None or torch.equal(bias, dense[prefix][1])
     # Every parameter is live: the dense count less exactly the masked-out entries.
     dead = sum(int((~layer.mask).sum()) for layer in layers.values())
     params = sum(p.numel() for p in model.parameters())
     assert params == model.config.sizes()[0] - dead
+    others = [n for n, _ in model.named_parameters() if n != "packed"]
+    assert not any(n.startswith(("hidden.", "output.", "direct.")) for n in others)
 
 
 @pytest.mark.parametrize("name", SINGLE_MASK)
@@ -185,14 +201,17 @@ def test_packed_and_dense_layouts_give_the_same_log_prob_and_gradients(name):
     packed_lp.sum().backward()
     dense_lp.sum().backward()
     dense_layers = masked_layers(dense)
-    for prefix, layer in masked_layers(model).items():
+    for prefix, (live, bias) in packed_parts(model, model.packed.grad).items():
         other = dense_layers[prefix]
-        assert torch.equal(layer.live_weight.grad, other.weight.grad[other.mask[0]]), prefix
+        assert torch.equal(live, other.weight.grad[other.mask[0]]), prefix
         # The dense layout's masked-out gradients are exactly the zeros packing leaves out.
         assert (other.weight.grad[~other.mask[0]] == 0).all()
-    for (pname, p), (_, q) in zip(model.named_parameters(), dense.named_parameters()):
-        if not pname.endswith("live_weight"):
-            assert torch.equal(p.grad, q.grad), pname
+        assert (bias is None) == (other.bias is None)
+        assert bias is None or torch.equal(bias, other.bias.grad), prefix
+    grads = {n: p.grad for n, p in dense.named_parameters()}
+    for pname, p in model.named_parameters():
+        if pname != "packed":
+            assert torch.equal(p.grad, grads[pname]), pname
 
 
 @pytest.mark.parametrize("block", [1 << 22, 7])
@@ -207,23 +226,31 @@ def test_packed_layers_draw_the_dense_layouts_initial_weights(monkeypatch, block
     dense = layers.MaskedLinear(masks)
     torch.manual_seed(3)
     packed = layers.PackedLinear(masks)
-    assert torch.equal(packed.live_weight, dense.weight[masks[0]])
-    assert torch.equal(packed.bias, dense.bias)
+    segment = torch.full((packed.segment_size,), math.nan)
+    packed.init_segment(segment)
+    live, bias = packed.split(segment)
+    assert torch.equal(live, dense.weight[masks[0]])
+    assert torch.equal(bias, dense.bias)
 
 
-def old_layout_artifact(model, path, *, garbage: bool):
-    """``model`` saved as the code before packing wrote it: each masked layer's dense
-    ``weight`` [out, in], masked-out entries zero or (``garbage``) anything."""
+def old_layout_artifact(model, path, *, garbage: bool = False, dense: bool = True):
+    """``model`` saved as earlier code wrote it: each masked layer's ``bias`` and its dense
+    ``weight`` [out, in] (``dense``: before packing; masked-out entries zero or, with
+    ``garbage``, anything), or its ``live_weight`` (packed layer by layer)."""
     path = zoo.save(model, path)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    del state["packed"]
     g = torch.Generator().manual_seed(9)
-    for prefix, layer in masked_layers(model).items():
-        weight = layer.dense_weight(0).detach().clone()
+    for prefix, (weight, bias) in model.layer_weights(0).items():
+        mask = masked_layers(model)[prefix].mask[0]
+        weight = weight.detach().clone()
         if garbage:
             junk = torch.randn(weight.shape, generator=g) * 1e3
-            weight = torch.where(layer.mask[0], weight, junk)
-        state[f"{prefix}.weight"] = weight
-        del state[f"{prefix}.live_weight"]
+            weight = torch.where(mask, weight, junk)
+        state[f"{prefix}.weight" if dense else f"{prefix}.live_weight"] = (
+            weight if dense else weight[mask])
+        if bias is not None:
+            state[f"{prefix}.bias"] = bias.detach().clone()
     save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
     config = json.loads((path / "config.json").read_text())
     config["weights_sha256"] = sha256_file(path / "model.safetensors")
@@ -231,20 +258,36 @@ def old_layout_artifact(model, path, *, garbage: bool):
     return path
 
 
-@pytest.mark.parametrize("garbage", [False, True], ids=["zeros", "garbage"])
+@pytest.mark.parametrize("layout", ["dense-zeros", "dense-garbage", "live-per-layer"])
 @pytest.mark.parametrize("name", SINGLE_MASK)
-def test_an_artifact_with_dense_one_mask_weights_still_loads(tmp_path, name, garbage):
-    """Artifacts written before packing hold dense weights; the family packs them on load
-    (``upgrade_tensors``) into the same model: same log_prob, same samples."""
+def test_an_artifact_in_an_older_one_mask_layout_still_loads(tmp_path, name, layout):
+    """Artifacts written before packing hold dense weights, later ones each layer's live
+    weights; the family packs either on load (``upgrade_tensors``) into the same model:
+    same log_prob, same samples."""
     model = build(SINGLE_MASK[name])
-    path = old_layout_artifact(model, tmp_path / "old", garbage=garbage)
+    path = old_layout_artifact(model, tmp_path / "old", garbage=layout == "dense-garbage",
+                               dense=layout != "live-per-layer")
     stored = load_file(str(path / "model.safetensors"))
-    assert not any(name.endswith("live_weight") for name in stored)
+    assert "packed" not in stored
     loaded = zoo.load(path)
     x = random_data(model, 20)
     assert torch.equal(loaded.log_prob(x), model.log_prob(x))
     assert torch.equal(loaded.sample(10, generator=torch.Generator().manual_seed(0)),
                        model.sample(10, generator=torch.Generator().manual_seed(0)))
+
+
+def test_an_older_layout_that_does_not_fit_is_refused(tmp_path):
+    """A per-layer tensor of the wrong size is not packed: the load names what differs."""
+    model = build(SINGLE_MASK["deep-direct"])
+    path = old_layout_artifact(model, tmp_path / "old", dense=False)
+    state = load_file(str(path / "model.safetensors"))
+    state["output.live_weight"] = state["output.live_weight"][:-1]
+    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((path / "config.json").read_text())
+    config["weights_sha256"] = sha256_file(path / "model.safetensors")
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match="missing tensors.*packed"):
+        zoo.load(path)
 
 
 def test_a_dense_artifact_with_another_mask_is_refused(tmp_path):

@@ -64,9 +64,10 @@ class MADEFamily(Family):
                             evals=5, warmup_steps=100, grad_clip=1.0)
 
     def upgrade_tensors(self, config: MADEConfig, tensors: dict[str, Any]) -> dict[str, Any]:
-        """Artifacts written before one-mask layers were packed hold each layer's dense
-        ``weight`` [out, in]; today's layer holds only the live entries, ``live_weight``
-        (``zoo_made.layers``), which this takes from the dense one. Ensembles are unchanged."""
+        """Artifacts written before hold each one-mask layer's dense ``weight`` [out, in],
+        or its ``live_weight`` and ``bias``; today's MADE holds the live entries of them all
+        in one flat parameter, ``packed`` (``zoo_made.layers``), which
+        ``pack_stored_weights`` builds from either. Ensembles are unchanged."""
         from zoo_made.model import pack_stored_weights
 
         return pack_stored_weights(config, tensors)

@@ -45,17 +45,25 @@ class OutputHead(nn.Module):
 
 class FrozenHead:
     """``OutputHead`` at one pixel of ``n`` images, its intermediates in buffers made once
-    (at this size allocating a result costs as much as computing it)."""
+    (at this size allocating a result costs as much as computing it). Each ReLU output has
+    a constant-1 last column and each weight a bias last row, so a layer is one ``mm``
+    written in place (``addmm`` would first copy the broadcast bias into its output)."""
 
     def __init__(self, head: OutputHead, n: int, like: Tensor):
-        self.hidden, self.out = pointwise(head.hidden), pointwise(head.out)
-        self.relu = like.new_empty(n, head.hidden.weight.shape[1])
-        self.inner = like.new_empty(n, head.hidden.weight.shape[0])
+        self.hidden, self.out = with_bias_row(head.hidden), with_bias_row(head.out)
+        channels, hidden = head.hidden.weight.shape[1], head.hidden.weight.shape[0]
+        self.relu_one = like.new_ones(n, channels + 1)
+        self.relu = self.relu_one[:, :channels]
+        self.inner_one = like.new_ones(n, hidden + 1)
+        self.inner = self.inner_one[:, :hidden]
+        self.logits = like.new_empty(n, head.out.weight.shape[0])
 
     def __call__(self, v: Tensor) -> Tensor:
-        relu = torch.clamp_min(v, 0, out=self.relu)
-        inner = torch.addmm(self.hidden.bias, relu, self.hidden.weight_t, out=self.inner)
-        return torch.addmm(self.out.bias, inner.relu_(), self.out.weight_t)
+        """The logits ``[n, levels]`` at a pixel whose features are ``v``: a buffer, valid
+        until the next call."""
+        torch.clamp_min(v, 0, out=self.relu)
+        torch.mm(self.relu_one, self.hidden, out=self.inner).relu_()
+        return torch.mm(self.inner_one, self.out, out=self.logits)
 
 
 def with_bias_row(layer: nn.Conv2d) -> Tensor:
@@ -120,6 +128,11 @@ class Stepper:
     def write(self, j: int, features: Tensor) -> None:
         """Record the input features of pixel ``j`` of the current row, once drawn."""
         self.inputs.slots[j].copy_(features)
+
+    def write_values(self, j: int, table: Tensor, values: Tensor) -> None:
+        """``write(j, table[values])`` for int64 ``values`` ``[n]``, without a copy: the rows
+        of the feature table ``[levels, features]`` are gathered straight into the cache."""
+        torch.index_select(table, 0, values, out=self.inputs.slots[j])
 
     def step(self, i: int, j: int) -> Tensor:
         """The logits ``[n, levels]`` of pixel ``(i, j)``."""
@@ -186,7 +199,12 @@ class PlainStepper(Stepper):
     """Pixel-by-pixel evaluation of a ``PlainNet``.
 
     The only state a later pixel needs is the input of each masked convolution; the residual
-    stream at a pixel is used at that pixel only, so it lives in local variables.
+    stream at a pixel is used at that pixel only. Each masked convolution's outputs along
+    the row live in a row buffer: its part from the rows above is written there when the
+    sampler enters the row, and the current row's part is added in place at each pixel. Per
+    pixel and block: the ReLU of the stream, the reduction (one ``mm`` into the cache slot,
+    its bias on a constant-1 column), its ReLU, the convolution's current-row part, its ReLU,
+    and the expansion added in place to the stream: six operations, no allocation, no copy.
     """
 
     def __init__(self, net: PlainNet, n: int, width: int, like: Tensor,
@@ -195,41 +213,47 @@ class PlainStepper(Stepper):
         super().__init__(n, width, net.pad, self.first.weight.shape[1], like,
                          net.first.weight.shape[2] // 2)
         self.terms = [t if t is None else t.detach() for t in terms_of(net, context)]
-        self.first_patches = self.first.patches(self.inputs)
+        channels = net.first.weight.shape[0]
+        # The first layer's row buffer holds, at each pixel, the residual stream.
+        self.stream = like.new_empty(n, width, channels)
+        self.convs, self.sources, self.outputs = [self.first], [self.inputs], [self.stream]
+        self.first_patches, self.stream_at = self.first.patches(self.inputs), self.stream.unbind(1)
         self.blocks = []
         for block in net.blocks:
             width_, rows = block.conv.weight.shape[1], block.conv.weight.shape[2] // 2
             conv, cache = block.conv.frozen(), self.cache(width_, rows)
-            self.blocks.append((pointwise(block.reduce), conv, with_bias_row(block.expand),
-                                cache, conv.patches(cache)))
+            # The convolution's row buffer, then a constant-1 column for the expansion's bias.
+            out_one = like.new_ones(n, width, conv.weight.shape[0] + 1)
+            self.convs.append(conv)
+            self.sources.append(cache)
+            self.outputs.append(out_one[:, :, :-1])
+            self.blocks.append((with_bias_row(block.reduce), conv.current_t,
+                                with_bias_row(block.expand), cache.slots, conv.patches(cache),
+                                out_one[:, :, :-1].unbind(1), out_one.unbind(1)))
         self.head = net.head.frozen(n, like)
-        self.rows: list[tuple[Tensor, ...]] = []
-        # Buffers for one pixel: the residual stream, its ReLU, a block's output and a 1.
-        channels, bottleneck = net.first.weight.shape[0], max(1, net.first.weight.shape[0] // 2)
-        self.x, self.relu = like.new_empty(n, channels), like.new_empty(n, channels)
-        self.y_one = like.new_ones(n, bottleneck + 1)
-        self.y = self.y_one[:, :bottleneck]
+        # The stream's ReLU, then a constant 1 for the reduction's bias.
+        self.relu_one = like.new_ones(n, channels + 1)
+        self.relu = self.relu_one[:, :channels]
 
     def start_row(self) -> None:
         """Every masked convolution's part from the rows above (context term included),
-        for the whole row: one convolution each."""
-        convs = [(self.first, self.inputs)] + [(b[1], b[3]) for b in self.blocks]
-        self.rows = []
-        for (conv, cache), term in zip(convs, self.terms):
-            above = conv.above_row(cache).expand(self.n, self.width, -1)
-            self.rows.append(add(above, None if term is None else term[:, None]).unbind(1))
+        for the whole row: one matrix product each, into the row buffers."""
+        for conv, source, out, term in zip(self.convs, self.sources, self.outputs, self.terms):
+            conv.above_row_into(source, out)
+            if term is not None:
+                out.add_(term[:, None])
 
     def compute(self, j: int) -> Tensor:
         if j == 0:
             self.start_row()
-        x, relu, y = self.x, self.relu, self.y
-        torch.addmm(self.rows[0][j], self.first_patches[j], self.first.current_t, out=x)
-        for (reduce, conv, expand, cache, patches), rows in zip(self.blocks, self.rows[1:]):
-            slot = cache.slots[j]
-            torch.addmm(reduce.bias, torch.clamp_min(x, 0, out=relu), reduce.weight_t,
-                        out=slot).relu_()
-            torch.addmm(rows[j], patches[j], conv.current_t, out=y).relu_()
-            x.addmm_(self.y_one, expand)  # x + y @ W + bias
+        relu, relu_one = self.relu, self.relu_one
+        x = self.stream_at[j]
+        x.addmm_(self.first_patches[j], self.first.current_t)
+        for reduce, current_t, expand, slots, patches, out, out_one in self.blocks:
+            torch.clamp_min(x, 0, out=relu)
+            torch.mm(relu_one, reduce, out=slots[j]).relu_()
+            out[j].addmm_(patches[j], current_t).relu_()
+            x.addmm_(out_one[j], expand)  # x + y @ W + bias
         return self.head(x)
 
 

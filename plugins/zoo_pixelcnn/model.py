@@ -229,7 +229,7 @@ class PixelCNN(AutoregressiveModel):
             if start:
                 stepper.start_row()
             for j in range(start, width):
-                value = decider.score(stepper.step(i, j), j)
+                value = decider.score(stepper.step(i, j, out=decider.logits_at[j]), j)
                 if kept is not None:
                     value = torch.where(kept[:, i, j], pixels[j], value)
                 pixels[j].copy_(value)
@@ -275,6 +275,7 @@ class Decider:
         #: Per pixel of the row: each draw's lead (for two levels, first its score gap).
         self.lead = like.new_empty(width, n)
         self.logits = like.new_empty(width, n, levels)  # the logits the draws came from
+        self.lead_at, self.logits_at = self.lead.unbind(0), self.logits.unbind(0)  # views
         self.magnitudes, self.largest = like.new_empty(width, n, levels), like.new_empty(width, n)
         if levels == 2:
             # Two levels: the draw is the sign of the score gap s0 - s1 = (g0 - g1) +
@@ -293,19 +294,23 @@ class Decider:
         """The Gumbel noise ``[W, n, levels]`` of the row the samplers enter."""
         self.noise = noise
         if self.model.levels == 2:
-            self.noise_gap = noise[..., 0] - noise[..., 1]  # [W, n]
+            self.noise_gap = (noise[..., 0] - noise[..., 1]).unbind(0)  # W x [n]
 
     def score(self, logits: Tensor, j: int) -> Tensor:
         """The float32 draws ``[n]`` at pixel ``j`` of the row from ``logits`` ``[n, levels]``
         (a buffer, valid until the next call: bool for two levels, else int64), their
-        leads kept for ``unclear_pixels``."""
-        self.logits[j].copy_(logits)
+        leads kept for ``unclear_pixels``. A stepper may have written ``logits`` straight
+        into ``logits_at[j]``."""
+        if logits is not self.logits_at[j]:
+            self.logits_at[j].copy_(logits)
         if self.model.levels == 2:
-            gap = torch.addmv(self.noise_gap[j], logits, self.over_t, out=self.lead[j])
-            return torch.lt(gap, 0, out=self.value)  # level 1 scores higher
+            gap = torch.addmv(self.noise_gap[j], logits, self.over_t, out=self.lead_at[j])
+            # Level 1 scores higher (signbit: a cheaper gap < 0; a tie, -0.0 included,
+            # has no lead and goes to the reference).
+            return torch.signbit(gap, out=self.value)
         torch.add(self.noise[j], logits, alpha=1.0 / self.temperature, out=self.scores)
         torch.topk(self.scores, 2, dim=1, out=self.top)
-        torch.sub(self.first, self.second, out=self.lead[j])
+        torch.sub(self.first, self.second, out=self.lead_at[j])
         return self.value
 
     def unclear_pixels(self, i: int, start: int, stop: int, kept: Tensor | None) -> list[int]:

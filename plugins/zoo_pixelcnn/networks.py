@@ -58,12 +58,12 @@ class FrozenHead:
         self.inner = self.inner_one[:, :hidden]
         self.logits = like.new_empty(n, head.out.weight.shape[0])
 
-    def __call__(self, v: Tensor) -> Tensor:
-        """The logits ``[n, levels]`` at a pixel whose features are ``v``: a buffer, valid
-        until the next call."""
+    def __call__(self, v: Tensor, out: Tensor | None = None) -> Tensor:
+        """The logits ``[n, levels]`` at a pixel whose features are ``v``, into ``out``, or
+        else a buffer valid until the next call."""
         torch.clamp_min(v, 0, out=self.relu)
         torch.mm(self.relu_one, self.hidden, out=self.inner).relu_()
-        return torch.mm(self.inner_one, self.out, out=self.logits)
+        return torch.mm(self.inner_one, self.out, out=self.logits if out is None else out)
 
 
 def with_bias_row(layer: nn.Conv2d) -> Tensor:
@@ -134,14 +134,15 @@ class Stepper:
         of the feature table ``[levels, features]`` are gathered straight into the cache."""
         torch.index_select(table, 0, values, out=self.inputs.slots[j])
 
-    def step(self, i: int, j: int) -> Tensor:
-        """The logits ``[n, levels]`` of pixel ``(i, j)``."""
+    def step(self, i: int, j: int, out: Tensor | None = None) -> Tensor:
+        """The logits ``[n, levels]`` of pixel ``(i, j)``, written into ``out`` if given
+        (otherwise a buffer, valid until the next step)."""
         if j == 0 and i > 0:
             for cache in self.caches:
                 cache.next_row()
-        return self.compute(j)
+        return self.compute(j, out)
 
-    def compute(self, j: int) -> Tensor:
+    def compute(self, j: int, out: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
 
@@ -243,23 +244,18 @@ class PlainStepper(Stepper):
             if term is not None:
                 out.add_(term[:, None])
 
-    def compute(self, j: int) -> Tensor:
+    def compute(self, j: int, out: Tensor | None = None) -> Tensor:
         if j == 0:
             self.start_row()
         relu, relu_one = self.relu, self.relu_one
         x = self.stream_at[j]
         x.addmm_(self.first_patches[j], self.first.current_t)
-        for reduce, current_t, expand, slots, patches, out, out_one in self.blocks:
+        for reduce, current_t, expand, slots, patches, conv, conv_one in self.blocks:
             torch.clamp_min(x, 0, out=relu)
             torch.mm(relu_one, reduce, out=slots[j]).relu_()
-            out[j].addmm_(patches[j], current_t).relu_()
-            x.addmm_(out_one[j], expand)  # x + y @ W + bias
-        return self.head(x)
-
-
-def add(x: Tensor, term: Tensor | None) -> Tensor:
-    """``x`` plus a context term of the same trailing width (None: ``x``)."""
-    return x if term is None else x + term
+            conv[j].addmm_(patches[j], current_t).relu_()
+            x.addmm_(conv_one[j], expand)  # x + y @ W + bias
+        return self.head(x, out)
 
 
 # --- gated ------------------------------------------------------------------------------
@@ -362,20 +358,19 @@ class GatedStepper(Stepper):
         self.horizontal = [self.cache(h, 0) for _ in self.layers]
         sources = [self.inputs] + self.horizontal[:-1]
         self.patches = [layer[1].patches(source) for layer, source in zip(self.layers, sources)]
-        self.rows: list[tuple[Tensor, ...]] = []
+        self.rows: list[tuple[tuple[Tensor, ...], ...]] = []
         self.head = net.head.frozen(n, like)
-        # Buffers for one pixel: a layer's gate input, tanh half (then the gate, and a 1
-        # for the residual's bias) and sigmoid half.
-        self.pre = like.new_empty(n, 2 * h)
-        self.pre_value, self.pre_gate = self.pre.chunk(2, dim=1)
-        self.gated_one, self.sigmoid = like.new_ones(n, h + 1), like.new_empty(n, h)
+        # Buffers for one pixel: a layer's gate (then a 1 for the residual's bias).
+        self.gated_one = like.new_ones(n, h + 1)
         self.gated = self.gated_one[:, :h]
 
     def start_row(self) -> None:
         """The vertical stack along the row, and each layer's horizontal gate input from the
-        vertical link, the biases and the context, for the whole row."""
+        vertical link, the biases and the context, for the whole row: a row buffer per
+        layer, to which each pixel adds its current-row part in place."""
         self.rows = []
         source = self.inputs
+        h = self.gated.shape[1]
         for (vertical, horizontal, link, _), out, (v_term, h_term) in zip(
                 self.layers, self.vertical, self.terms):
             v_pre = vertical.row(source)  # [n, W, 2h]
@@ -384,24 +379,25 @@ class GatedStepper(Stepper):
             out.set_row(gate(v_pre, dim=-1))
             pre = link(v_pre.reshape(-1, v_pre.shape[-1])).view(v_pre.shape)
             pre = pre + horizontal.bias  # a 1 x k horizontal kernel reads no rows above
-            self.rows.append(add(pre, None if h_term is None else h_term[:, None]).unbind(1))
+            if h_term is not None:
+                pre.add_(h_term[:, None])
+            self.rows.append((pre.unbind(1), pre[..., :h].unbind(1), pre[..., h:].unbind(1)))
             source = out
 
-    def compute(self, j: int) -> Tensor:
+    def compute(self, j: int, out: Tensor | None = None) -> Tensor:
         if j == 0:
             self.start_row()
         h = None
-        pre, gated, sigmoid = self.pre, self.gated, self.sigmoid
-        for (_, horizontal, _, residual), patches, rows, out in zip(
+        gated, gated_one = self.gated, self.gated_one
+        for (_, horizontal, _, residual), patches, (pre, value, gate_), cache in zip(
                 self.layers, self.patches, self.rows, self.horizontal):
-            torch.addmm(rows[j], patches[j], horizontal.current_t, out=pre)
-            torch.tanh(self.pre_value, out=gated)
-            torch.sigmoid(self.pre_gate, out=sigmoid)
-            slot = out.slots[j]
+            pre[j].addmm_(patches[j], horizontal.current_t)
+            torch.tanh(value[j], out=gated)
+            slot = cache.slots[j]
             if residual is None:
-                torch.mul(gated, sigmoid, out=slot)
+                torch.mul(gated, gate_[j].sigmoid_(), out=slot)
             else:
-                gated.mul_(sigmoid)
-                torch.addmm(h, self.gated_one, residual, out=slot)  # h + g @ W + bias
+                gated.mul_(gate_[j].sigmoid_())
+                torch.addmm(h, gated_one, residual, out=slot)  # h + g @ W + bias
             h = slot
-        return self.head(h)
+        return self.head(h, out)

@@ -126,12 +126,15 @@ class RowCache:
         self.data = like.new_zeros(n, self.above + 1, width + 2 * pad, channels)
         self.current = self.data[:, -1]  # [n, W + 2P, channels]
         self.slots = self.current[:, pad : pad + width].unbind(1)
+        self.rows = self.data.unbind(1)
 
     def next_row(self) -> None:
-        """Move on to the next image row (the new current row starts as zeros)."""
+        """Move on to the next image row (the new current row starts as zeros): each row
+        copied onto the one above it, top first, so no copy reads a row already replaced."""
         if self.above:
-            self.data[:, :-1] = self.data[:, 1:].clone()
-            self.data[:, -1] = 0
+            for upper, lower in zip(self.rows, self.rows[1:]):
+                upper.copy_(lower)
+            self.current.zero_()
 
     def set(self, j: int, value: Tensor) -> None:
         """Set pixel ``j`` of the current row to ``value`` ``[n, channels]``."""

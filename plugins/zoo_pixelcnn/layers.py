@@ -126,12 +126,15 @@ class RowCache:
         self.data = like.new_zeros(n, self.above + 1, width + 2 * pad, channels)
         self.current = self.data[:, -1]  # [n, W + 2P, channels]
         self.slots = self.current[:, pad : pad + width].unbind(1)
+        self.rows = self.data.unbind(1)
 
     def next_row(self) -> None:
-        """Move on to the next image row (the new current row starts as zeros)."""
+        """Move on to the next image row (the new current row starts as zeros): each row
+        copied onto the one above it, top first, so no copy reads a row already replaced."""
         if self.above:
-            self.data[:, :-1] = self.data[:, 1:].clone()
-            self.data[:, -1] = 0
+            for upper, lower in zip(self.rows, self.rows[1:]):
+                upper.copy_(lower)
+            self.current.zero_()
 
     def set(self, j: int, value: Tensor) -> None:
         """Set pixel ``j`` of the current row to ``value`` ``[n, channels]``."""
@@ -182,17 +185,30 @@ class FrozenConv:
             return self.bias
         return self.strip_product(cache, self.above_t)
 
-    def strip_product(self, cache: RowCache, weight_t: Tensor) -> Tensor:
+    def above_row_into(self, cache: RowCache, out: Tensor) -> Tensor:
+        """``above_row`` written into ``out`` ``[n, W, out]`` (a view whose first two
+        dimensions merge, such as the leading channels of a wider buffer)."""
+        if self.above_t is None:
+            return out.copy_(self.bias.expand_as(out))
+        return self.strip_product(cache, self.above_t, out)
+
+    def strip_product(self, cache: RowCache, weight_t: Tensor,
+                      out: Tensor | None = None) -> Tensor:
         """A convolution along the row as one matrix product: every pixel's patch (rows,
         columns, channels) a row of a matrix, times the kernel as ``[rows * cols * in, out]``.
-        (A convolution call on a strip this small costs far more than the product.)"""
+        (A convolution call on a strip this small costs far more than the product.) With
+        ``out`` ``[n, W, out]``, the product is written there."""
         rows = weight_t.shape[0] // (self.cols * self.weight.shape[1])
         r, c = cache.above + self.dr, cache.pad + self.dc
         n, width = cache.data.shape[0], cache.width
         strip = cache.data[:, r : r + rows, c : c + width + self.cols - 1]
         patches = strip.unfold(2, self.cols, 1).permute(0, 2, 1, 4, 3)  # [n, W, rows, cols, in]
-        out = torch.addmm(self.bias, patches.reshape(n * width, -1), weight_t)
-        return out.view(n, width, -1)
+        if out is not None:
+            torch.addmm(self.bias, patches.reshape(n * width, -1), weight_t,
+                        out=out.view(n * width, -1))
+            return out
+        product = torch.addmm(self.bias, patches.reshape(n * width, -1), weight_t)
+        return product.view(n, width, -1)
 
     def patches(self, cache: RowCache) -> list[Tensor]:
         """Per pixel ``j`` of the current row, its left patch ``[n, cols * in]``: views."""

@@ -179,32 +179,68 @@ class PixelCNN(AutoregressiveModel):
         was_training = self.training
         self.eval()  # no dropout while sampling
         decider = Decider(self, x, temperature, context)
-        table = self.step_table() if fast else None
         try:
             with torch.no_grad(), full_float32():
+                table = self.step_table() if fast else None
                 stepper = self.stepper(n, context) if fast else None
                 for i in range(height):
                     # One row's noise at once, [W, n, levels]: on the CPU the same numbers,
                     # in the same order, as one draw per pixel.
-                    row_noise = gumbel_noise(n, self.levels, generator, noise_device,
-                                             width=width).to(device)
-                    for j in range(width):
-                        fixed = kept[:, i, j] if kept is not None else None
-                        if stepper is None:
-                            logits = self.logits(x, context)[:, :, i, j]
-                        else:
-                            logits = stepper.step(i, j)
-                        value = decider(logits, row_noise[j], i, j, fixed)
-                        if fixed is not None:
-                            value = torch.where(fixed, x[:, 0, i, j], value)
-                        x[:, 0, i, j] = value
-                        if stepper is not None:
-                            stepper.write(j, table.index_select(0, value))
+                    decider.start_row(gumbel_noise(n, self.levels, generator, noise_device,
+                                                   width=width).to(device))
+                    if fast:
+                        self.fast_row(stepper, decider, table, x, kept, i)
+                    else:
+                        self.naive_row(decider, x, kept, i, context)
         finally:
             self.train(was_training)
         self.sampling_stats = {"pixels": height * width, "reference_steps": decider.pixels,
                                "reference_draws": decider.draws}
         return x
+
+    def naive_row(self, decider: Decider, x: Tensor, kept: Tensor | None, i: int,
+                  context: Tensor | None) -> None:
+        """Row ``i`` of ``x``, each pixel's logits from a full forward pass, each pixel's
+        close calls decided before the next pixel."""
+        pixels = x[:, 0, i].unbind(1)  # views [n], written in place
+        for j in range(x.shape[-1]):
+            value = decider.score(self.logits(x, context)[:, :, i, j], j)
+            if kept is not None:
+                value = torch.where(kept[:, i, j], pixels[j], value)
+            pixels[j].copy_(value)
+            if decider.unclear_pixels(i, j, j + 1, kept):
+                decider.settle(i, j, pixels[j])
+
+    def fast_row(self, stepper: Stepper, decider: Decider, table: Tensor, x: Tensor,
+                 kept: Tensor | None, i: int) -> None:
+        """Row ``i`` of ``x`` from the stepper, the close calls checked once for the row.
+
+        Every pixel first takes its float32 draw; then the row's leads are checked at once.
+        Up to the first pixel with a close call every draw stands; that pixel's close calls
+        go to the reference. If the reference changes a draw (rarer still: a close call is
+        mostly a few float32 roundings wide, and the float32 draw is right), the row is
+        stepped again from the next pixel on (its per-row parts recomputed, the pixels to
+        the left kept); otherwise the draws after it stand too, and the next close call is
+        decided in turn.
+        """
+        pixels = x[:, 0, i].unbind(1)  # views [n], written in place
+        width, start = x.shape[-1], 0
+        while start < width:
+            if start:
+                stepper.start_row()
+            for j in range(start, width):
+                value = decider.score(stepper.step(i, j, out=decider.logits_at[j]), j)
+                if kept is not None:
+                    value = torch.where(kept[:, i, j], pixels[j], value)
+                pixels[j].copy_(value)
+                stepper.write_values(j, table, pixels[j])
+            for j in decider.unclear_pixels(i, start, width, kept):
+                if decider.settle(i, j, pixels[j]):
+                    stepper.write_values(j, table, pixels[j])
+                    start = j + 1
+                    break
+            else:
+                return
 
 
 class Decider:
@@ -220,6 +256,11 @@ class Decider:
     inside the float32 margin, so where one sampler's draw is clear and the other's is not,
     both still take the exact ``argmax``; and where both ask the reference, they take the
     same draw. The fast sampler therefore returns exactly the naive sampler's draws.
+
+    In steps: ``score`` takes a pixel's float32 draws and keeps their leads, in buffers for
+    the row; ``unclear_pixels`` checks them, for one pixel (the naive sampler) or for the
+    rest of a row at once (the fast one, which draws on and goes back when the reference
+    overturns a draw); ``settle`` asks the reference for a pixel's close calls.
     """
 
     def __init__(self, model: PixelCNN, x: Tensor, temperature: float,
@@ -227,39 +268,91 @@ class Decider:
         self.model, self.x, self.temperature, self.context = model, x, temperature, context
         self.reference: PixelCNN | None = None
         self.pixels = self.draws = 0
-        weight = model.net.head.out.weight
-        self.difference = torch.tensor([1.0, -1.0], dtype=weight.dtype, device=weight.device)
+        self.noise = self.noise_gap = None
+        # Buffers for a row of pixels, made once (allocating costs as much as computing).
+        like = model.net.head.out.weight.detach()
+        n, levels, width = x.shape[0], model.levels, x.shape[-1]
+        #: Per pixel of the row: each draw's lead (for two levels, first its score gap).
+        self.lead = like.new_empty(width, n)
+        self.logits = like.new_empty(width, n, levels)  # the logits the draws came from
+        self.lead_at, self.logits_at = self.lead.unbind(0), self.logits.unbind(0)  # views
+        self.magnitudes, self.largest = like.new_empty(width, n, levels), like.new_empty(width, n)
+        if levels == 2:
+            # Two levels: the draw is the sign of the score gap s0 - s1 = (g0 - g1) +
+            # (l0 - l1) / T, one addmv, and the lead is its magnitude (no topk).
+            self.over_t = like.new_tensor([1.0 / temperature, -1.0 / temperature])
+            self.value = torch.empty(n, dtype=torch.bool, device=like.device)
+        else:
+            self.scores = like.new_empty(n, levels)
+            self.top = like.new_empty(n, 2), torch.empty(n, 2, dtype=torch.long,
+                                                         device=like.device)
+            self.first, self.second = self.top[0].unbind(1)
+            self.value = self.top[1][:, 0]
+        self.threshold = 2 * (ROUNDING_TOLERANCE / temperature + SCORE_ROUNDING)
 
-    def __call__(self, logits: Tensor, gumbel: Tensor, i: int, j: int,
-                 fixed: Tensor | None) -> Tensor:
-        """The values ``[n]`` drawn at pixel ``(i, j)`` from ``logits`` ``[n, levels]``."""
-        t = self.temperature
-        scores = torch.add(gumbel, logits, alpha=1.0 / t)
-        top = scores.topk(2, dim=1)
-        # Unclear: lead <= 2 (tol (1 + m) / T + s), as lead - (2 tol / T) m <= 2 (tol / T + s),
-        # with m = max |logit| of the sample; checked for the batch by its smallest value.
-        lead = top.values @ self.difference
-        lead.sub_(logits.abs().amax(dim=1), alpha=2 * ROUNDING_TOLERANCE / t)
-        if fixed is not None:
-            lead.masked_fill_(fixed, float("inf"))  # known pixels (completion) are not drawn
-        value = top.indices[:, 0]
-        threshold = 2 * (ROUNDING_TOLERANCE / t + SCORE_ROUNDING)
-        if lead.min() > threshold:
-            return value
-        unclear = lead <= threshold
+    def start_row(self, noise: Tensor) -> None:
+        """The Gumbel noise ``[W, n, levels]`` of the row the samplers enter."""
+        self.noise = noise
+        if self.model.levels == 2:
+            self.noise_gap = (noise[..., 0] - noise[..., 1]).unbind(0)  # W x [n]
+
+    def score(self, logits: Tensor, j: int) -> Tensor:
+        """The float32 draws ``[n]`` at pixel ``j`` of the row from ``logits`` ``[n, levels]``
+        (a buffer, valid until the next call: bool for two levels, else int64), their
+        leads kept for ``unclear_pixels``. A stepper may have written ``logits`` straight
+        into ``logits_at[j]``."""
+        if logits is not self.logits_at[j]:
+            self.logits_at[j].copy_(logits)
+        if self.model.levels == 2:
+            gap = torch.addmv(self.noise_gap[j], logits, self.over_t, out=self.lead_at[j])
+            # Level 1 scores higher (signbit: a cheaper gap < 0; a tie, -0.0 included,
+            # has no lead and goes to the reference).
+            return torch.signbit(gap, out=self.value)
+        torch.add(self.noise[j], logits, alpha=1.0 / self.temperature, out=self.scores)
+        torch.topk(self.scores, 2, dim=1, out=self.top)
+        torch.sub(self.first, self.second, out=self.lead_at[j])
+        return self.value
+
+    def unclear_pixels(self, i: int, start: int, stop: int, kept: Tensor | None) -> list[int]:
+        """The pixels of ``start..stop-1`` (scored since) with a draw too close to call, in
+        order.
+
+        Unclear: lead <= 2 (tol (1 + m) / T + s), as lead - (2 tol / T) m <= 2 (tol / T + s),
+        with m = max |logit| of the sample. Known pixels (``kept``, completion) are not drawn.
+        """
+        lead, row = self.lead[start:stop], slice(start, stop)
+        if self.model.levels == 2:
+            lead.abs_()
+        magnitudes = torch.abs(self.logits[row], out=self.magnitudes[row])
+        largest = torch.amax(magnitudes, dim=-1, out=self.largest[row])
+        lead.sub_(largest, alpha=2 * ROUNDING_TOLERANCE / self.temperature)
+        if kept is not None:
+            lead.masked_fill_(kept[:, i, row].t(), float("inf"))
+        unclear = (lead <= self.threshold).any(dim=1).nonzero().flatten()
+        return [start + k for k in unclear.tolist()]
+
+    def settle(self, i: int, j: int, values: Tensor) -> bool:
+        """Decide pixel ``j``'s close calls (``unclear_pixels``) by the reference, in
+        ``values`` ``[n]``; whether that changed any of them."""
         self.pixels += 1
-        for b in unclear.nonzero().flatten().tolist():
+        t, gumbel, changed = self.temperature, self.noise[j], False
+        for b in (self.lead[j] <= self.threshold).nonzero().flatten().tolist():
             self.draws += 1
             exact = self.reference_logits(b, i, j) / t + gumbel[b].to(torch.float64)
-            value[b] = exact.argmax()
-        return value
+            draw = int(exact.argmax())
+            changed = changed or draw != int(values[b])
+            values[b] = draw
+        return changed
 
     def reference_logits(self, b: int, i: int, j: int) -> Tensor:
         """Image ``b``'s logits at ``(i, j)`` in float64 (rows below ``i`` cannot matter)."""
         if self.reference is None:
             self.reference = self.model.float64_copy()
         context = None if self.context is None else self.context[b : b + 1]
-        rows = self.x[b : b + 1, :, : i + 1]
+        # Up to the pixel, zeros after it: the same input whichever sampler asks (the fast
+        # one may hold draws to the right that it is about to redo, which cannot matter).
+        rows = self.x[b : b + 1, :, : i + 1].clone()
+        rows[..., i, j:] = 0
         return self.reference.logits(rows, context)[0, :, i, j]
 
 

@@ -45,17 +45,25 @@ class OutputHead(nn.Module):
 
 class FrozenHead:
     """``OutputHead`` at one pixel of ``n`` images, its intermediates in buffers made once
-    (at this size allocating a result costs as much as computing it)."""
+    (at this size allocating a result costs as much as computing it). Each ReLU output has
+    a constant-1 last column and each weight a bias last row, so a layer is one ``mm``
+    written in place (``addmm`` would first copy the broadcast bias into its output)."""
 
     def __init__(self, head: OutputHead, n: int, like: Tensor):
-        self.hidden, self.out = pointwise(head.hidden), pointwise(head.out)
-        self.relu = like.new_empty(n, head.hidden.weight.shape[1])
-        self.inner = like.new_empty(n, head.hidden.weight.shape[0])
+        self.hidden, self.out = with_bias_row(head.hidden), with_bias_row(head.out)
+        channels, hidden = head.hidden.weight.shape[1], head.hidden.weight.shape[0]
+        self.relu_one = like.new_ones(n, channels + 1)
+        self.relu = self.relu_one[:, :channels]
+        self.inner_one = like.new_ones(n, hidden + 1)
+        self.inner = self.inner_one[:, :hidden]
+        self.logits = like.new_empty(n, head.out.weight.shape[0])
 
-    def __call__(self, v: Tensor) -> Tensor:
-        relu = torch.clamp_min(v, 0, out=self.relu)
-        inner = torch.addmm(self.hidden.bias, relu, self.hidden.weight_t, out=self.inner)
-        return torch.addmm(self.out.bias, inner.relu_(), self.out.weight_t)
+    def __call__(self, v: Tensor, out: Tensor | None = None) -> Tensor:
+        """The logits ``[n, levels]`` at a pixel whose features are ``v``, into ``out``, or
+        else a buffer valid until the next call."""
+        torch.clamp_min(v, 0, out=self.relu)
+        torch.mm(self.relu_one, self.hidden, out=self.inner).relu_()
+        return torch.mm(self.inner_one, self.out, out=self.logits if out is None else out)
 
 
 def with_bias_row(layer: nn.Conv2d) -> Tensor:
@@ -121,14 +129,20 @@ class Stepper:
         """Record the input features of pixel ``j`` of the current row, once drawn."""
         self.inputs.slots[j].copy_(features)
 
-    def step(self, i: int, j: int) -> Tensor:
-        """The logits ``[n, levels]`` of pixel ``(i, j)``."""
+    def write_values(self, j: int, table: Tensor, values: Tensor) -> None:
+        """``write(j, table[values])`` for int64 ``values`` ``[n]``, without a copy: the rows
+        of the feature table ``[levels, features]`` are gathered straight into the cache."""
+        torch.index_select(table, 0, values, out=self.inputs.slots[j])
+
+    def step(self, i: int, j: int, out: Tensor | None = None) -> Tensor:
+        """The logits ``[n, levels]`` of pixel ``(i, j)``, written into ``out`` if given
+        (otherwise a buffer, valid until the next step)."""
         if j == 0 and i > 0:
             for cache in self.caches:
                 cache.next_row()
-        return self.compute(j)
+        return self.compute(j, out)
 
-    def compute(self, j: int) -> Tensor:
+    def compute(self, j: int, out: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
 
@@ -186,7 +200,12 @@ class PlainStepper(Stepper):
     """Pixel-by-pixel evaluation of a ``PlainNet``.
 
     The only state a later pixel needs is the input of each masked convolution; the residual
-    stream at a pixel is used at that pixel only, so it lives in local variables.
+    stream at a pixel is used at that pixel only. Each masked convolution's outputs along
+    the row live in a row buffer: its part from the rows above is written there when the
+    sampler enters the row, and the current row's part is added in place at each pixel. Per
+    pixel and block: the ReLU of the stream, the reduction (one ``mm`` into the cache slot,
+    its bias on a constant-1 column), its ReLU, the convolution's current-row part, its ReLU,
+    and the expansion added in place to the stream: six operations, no allocation, no copy.
     """
 
     def __init__(self, net: PlainNet, n: int, width: int, like: Tensor,
@@ -195,47 +214,48 @@ class PlainStepper(Stepper):
         super().__init__(n, width, net.pad, self.first.weight.shape[1], like,
                          net.first.weight.shape[2] // 2)
         self.terms = [t if t is None else t.detach() for t in terms_of(net, context)]
-        self.first_patches = self.first.patches(self.inputs)
+        channels = net.first.weight.shape[0]
+        # The first layer's row buffer holds, at each pixel, the residual stream.
+        self.stream = like.new_empty(n, width, channels)
+        self.convs, self.sources, self.outputs = [self.first], [self.inputs], [self.stream]
+        self.first_patches, self.stream_at = self.first.patches(self.inputs), self.stream.unbind(1)
         self.blocks = []
         for block in net.blocks:
             width_, rows = block.conv.weight.shape[1], block.conv.weight.shape[2] // 2
             conv, cache = block.conv.frozen(), self.cache(width_, rows)
-            self.blocks.append((pointwise(block.reduce), conv, with_bias_row(block.expand),
-                                cache, conv.patches(cache)))
+            # The convolution's row buffer, then a constant-1 column for the expansion's bias.
+            out_one = like.new_ones(n, width, conv.weight.shape[0] + 1)
+            self.convs.append(conv)
+            self.sources.append(cache)
+            self.outputs.append(out_one[:, :, :-1])
+            self.blocks.append((with_bias_row(block.reduce), conv.current_t,
+                                with_bias_row(block.expand), cache.slots, conv.patches(cache),
+                                out_one[:, :, :-1].unbind(1), out_one.unbind(1)))
         self.head = net.head.frozen(n, like)
-        self.rows: list[tuple[Tensor, ...]] = []
-        # Buffers for one pixel: the residual stream, its ReLU, a block's output and a 1.
-        channels, bottleneck = net.first.weight.shape[0], max(1, net.first.weight.shape[0] // 2)
-        self.x, self.relu = like.new_empty(n, channels), like.new_empty(n, channels)
-        self.y_one = like.new_ones(n, bottleneck + 1)
-        self.y = self.y_one[:, :bottleneck]
+        # The stream's ReLU, then a constant 1 for the reduction's bias.
+        self.relu_one = like.new_ones(n, channels + 1)
+        self.relu = self.relu_one[:, :channels]
 
     def start_row(self) -> None:
         """Every masked convolution's part from the rows above (context term included),
-        for the whole row: one convolution each."""
-        convs = [(self.first, self.inputs)] + [(b[1], b[3]) for b in self.blocks]
-        self.rows = []
-        for (conv, cache), term in zip(convs, self.terms):
-            above = conv.above_row(cache).expand(self.n, self.width, -1)
-            self.rows.append(add(above, None if term is None else term[:, None]).unbind(1))
+        for the whole row: one matrix product each, into the row buffers."""
+        for conv, source, out, term in zip(self.convs, self.sources, self.outputs, self.terms):
+            conv.above_row_into(source, out)
+            if term is not None:
+                out.add_(term[:, None])
 
-    def compute(self, j: int) -> Tensor:
+    def compute(self, j: int, out: Tensor | None = None) -> Tensor:
         if j == 0:
             self.start_row()
-        x, relu, y = self.x, self.relu, self.y
-        torch.addmm(self.rows[0][j], self.first_patches[j], self.first.current_t, out=x)
-        for (reduce, conv, expand, cache, patches), rows in zip(self.blocks, self.rows[1:]):
-            slot = cache.slots[j]
-            torch.addmm(reduce.bias, torch.clamp_min(x, 0, out=relu), reduce.weight_t,
-                        out=slot).relu_()
-            torch.addmm(rows[j], patches[j], conv.current_t, out=y).relu_()
-            x.addmm_(self.y_one, expand)  # x + y @ W + bias
-        return self.head(x)
-
-
-def add(x: Tensor, term: Tensor | None) -> Tensor:
-    """``x`` plus a context term of the same trailing width (None: ``x``)."""
-    return x if term is None else x + term
+        relu, relu_one = self.relu, self.relu_one
+        x = self.stream_at[j]
+        x.addmm_(self.first_patches[j], self.first.current_t)
+        for reduce, current_t, expand, slots, patches, conv, conv_one in self.blocks:
+            torch.clamp_min(x, 0, out=relu)
+            torch.mm(relu_one, reduce, out=slots[j]).relu_()
+            conv[j].addmm_(patches[j], current_t).relu_()
+            x.addmm_(conv_one[j], expand)  # x + y @ W + bias
+        return self.head(x, out)
 
 
 # --- gated ------------------------------------------------------------------------------
@@ -338,20 +358,19 @@ class GatedStepper(Stepper):
         self.horizontal = [self.cache(h, 0) for _ in self.layers]
         sources = [self.inputs] + self.horizontal[:-1]
         self.patches = [layer[1].patches(source) for layer, source in zip(self.layers, sources)]
-        self.rows: list[tuple[Tensor, ...]] = []
+        self.rows: list[tuple[tuple[Tensor, ...], ...]] = []
         self.head = net.head.frozen(n, like)
-        # Buffers for one pixel: a layer's gate input, tanh half (then the gate, and a 1
-        # for the residual's bias) and sigmoid half.
-        self.pre = like.new_empty(n, 2 * h)
-        self.pre_value, self.pre_gate = self.pre.chunk(2, dim=1)
-        self.gated_one, self.sigmoid = like.new_ones(n, h + 1), like.new_empty(n, h)
+        # Buffers for one pixel: a layer's gate (then a 1 for the residual's bias).
+        self.gated_one = like.new_ones(n, h + 1)
         self.gated = self.gated_one[:, :h]
 
     def start_row(self) -> None:
         """The vertical stack along the row, and each layer's horizontal gate input from the
-        vertical link, the biases and the context, for the whole row."""
+        vertical link, the biases and the context, for the whole row: a row buffer per
+        layer, to which each pixel adds its current-row part in place."""
         self.rows = []
         source = self.inputs
+        h = self.gated.shape[1]
         for (vertical, horizontal, link, _), out, (v_term, h_term) in zip(
                 self.layers, self.vertical, self.terms):
             v_pre = vertical.row(source)  # [n, W, 2h]
@@ -360,24 +379,25 @@ class GatedStepper(Stepper):
             out.set_row(gate(v_pre, dim=-1))
             pre = link(v_pre.reshape(-1, v_pre.shape[-1])).view(v_pre.shape)
             pre = pre + horizontal.bias  # a 1 x k horizontal kernel reads no rows above
-            self.rows.append(add(pre, None if h_term is None else h_term[:, None]).unbind(1))
+            if h_term is not None:
+                pre.add_(h_term[:, None])
+            self.rows.append((pre.unbind(1), pre[..., :h].unbind(1), pre[..., h:].unbind(1)))
             source = out
 
-    def compute(self, j: int) -> Tensor:
+    def compute(self, j: int, out: Tensor | None = None) -> Tensor:
         if j == 0:
             self.start_row()
         h = None
-        pre, gated, sigmoid = self.pre, self.gated, self.sigmoid
-        for (_, horizontal, _, residual), patches, rows, out in zip(
+        gated, gated_one = self.gated, self.gated_one
+        for (_, horizontal, _, residual), patches, (pre, value, gate_), cache in zip(
                 self.layers, self.patches, self.rows, self.horizontal):
-            torch.addmm(rows[j], patches[j], horizontal.current_t, out=pre)
-            torch.tanh(self.pre_value, out=gated)
-            torch.sigmoid(self.pre_gate, out=sigmoid)
-            slot = out.slots[j]
+            pre[j].addmm_(patches[j], horizontal.current_t)
+            torch.tanh(value[j], out=gated)
+            slot = cache.slots[j]
             if residual is None:
-                torch.mul(gated, sigmoid, out=slot)
+                torch.mul(gated, gate_[j].sigmoid_(), out=slot)
             else:
-                gated.mul_(sigmoid)
-                torch.addmm(h, self.gated_one, residual, out=slot)  # h + g @ W + bias
+                gated.mul_(gate_[j].sigmoid_())
+                torch.addmm(h, gated_one, residual, out=slot)  # h + g @ W + bias
             h = slot
-        return self.head(h)
+        return self.head(h, out)

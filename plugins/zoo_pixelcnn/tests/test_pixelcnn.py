@@ -228,6 +228,33 @@ def test_every_fall_back_still_gives_the_reference_draw(monkeypatch):
 
 
 
+@pytest.mark.parametrize(("variant", "levels", "tolerance"),
+                         [("plain", 2, 0.5), ("plain", 5, 0.05), ("gated", 2, 0.02),
+                          ("gated", 5, 0.02)])
+def test_a_reference_draw_that_differs_from_the_float32_one_is_followed(
+        variant, levels, tolerance, monkeypatch):
+    """The fast sampler checks a row's close calls after drawing the row; where the
+    reference overturns a draw it must step the rest of the row again. Force that: a wide
+    tolerance makes many draws close calls (not all: the others follow from the draws
+    before them, through logits scaled to a trained model's size), and the reference
+    reverses every logit, so it overturns most of them."""
+    import zoo_pixelcnn.model as pixelcnn_model
+
+    model = build(variant, levels=levels, shape=[1, 8, 8])
+    with torch.no_grad():
+        model.net.head.out.weight.mul_(30.0)
+        model.net.head.out.bias.mul_(30.0)
+    exact = pixelcnn_model.Decider.reference_logits
+    monkeypatch.setattr(pixelcnn_model, "ROUNDING_TOLERANCE", tolerance)
+    monkeypatch.setattr(pixelcnn_model.Decider, "reference_logits",
+                        lambda self, b, i, j: -exact(self, b, i, j))
+    fast = model.sample(8, generator=torch.Generator().manual_seed(6))
+    stats = model.sampling_stats
+    naive = model.sample_naive(8, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(fast, naive)
+    assert 0 < stats["reference_draws"] < 8 * stats["pixels"] // 2, stats
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_fall_back_in_context_gives_the_reference_draw(variant, monkeypatch):
     """A conditional model's float64 reference sees each image's own context."""

@@ -59,7 +59,19 @@ def test_a_stop_after_the_plot_leaves_neither_file(tmp_path, cli_runner, monkeyp
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "s.csv").is_file()
 
 
-def test_a_signal_during_the_renames_waits_for_the_last_one():
+@pytest.fixture
+def default_sigint():
+    """SIGINT as a fresh process has it (raising KeyboardInterrupt, not blocked), whatever
+    an earlier test in this process left; the previous state back after."""
+    saved = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    signal.signal(signal.SIGINT, saved)
+
+
+def test_a_signal_during_the_renames_waits_for_the_last_one(default_sigint):
     from zoo.cli.output_files import signals_held
 
     done = []

@@ -42,10 +42,8 @@ def same_as_entry(p, name: str, fewer_steps: bool = False) -> None:
     """The entry's network and recipe; with ``fewer_steps``, at most its steps."""
     entry = get_entry(name)
     config = p.family.config_dict(p.config)
-    want = {k: v for k, v in entry.config.items()}
-    assert {k: config[k] for k in want} == {k: list(v) if isinstance(v, tuple) else v
-                                             for k, v in want.items()}, name
-    recipe = zoo.Recipe(**dict(entry.recipe)) if isinstance(entry.recipe, dict) else entry.recipe
+    assert {k: config[k] for k in entry.config} == entry.config, name
+    recipe = entry.recipe
     for key in BUDGET:
         if fewer_steps and key in ("steps", "eval_every"):
             assert getattr(p.recipe, key) <= getattr(recipe, key), (name, key)

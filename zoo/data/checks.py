@@ -45,7 +45,7 @@ class Stats:
     low: float | None = None
     high: float | None = None
     integral: bool = True
-    #: For uint8 values: which of the 256 values occur (bool ``[256]``).
+    #: With ``greys``: which of the 256 uint8 values occur (bool ``[256]``).
     present: np.ndarray | None = None
 
 
@@ -72,8 +72,10 @@ def glanced_rows(source: Source) -> int:
 
 
 def scan(source: Source, *, integers: bool = False,
-         pieces: Iterable[tuple[int | np.ndarray, Tensor]] | None = None) -> Stats:
-    """Refuse NaN and inf; find the range; with ``integers``, refuse non-integer values too.
+         pieces: Iterable[tuple[int | np.ndarray, Tensor]] | None = None,
+         greys: bool = False) -> Stats:
+    """Refuse NaN and inf; find the range; with ``integers``, refuse non-integer values too;
+    with ``greys``, note which uint8 values occur (``Stats.present``, for pictures' levels).
 
     Over every row (``source.chunks()``), or over ``pieces``: ``(first row or row numbers,
     rows)``, such as ``glance(source)``."""
@@ -97,7 +99,7 @@ def scan(source: Source, *, integers: bool = False,
                     raise DataError(
                         f"{place(source.name, source.columns, source.shape, start + row, flat)}: "
                         f"{value} is not an integer, and this family models discrete levels")
-        if values.dtype == np.uint8:
+        if greys and values.dtype == np.uint8:
             seen = np.bincount(values.reshape(-1), minlength=256) > 0
             stats.present = seen if stats.present is None else stats.present | seen
         if values.size:

@@ -135,9 +135,10 @@ def levels_used(source: Source, pieces: list[Any] | None
     a look at large data, 256 unless the values seen stay below 128 (then checked batch by
     batch, as for other integer types), so that a rare bright value cannot stop a long run.
     Returns the levels, why, the source as the model reads it, and the batch check."""
-    stats = scan(source, pieces=pieces)
+    pictures = is_8bit_images(source)
+    stats = scan(source, pieces=pieces, greys=pictures and pieces is None)
     high = int(stats.high or 0)
-    if is_8bit_images(source):
+    if pictures:
         if pieces is not None or stats.present is None:
             return 256, "the range of 8-bit pictures", source, None
         levels = levels_in_use(stats.present)

@@ -13,7 +13,10 @@ every side alike. Ratios are the median over rounds of the per-round ratio.
   a plain loop, the batches drawn beforehand;
 - ``zoo_fit``: our model through ``fit``, eagerly or, with ``--compile``, under
   ``torch.compile`` (its first round, compilation included, is reported as
-  ``compile_seconds`` and left out of the rates).
+  ``compile_seconds`` and left out of the rates). ``fit`` is what ``zoo pull`` and
+  ``zoo train`` run: one fused AdamW step on one flat tensor (``zoo.training.adam_step``),
+  subnormals flushed to zero (``zoo.training.denormals``), and RealNVP's hand-written
+  coupling gradients (``zoo_realnvp.fused``). The plain loops run under torch's defaults.
 
     python -m benchmarks.bench_realnvp [--rounds 15 --steps 100 --compile]
 
@@ -144,8 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         if state["round"] <= args.rounds:
             order = list(runners) if state["round"] % 2 else list(runners)[::-1]
             if state["round"] > 0:
+                # A plain loop runs under torch's defaults, as a user's would: the trainer
+                # flushes subnormals (zoo.training.denormals) only for its own steps.
+                torch.set_flush_denormal(False)
                 for name in order:
                     rates[name].append(args.steps / runners[name](args.steps))
+                torch.set_flush_denormal(True)
         state["tic"] = time.perf_counter()
 
     load_before = load_average()

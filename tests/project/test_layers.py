@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 
 #: Inside every first-party plugin, bottom first: the config is imported by both the model
 #: and the family, and the model never imports the family.
-PLUGIN_LAYERS: list[str] = ["config", "masks", "layers", "networks", "splines", "dequantization",
+PLUGIN_LAYERS: list[str] = ["config", "masks", "layers", "networks", "splines", "fused", "dequantization",
                              "multiscale", "model", "family", "__init__"]
 
 

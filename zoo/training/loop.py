@@ -37,6 +37,7 @@ from zoo.plugin.model import ZooModel
 from zoo.training import checkpoint as ckpt
 from zoo.training import distributed
 from zoo.training.batches import Batches
+from zoo.training.denormals import flushing_subnormals
 from zoo.training.devices import autocast, maybe_compile, resolve_compile, resolve_device
 from zoo.training.flat_parameters import FlatParameters
 from zoo.training.state import TrainState, run_fingerprint
@@ -300,32 +301,34 @@ def _fit(model: ZooModel, dataset: Dataset | Examples, recipe: Recipe, *, steps:
     seconds = 0.0
     model.train()
     try:
-        for step in range(start + 1, steps + 1):
-            tic = time.perf_counter()
-            value = _step(state, objective, recipe, bf16, ctx, step)
-            seconds += time.perf_counter() - tic
-            state.step = step
-            state.running = value if step == 1 else 0.98 * state.running + 0.02 * value
-            bar.update(1)
-            evaluating = step % recipe.eval_every == 0 or step == steps
-            if evaluating or step % record_every == 0:
-                record: dict[str, float] = {"step": step, "train_nll": state.running}
-                state.history.append(record)
-            if evaluating:
-                if val is not None:
-                    record["val_nll"] = mean_nll_across_ranks(model, val, recipe.eval_batch_size,
-                                                              ctx)
-                    model.train()
-                    state.keep_if_best(record["val_nll"])
-                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "step"})
-                if callback is not None:
-                    callback(step, record)
-            if state.checkpoint_every and step % state.checkpoint_every == 0 and ctx.is_main:
-                state.save(checkpoint_dir, run, ctx.world_size)
-            if (evaluating and val is not None and recipe.patience is not None
-                    and step - state.best_step >= recipe.patience * recipe.eval_every):
-                steps = step  # early stopping: every rank saw the same validation NLL
-                break
+        # Subnormal floats take the CPU's slow path (zoo.training.denormals).
+        with flushing_subnormals(device):
+            for step in range(start + 1, steps + 1):
+                tic = time.perf_counter()
+                value = _step(state, objective, recipe, bf16, ctx, step)
+                seconds += time.perf_counter() - tic
+                state.step = step
+                state.running = value if step == 1 else 0.98 * state.running + 0.02 * value
+                bar.update(1)
+                evaluating = step % recipe.eval_every == 0 or step == steps
+                if evaluating or step % record_every == 0:
+                    record: dict[str, float] = {"step": step, "train_nll": state.running}
+                    state.history.append(record)
+                if evaluating:
+                    if val is not None:
+                        record["val_nll"] = mean_nll_across_ranks(model, val, recipe.eval_batch_size,
+                                                                  ctx)
+                        model.train()
+                        state.keep_if_best(record["val_nll"])
+                    bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "step"})
+                    if callback is not None:
+                        callback(step, record)
+                if state.checkpoint_every and step % state.checkpoint_every == 0 and ctx.is_main:
+                    state.save(checkpoint_dir, run, ctx.world_size)
+                if (evaluating and val is not None and recipe.patience is not None
+                        and step - state.best_step >= recipe.patience * recipe.eval_every):
+                    steps = step  # early stopping: every rank saw the same validation NLL
+                    break
     finally:
         bar.close()
         if flat is not None:
@@ -377,7 +380,7 @@ def _step(state: TrainState, objective: Callable[[Tensor], Tensor], recipe: Reci
             f"the loss became {value} at step {step}; training stopped. "
             "Lower the learning rate or set grad_clip in the recipe."
         )
-    state.optimizer.zero_grad(set_to_none=True)
+    state.adam.zero_grad()
     loss.backward()
     if state.flat is not None:
         state.flat.gather_grads()
@@ -385,7 +388,7 @@ def _step(state: TrainState, objective: Callable[[Tensor], Tensor], recipe: Reci
         torch.nn.utils.clip_grad_norm_(
             state.model.parameters() if state.flat is None else [state.flat.flat],
             recipe.grad_clip)
-    state.optimizer.step()
+    state.adam.step()
     state.schedule.step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)

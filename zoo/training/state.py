@@ -22,6 +22,7 @@ from zoo.catalog.recipe import Recipe
 from zoo.data.source import Examples
 from zoo.plugin.model import ZooModel
 from zoo.training import checkpoint as ckpt
+from zoo.training.adam_step import AdamStep
 from zoo.training.batches import Batches
 from zoo.training.flat_parameters import FlatParameters
 
@@ -47,6 +48,11 @@ class TrainState:
     best_nll: float = math.inf
     best_weights: dict[str, Tensor] | None = None
     checkpoint_every: int | None = None
+    #: how the optimizer steps (``zoo.training.adam_step``): not saved, it holds no state
+    adam: AdamStep = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.adam = AdamStep(self.optimizer)
 
     def keep_if_best(self, val_nll: float) -> None:
         """Remember the current weights when ``val_nll`` is the lowest so far."""

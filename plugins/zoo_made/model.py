@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.plugin import AutoregressiveModel, ContextInput, ContextSpec
+from zoo_made import staircase
 from zoo_made.config import MADEConfig
 from zoo_made.layers import (
     MaskedLinear,
@@ -88,6 +89,7 @@ class MADE(AutoregressiveModel):
             self._index_dense(list(built.values()))
         else:
             self.register_parameter("packed", None)
+        self.staircase = self._plan_staircase(list(built.values()))
         # Set to {} on a copy whose weights no longer change (the samplers' float64 twin), to
         # build each mask's dense weights once instead of at every forward pass.
         self.frozen_weights: dict[int, list[WeightAndBias]] | None = None
@@ -223,6 +225,42 @@ class MADE(AutoregressiveModel):
                 offset += m.out_features
         self.register_buffer("dense_index", torch.cat(index), persistent=False)
 
+    def _plan_staircase(self, layers: list[MaskedLinearBase]) -> staircase.Plan | None:
+        """The blocks a big one-mask model computes its layers in (``zoo_made.staircase``),
+        its index maps held as buffers; None where it stays dense."""
+        if (self.packed is None or self.direct is not None
+                or sum(m.in_features * m.out_features for m in layers) < staircase.MIN_WEIGHTS):
+            return None
+        found = staircase.plan([m.mask[0] for m in layers], [m.has_bias for m in layers])
+        if found is not None:
+            for name in ("index", "input_order", "output_order", "output_unorder"):
+                self.register_buffer(f"staircase_{name}", getattr(found, name), persistent=False)
+        return found
+
+    def _staircase_applies(self, terms: Terms | None) -> bool:
+        """Whether the masked layers run as the staircase: a big one-mask model without a
+        context, and not the samplers' frozen twin (which builds its dense weights once)."""
+        return self.staircase is not None and terms is None and self.frozen_weights is None
+
+    def _staircase_outputs(self, flat: Tensor, sorted_outputs: bool = False) -> Tensor:
+        """``masked_outputs`` of the one mask, block by block (``zoo_made.staircase``); with
+        ``sorted_outputs``, in the staircase's order (``staircase_output_order``)."""
+        plan = self.staircase
+        buffer = self.packed.new_zeros(sum(plan.sizes))
+        pieces = iter(buffer.index_copy_(0, self.staircase_index, self.packed).split(plan.sizes))
+        h = flat.index_select(1, self.staircase_input_order)
+        last = len(plan.layers) - 1
+        for i, (blocks, has_bias) in enumerate(zip(plan.layers, plan.biases)):
+            weights = [next(pieces).view(b - a, p) for a, b, p in blocks]
+            bias = next(pieces) if has_bias else None
+            h = torch.cat([F.linear(h[:, :p], w, None if bias is None else bias[a:b])
+                           for (a, b, p), w in zip(blocks, weights)], dim=1)
+            if i < last:
+                h = self.activation_(h)
+                if self.dropout.p > 0:
+                    h = self.dropout(h)
+        return h if sorted_outputs else h.index_select(1, self.staircase_output_unorder)
+
     def dense_layers(self, k: int) -> list[WeightAndBias]:
         """Every masked layer's ``(weight * mask[k] [out, in], bias)``, in ``masked_modules``
         order (differentiable). One mask: one scatter of ``packed`` into a zero buffer (the
@@ -248,6 +286,8 @@ class MADE(AutoregressiveModel):
     def masked_outputs(self, flat: Tensor, k: int, terms: Terms | None = None) -> Tensor:
         """The masked layers' outputs ``[B, D * O]`` from flat input units ``[B, D * I]``
         (plus the context's terms, ``context_terms``, for a conditional model)."""
+        if self._staircase_applies(terms):
+            return self._staircase_outputs(flat)
         weights = self.dense_layers(k)
         h = flat
         n = len(self.hidden)
@@ -273,8 +313,15 @@ class MADE(AutoregressiveModel):
         if self.bernoulli:
             # log p(x_d) = log sigmoid(s_d l_d) with the sign s_d = +-1 of the bit: two ops on
             # the log-odds [B, D] as they come (each reshape is one more autograd node).
-            odds = self.masked_outputs(units, k, terms)
-            return F.logsigmoid(odds * self.bit_signs_of(x, units)).sum(-1)
+            signs = self.bit_signs_of(x, units)
+            if self._staircase_applies(terms) and self.projection is None:
+                # The sum over pixels needs no order: the staircase's sorted log-odds against
+                # the signs sorted alike (a gather of data, not of a gradient).
+                odds = self._staircase_outputs(units, sorted_outputs=True)
+                signs = signs.index_select(1, self.staircase_output_order)
+            else:
+                odds = self.masked_outputs(units, k, terms)
+            return F.logsigmoid(odds * signs).sum(-1)
         logits = self.logits(units, k, terms)
         nll = F.cross_entropy(logits.reshape(-1, self.levels), x.reshape(-1), reduction="none")
         return -nll.view(x.shape).sum(-1)

@@ -37,7 +37,7 @@ class OutputHead(nn.Module):
         self.out = nn.Conv2d(hidden, levels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.out(F.relu(self.hidden(F.relu(x))))
+        return self.out(self.hidden(F.relu(x)).relu_())  # in place: a fresh output
 
     def frozen(self, n: int, like: Tensor) -> FrozenHead:
         return FrozenHead(self, n, like)
@@ -162,9 +162,12 @@ class ResidualBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, term: Tensor | None = None) -> Tensor:
-        u = F.relu(self.reduce(F.relu(x)))
-        y = self.dropout(F.relu(plus(self.conv(u), term)))
-        return x + self.expand(y)
+        # ReLUs and the sum in place on the fresh outputs of the convolutions (whose
+        # backward reads their inputs, not their outputs): at MNIST size each saved copy of a
+        # [B, C, 28, 28] activation is a new buffer the CPU has to fault in and fill.
+        u = self.reduce(F.relu(x)).relu_()
+        y = self.dropout(plus(self.conv(u), term).relu_())
+        return self.expand(y).add_(x)
 
 
 class PlainNet(nn.Module):

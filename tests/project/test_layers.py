@@ -37,8 +37,8 @@ LAYERS: list[tuple[str, list[str]]] = [
 
 #: Inside every first-party plugin, bottom first: the config is imported by both the model
 #: and the family, and the model never imports the family.
-PLUGIN_LAYERS: list[str] = ["config", "masks", "layers", "networks", "splines", "fused", "dequantization",
-                             "multiscale", "model", "family", "__init__"]
+PLUGIN_LAYERS: list[str] = ["config", "masks", "layers", "staircase", "networks", "splines", "fused",
+                             "dequantization", "multiscale", "model", "family", "__init__"]
 
 
 def _module_name(path: Path, base: Path) -> str:

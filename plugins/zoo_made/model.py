@@ -253,8 +253,7 @@ class MADE(AutoregressiveModel):
         for i, (blocks, has_bias) in enumerate(zip(plan.layers, plan.biases)):
             weights = [next(pieces).view(b - a, p) for a, b, p in blocks]
             bias = next(pieces) if has_bias else None
-            h = torch.cat([F.linear(h[:, :p], w, None if bias is None else bias[a:b])
-                           for (a, b, p), w in zip(blocks, weights)], dim=1)
+            h = staircase.BlockLinear.apply(h, blocks, bias, *weights)
             if i < last:
                 h = self.activation_(h)
                 if self.dropout.p > 0:

@@ -22,9 +22,11 @@ The sorting is found from the masks themselves and checked: where some row is no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 #: Blocks per layer.
 GROUPS = 4
@@ -97,3 +99,36 @@ def plan(masks: list[Tensor], biases: list[bool], groups: int | None = None) -> 
     return Plan(torch.cat(parts), sizes, layers, list(biases), inputs, order,
                 torch.argsort(order))
 
+
+
+class BlockLinear(torch.autograd.Function):
+    """One layer of the staircase: ``out[:, a:b] = h[:, :p] @ w.T + bias[a:b]`` for each block
+    ``(a, b, p)`` and its weight ``w`` ``[b - a, p]``.
+
+    Written out because of the backward pass: through autograd each block's slice of ``h``
+    would give back a zero-filled gradient of ``h``'s full size, and those would then be
+    added up; here the blocks add their parts into one buffer, in place, and the bias's
+    gradient is one sum.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, h: Tensor, blocks: list[Block], bias: Tensor | None,
+                *weights: Tensor) -> Tensor:
+        parts = [h[:, :p] @ w.t() if bias is None else torch.addmm(bias[a:b], h[:, :p], w.t())
+                 for (a, b, p), w in zip(blocks, weights)]
+        ctx.save_for_backward(h, *weights)
+        ctx.blocks, ctx.has_bias = blocks, bias is not None
+        return torch.cat(parts, dim=1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        h, *weights = ctx.saved_tensors
+        grad_h = None
+        if ctx.needs_input_grad[0]:
+            grad_h = torch.zeros_like(h)
+            for (a, b, p), w in zip(ctx.blocks, weights):
+                grad_h[:, :p].addmm_(grad[:, a:b], w)
+        grad_weights = [grad[:, a:b].t() @ h[:, :p] for a, b, p in ctx.blocks]
+        grad_bias = grad.sum(0) if ctx.has_bias else None
+        return (grad_h, None, grad_bias, *grad_weights)

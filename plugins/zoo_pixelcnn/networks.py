@@ -36,8 +36,10 @@ class OutputHead(nn.Module):
         self.hidden = nn.Conv2d(channels, hidden, 1)
         self.out = nn.Conv2d(hidden, levels, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.hidden(F.relu(x)).relu_())  # in place: a fresh output
+    def forward(self, x: Tensor, inplace: bool = False) -> Tensor:
+        """The logits of ``x``; ``inplace``: its ReLU may overwrite ``x`` (a network's
+        last activation, which nothing else reads)."""
+        return self.out(self.hidden(F.relu(x, inplace=inplace)).relu_())  # a fresh output
 
     def frozen(self, n: int, like: Tensor) -> FrozenHead:
         return FrozenHead(self, n, like)
@@ -192,7 +194,7 @@ class PlainNet(nn.Module):
         x = plus(x, terms[0])
         for block, term in zip(self.blocks, terms[1:]):
             x = block(x, term)
-        return self.head(x)
+        return self.head(x, inplace=True)
 
     def stepper(self, n: int, width: int, like: Tensor, context: Tensor | None = None,
                 table: Tensor | None = None) -> PlainStepper:

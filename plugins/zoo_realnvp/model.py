@@ -303,7 +303,8 @@ class RealNVP(ZooModel):
         """Whether ``_flow`` can run as ``AffineCouplings``: the same function and gradients,
         in about half the time of a small flow's step (``zoo_realnvp.fused``)."""
         return (features is None and self.config.coupling == "affine" and self.fuse
-                and self.config.activation in FUSED_ACTIVATIONS)
+                and self.config.activation in FUSED_ACTIVATIONS
+                and not torch.compiler.is_compiling())  # a compiler fuses the plain ops
 
     def _flow_unfused(self, x: Tensor, features: Tensor | None = None
                       ) -> tuple[list[Tensor], Tensor]:

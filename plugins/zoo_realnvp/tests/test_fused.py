@@ -120,3 +120,21 @@ def test_training_fused_follows_the_unfused_path_after_the_weights_move():
     start = perturbed({"shape": [2], "couplings": 4, "hidden": 8}).float()
     assert (trained[0] - torch.cat([p.flatten() for p in start.parameters()])).abs().max() > 1e-2
     assert torch.allclose(trained[0], trained[1], atol=1e-4)
+
+
+def test_a_compiled_flow_traces_the_plain_couplings():
+    # The compiler fuses the plain operations itself; the hand-written backward would be one
+    # opaque node in its graph.
+    model = perturbed({"shape": [2], "couplings": 4, "hidden": 8})
+    x = torch.randn(8, 2, dtype=torch.float64)
+    graphs = []
+
+    def backend(graph_module, example_inputs):
+        graphs.append(graph_module.code)
+        return graph_module.forward
+
+    torch._dynamo.reset()
+    compiled = torch.compile(model.log_prob, backend=backend, fullgraph=True)
+    assert torch.allclose(compiled(x), model.log_prob(x))
+    assert len(graphs) == 1 and ("addmm" in graphs[0] or "linear" in graphs[0])
+    assert "AffineCouplings" not in graphs[0] and "autograd_function" not in graphs[0]

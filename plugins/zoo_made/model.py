@@ -242,13 +242,16 @@ class MADE(AutoregressiveModel):
         context, and not the samplers' frozen twin (which builds its dense weights once)."""
         return self.staircase is not None and terms is None and self.frozen_weights is None
 
-    def _staircase_outputs(self, flat: Tensor, sorted_outputs: bool = False) -> Tensor:
+    def _staircase_outputs(self, flat: Tensor, sorted_outputs: bool = False,
+                           sorted_inputs: Tensor | None = None) -> Tensor:
         """``masked_outputs`` of the one mask, block by block (``zoo_made.staircase``); with
-        ``sorted_outputs``, in the staircase's order (``staircase_output_order``)."""
+        ``sorted_outputs``, in the staircase's order (``staircase_output_order``).
+        ``sorted_inputs``: ``flat`` already sorted (``staircase_input_order``)."""
         plan = self.staircase
         buffer = self.packed.new_zeros(sum(plan.sizes))
         pieces = iter(buffer.index_copy_(0, self.staircase_index, self.packed).split(plan.sizes))
-        h = flat.index_select(1, self.staircase_input_order)
+        h = (flat.index_select(1, self.staircase_input_order) if sorted_inputs is None
+             else sorted_inputs)
         last = len(plan.layers) - 1
         for i, (blocks, has_bias) in enumerate(zip(plan.layers, plan.biases)):
             weights = [next(pieces).view(b - a, p) for a, b, p in blocks]
@@ -316,8 +319,12 @@ class MADE(AutoregressiveModel):
             if self._staircase_applies(terms) and self.projection is None:
                 # The sum over pixels needs no order: the staircase's sorted log-odds against
                 # the signs sorted alike (a gather of data, not of a gradient).
-                odds = self._staircase_outputs(units, sorted_outputs=True)
-                signs = signs.index_select(1, self.staircase_output_order)
+                sorted_units = units.index_select(1, self.staircase_input_order)
+                odds = self._staircase_outputs(units, True, sorted_units)
+                # Signed-bit inputs are the signs, and inputs and outputs sort alike (a pixel
+                # seen by many hidden units sees few): then they are sorted already.
+                signs = (sorted_units if signs is units and self.staircase.same_order
+                         else signs.index_select(1, self.staircase_output_order))
             else:
                 odds = self.masked_outputs(units, k, terms)
             return F.logsigmoid(odds * signs).sum(-1)

@@ -55,6 +55,8 @@ class Plan:
     input_order: Tensor
     output_order: Tensor
     output_unorder: Tensor
+    #: whether ``input_order`` and ``output_order`` are the same permutation
+    same_order: bool = False
 
 
 def plan(masks: list[Tensor], biases: list[bool], groups: int | None = None) -> Plan | None:
@@ -97,7 +99,7 @@ def plan(masks: list[Tensor], biases: list[bool], groups: int | None = None) -> 
         layers.append(blocks)
         order = rows  # the layer above reads this layer's units in this order
     return Plan(torch.cat(parts), sizes, layers, list(biases), inputs, order,
-                torch.argsort(order))
+                torch.argsort(order), torch.equal(inputs, order))
 
 
 

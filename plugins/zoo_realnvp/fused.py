@@ -97,27 +97,27 @@ class AffineCouplings(torch.autograd.Function):
             logdet -= torch.cat(halves, dim=1).square_().sum(1).mul_(0.5).add_(base)
         ctx.save_for_backward(second, *weights, *[t for stack in inputs for t in stack],
                               *squashed, *scales, written)
-        ctx.plan, ctx.rows = plan, (x, sq, sc)
+        # The weights' rows as this pass saw them (a later pass may make new ones).
+        ctx.plan, ctx.rows = plan, (x, sq, sc, rows.backward)
         return halves[0], halves[1], logdet
 
     @staticmethod
     @once_differentiable  # its backward is not itself recorded: a second derivative refuses
     def backward(ctx: Any, grad_first: Tensor, grad_second: Tensor, grad_logdet: Tensor
                  ) -> tuple[Tensor | None, ...]:
-        couplings, bound, activation, per, base, rows = ctx.plan
+        couplings, bound, activation, per, base, _ = ctx.plan
         derivative = ACTIVATIONS[activation][1]
         second, *rest, written = ctx.saved_tensors  # checks nothing was changed in place
         parities = min(2, couplings)
         weights, inputs = rest[: 2 * per * parities], rest[2 * per * parities:]
         stacks = _by_parity(weights, per)
-        x, sq, sc = ctx.rows
+        x, sq, sc, w = ctx.rows
         # grads[p][i]: the gradient of layer i's output (before its activation), stacked
         # like ``inputs``; the last layer's is (dL/dr, dL/dt).
         grads = [[torch.empty(w.shape[0], grad_first.shape[0], w.shape[1],
                               dtype=w.dtype, device=w.device) for w, _ in layers]
                  for layers in stacks]
         g_rows = _rows(grads)
-        w = rows.backward
         work = [torch.empty_like(x[p][-1][0]) for p in range(parities)]
         grad = [grad_first, grad_second]  # autograd gives zeros for an unused output
         dlogdet = grad_logdet[:, None]

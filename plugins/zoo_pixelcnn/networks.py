@@ -13,9 +13,12 @@ Each step then costs a few matrix-vector products per layer instead of a full pa
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from zoo.plugin import ContextSpec
 from zoo_pixelcnn.config import PixelCNNConfig
@@ -151,6 +154,31 @@ class Stepper:
 # --- plain ------------------------------------------------------------------------------
 
 
+class ReluThenPointwise(torch.autograd.Function):
+    """``conv1x1(relu(x))``, whose backward applies the ReLU to the convolution's input
+    gradient in place: through autograd the ReLU's backward writes a new tensor of ``x``'s
+    size, which at MNIST size is 12.8 MB a block for the CPU to fault in and fill."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        r = torch.relu(x)
+        ctx.save_for_backward(r, weight)
+        ctx.has_bias = bias is not None
+        return F.conv2d(r, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        r, weight = ctx.saved_tensors
+        wants = ctx.needs_input_grad
+        grad_r, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            grad, r, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], [0, 0],
+            [1, 1], False, [0, 0], 1, [wants[0], wants[1], ctx.has_bias and wants[2]])
+        if grad_r is not None:  # ours alone: overwrite it with the ReLU's backward
+            torch.ops.aten.threshold_backward.grad_input(grad_r, r, 0, grad_input=grad_r)
+        return grad_r, grad_weight, grad_bias if ctx.has_bias else None
+
+
 class ResidualBlock(nn.Module):
     """``x + 1x1(ReLU(masked kxk type B(ReLU(1x1(ReLU(x))))))`` with a bottleneck of half width."""
 
@@ -167,7 +195,7 @@ class ResidualBlock(nn.Module):
         # ReLUs and the sum in place on the fresh outputs of the convolutions (whose
         # backward reads their inputs, not their outputs): at MNIST size each saved copy of a
         # [B, C, 28, 28] activation is a new buffer the CPU has to fault in and fill.
-        u = self.reduce(F.relu(x)).relu_()
+        u = ReluThenPointwise.apply(x, self.reduce.weight, self.reduce.bias).relu_()
         y = self.dropout(plus(self.conv(u), term).relu_())
         return self.expand(y).add_(x)
 

@@ -239,8 +239,10 @@ class MADE(AutoregressiveModel):
 
     def _staircase_applies(self, terms: Terms | None) -> bool:
         """Whether the masked layers run as the staircase: a big one-mask model without a
-        context, and not the samplers' frozen twin (which builds its dense weights once)."""
-        return self.staircase is not None and terms is None and self.frozen_weights is None
+        context, not the samplers' frozen twin (which builds its dense weights once), and not
+        under autocast (whose casts the blocks' own backward does not repeat)."""
+        return (self.staircase is not None and terms is None and self.frozen_weights is None
+                and not torch.is_autocast_enabled(self.packed.device.type))
 
     def _staircase_outputs(self, flat: Tensor, sorted_outputs: bool = False,
                            sorted_inputs: Tensor | None = None) -> Tensor:

@@ -304,7 +304,8 @@ class RealNVP(ZooModel):
         in about half the time of a small flow's step (``zoo_realnvp.fused``)."""
         return (features is None and self.config.coupling == "affine" and self.fuse
                 and self.config.activation in FUSED_ACTIVATIONS
-                and not torch.compiler.is_compiling())  # a compiler fuses the plain ops
+                and not torch.compiler.is_compiling()  # a compiler fuses the plain ops
+                and not torch.is_autocast_enabled(self.masks.device.type))
 
     def _flow_unfused(self, x: Tensor, features: Tensor | None = None
                       ) -> tuple[list[Tensor], Tensor]:

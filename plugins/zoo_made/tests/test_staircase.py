@@ -76,3 +76,13 @@ def test_a_mask_whose_rows_are_not_prefixes_has_no_staircase():
     assert staircase.plan([mask], [True]) is None
     stairs = (torch.arange(5)[None, :] < torch.tensor([1, 3, 5, 2, 4, 0])[:, None]).float()
     assert staircase.plan([stairs[:, torch.randperm(5)]], [True]) is not None
+
+
+def test_under_autocast_the_layers_stay_dense_and_train(monkeypatch):
+    # bf16 autocast casts each op's inputs; the blocks' own backward would not, and fail.
+    model = build(CONFIGS["bernoulli"], monkeypatch)
+    x = torch.randint(2, (8, *model.shape), generator=torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = -model.log_prob(x).float().mean()
+    loss.backward()
+    assert torch.isfinite(model.packed.grad).all() and model.packed.grad.abs().sum() > 0

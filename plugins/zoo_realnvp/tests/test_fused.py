@@ -138,3 +138,16 @@ def test_a_compiled_flow_traces_the_plain_couplings():
     assert torch.allclose(compiled(x), model.log_prob(x))
     assert len(graphs) == 1 and ("addmm" in graphs[0] or "linear" in graphs[0])
     assert "AffineCouplings" not in graphs[0] and "autograd_function" not in graphs[0]
+
+
+def test_under_autocast_the_couplings_run_through_autograd(monkeypatch):
+    calls = []
+    real = fused.AffineCouplings.apply
+    monkeypatch.setattr("zoo_realnvp.model.AffineCouplings.apply",
+                        lambda *a: calls.append(1) or real(*a))
+    model = perturbed({"shape": [2], "couplings": 4, "hidden": 8}).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = -model.log_prob(torch.randn(8, 2)).float().mean()
+    loss.backward()
+    assert calls == [] and all(torch.isfinite(p.grad).all() for p in model.parameters()
+                               if p.requires_grad)

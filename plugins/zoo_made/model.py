@@ -244,16 +244,13 @@ class MADE(AutoregressiveModel):
         return (self.staircase is not None and terms is None and self.frozen_weights is None
                 and not torch.is_autocast_enabled(self.packed.device.type))
 
-    def _staircase_outputs(self, flat: Tensor, sorted_outputs: bool = False,
-                           sorted_inputs: Tensor | None = None) -> Tensor:
-        """``masked_outputs`` of the one mask, block by block (``zoo_made.staircase``); with
-        ``sorted_outputs``, in the staircase's order (``staircase_output_order``).
-        ``sorted_inputs``: ``flat`` already sorted (``staircase_input_order``)."""
+    def _staircase_outputs(self, h: Tensor, sorted_outputs: bool = False) -> Tensor:
+        """``masked_outputs`` of the one mask, block by block (``zoo_made.staircase``), from
+        input units already in the staircase's order (``staircase_input_order``); with
+        ``sorted_outputs``, in its output order too (``staircase_output_order``)."""
         plan = self.staircase
         buffer = self.packed.new_zeros(sum(plan.sizes))
         pieces = iter(buffer.index_copy_(0, self.staircase_index, self.packed).split(plan.sizes))
-        h = (flat.index_select(1, self.staircase_input_order) if sorted_inputs is None
-             else sorted_inputs)
         last = len(plan.layers) - 1
         for i, (blocks, has_bias) in enumerate(zip(plan.layers, plan.biases)):
             weights = [next(pieces).view(b - a, p) for a, b, p in blocks]
@@ -291,7 +288,7 @@ class MADE(AutoregressiveModel):
         """The masked layers' outputs ``[B, D * O]`` from flat input units ``[B, D * I]``
         (plus the context's terms, ``context_terms``, for a conditional model)."""
         if self._staircase_applies(terms):
-            return self._staircase_outputs(flat)
+            return self._staircase_outputs(flat.index_select(1, self.staircase_input_order))
         weights = self.dense_layers(k)
         h = flat
         n = len(self.hidden)
@@ -322,7 +319,7 @@ class MADE(AutoregressiveModel):
                 # The sum over pixels needs no order: the staircase's sorted log-odds against
                 # the signs sorted alike (a gather of data, not of a gradient).
                 sorted_units = units.index_select(1, self.staircase_input_order)
-                odds = self._staircase_outputs(units, True, sorted_units)
+                odds = self._staircase_outputs(sorted_units, sorted_outputs=True)
                 # Signed-bit inputs are the signs, and inputs and outputs sort alike (a pixel
                 # seen by many hidden units sees few): then they are sorted already.
                 signs = (sorted_units if signs is units and self.staircase.same_order
